@@ -1,0 +1,5 @@
+//! `mempulse-bench`: one subcommand per benchmark, one JSON line per run.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

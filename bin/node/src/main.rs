@@ -1,0 +1,10 @@
+//! The `mempulse` binary.
+
+use tikv_jemallocator::Jemalloc;
+
+#[global_allocator]
+static GLOBAL: Jemalloc = Jemalloc;
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! A CRC-framed segment write-ahead log: single-writer sequencer, recovery, scan and cursors.
