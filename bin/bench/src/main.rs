@@ -1,5 +1,33 @@
 //! `mempulse-bench`: one subcommand per benchmark, one JSON line per run.
+//!
+//! Adding a benchmark is a new module with an `Args` struct and a `run(&Args) -> Result<Report>`
+//! function, plus one arm in [`Command`].
 
-fn main() -> anyhow::Result<()> {
-    Ok(())
+mod report;
+mod wal;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Benchmarks of mempulse against its peers; each run prints exactly one JSON line on stdout.
+#[derive(Debug, Parser)]
+#[command(name = "mempulse-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Append, scan and reopen a write-ahead log: mempulse-wal, raft-engine or okaywal.
+    Wal(wal::Args),
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let report = match Cli::parse().command {
+        Command::Wal(args) => wal::run(&args)?,
+    };
+    report.emit()
 }

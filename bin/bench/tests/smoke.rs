@@ -1,0 +1,110 @@
+//! Runs the built `mempulse-bench` on tiny inputs: every implementation prints one JSON line with
+//! every field, and a mode an implementation cannot do prints `error` and exits 2.
+#![allow(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] fns: a failed expectation is the test failing"
+)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{Map, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mempulse-bench");
+const RECORDS: u64 = 2_000;
+
+/// Fields every measured `wal` line carries.
+const WAL_FIELDS: [&str; 15] = [
+    "impl",
+    "records",
+    "size",
+    "batch",
+    "sync",
+    "preallocate",
+    "append_s",
+    "append_rec_per_s",
+    "append_MB_per_s",
+    "batch_lat_p50_us",
+    "batch_lat_p99_us",
+    "scan_s",
+    "scan_rec_per_s",
+    "reopen_s",
+    "dir_bytes",
+];
+
+fn run_wal(dir: &Path, extra: &[&str]) -> Output {
+    let records = RECORDS.to_string();
+    let mut args = vec!["wal", "--records", &records, "--size", "100", "--batch", "100"];
+    args.extend_from_slice(extra);
+    Command::new(BIN)
+        .args(&args)
+        .arg("--dir")
+        .arg(dir.join("log"))
+        .output()
+        .expect("run mempulse-bench")
+}
+
+/// The single JSON object the run printed.
+fn json_line(output: &Output) -> Map<String, Value> {
+    let stdout = String::from_utf8(output.stdout.clone()).expect("utf-8 stdout");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one line, got {stdout:?}");
+    match serde_json::from_str(lines[0]).expect("stdout is JSON") {
+        Value::Object(map) => map,
+        other => panic!("not a JSON object: {other}"),
+    }
+}
+
+fn assert_measured(implementation: &str, sync: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = run_wal(dir.path(), &["--impl", implementation, "--sync", sync]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{implementation} --sync {sync} failed: {stderr}");
+    let line = json_line(&output);
+    for field in WAL_FIELDS {
+        assert!(line.contains_key(field), "{implementation}: no `{field}` in {line:?}");
+    }
+    assert!(!line.contains_key("error"), "{line:?}");
+    assert_eq!(line["impl"], implementation);
+    assert_eq!(line["sync"], sync);
+    assert_eq!(line["records"], RECORDS);
+    for rate in ["append_rec_per_s", "scan_rec_per_s"] {
+        assert!(line[rate].as_f64().is_some_and(|r| r > 0.0), "{rate} in {line:?}");
+    }
+    assert!(line["dir_bytes"].as_u64().is_some_and(|b| b >= RECORDS * 100), "{line:?}");
+}
+
+#[test]
+fn raft_engine_measures_every_field() {
+    assert_measured("raft-engine", "never");
+    assert_measured("raft-engine", "always");
+}
+
+#[test]
+fn okaywal_measures_every_field() {
+    assert_measured("okaywal", "always");
+}
+
+#[test]
+fn unsupported_mode_reports_error_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_wal(dir.path(), &["--impl", "okaywal", "--sync", "never"]);
+    assert_eq!(output.status.code(), Some(2));
+    let line = json_line(&output);
+    assert!(line["error"].as_str().is_some_and(|e| !e.is_empty()), "{line:?}");
+    assert_eq!(line["impl"], "okaywal");
+    assert_eq!(line["sync"], "never");
+    assert!(!dir.path().join("log").exists(), "an unsupported run must not touch the disk");
+}
+
+#[test]
+fn non_empty_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("log")).unwrap();
+    std::fs::write(dir.path().join("log").join("stale"), b"x").unwrap();
+    let output = run_wal(dir.path(), &["--impl", "raft-engine", "--sync", "never"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not empty"));
+}
