@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh machine. Idempotent: skips what is present.
+set -euo pipefail
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install cargo-nextest --locked
+fi
+if ! cargo deny --version >/dev/null 2>&1; then
+  cargo install cargo-deny --locked --no-default-features
+fi
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt

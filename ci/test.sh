@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it. Installs what the tests need, then runs, in order:
+# fmt, clippy (warnings denied), nextest, doctests, rustdoc (warnings denied), cargo-deny, and the
+# crate layer check. Usage: ci/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "install test prerequisites"
+ci/install.sh
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+step "nextest"
+cargo nextest run --workspace --all-features --locked --profile ci
+
+step "doctests"
+cargo test --workspace --doc --all-features --locked
+
+step "rustdoc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
+
+step "cargo-deny"
+cargo deny --log-level error check bans licenses sources
+
+step "layer check"
+ci/layers.sh
+
+step "all checks passed"
