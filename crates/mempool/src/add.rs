@@ -1,0 +1,82 @@
+//! `AddTxs`: CheckTx inline, then admission, replacement, eviction and promotion.
+
+use mempulse_primitives::{EventKind, EvictReason, Subpool, Tx};
+
+use crate::Mempool;
+use crate::check::Plan;
+
+impl Mempool {
+    /// Checks and admits a batch in order, returning one or more facts per transaction.
+    ///
+    /// Per transaction, in order: `tx_evicted{pool_full}` for each chain head evicted to make
+    /// room (and `tx_evicted{sender_reset}` for its later nonces), then either
+    /// `tx_rejected{reason}`, or `tx_replaced` followed by `tx_admitted`, or `tx_admitted`
+    /// followed by `tx_promoted` for each queued transaction whose gap it closed.
+    pub fn add_txs(&mut self, txs: impl IntoIterator<Item = Tx>) -> Vec<EventKind> {
+        let mut facts = Vec::new();
+        for tx in txs {
+            self.add_one(tx, &mut facts);
+        }
+        self.trim_idle();
+        facts
+    }
+
+    fn add_one(&mut self, tx: Tx, facts: &mut Vec<EventKind>) {
+        match self.plan(&tx) {
+            Err(reason) => facts.push(EventKind::TxRejected { hash: tx.hash, reason }),
+            Ok(plan) => self.admit(tx, plan, facts),
+        }
+    }
+
+    /// Applies a successful [`Plan`].
+    pub(crate) fn admit(&mut self, tx: Tx, plan: Plan, facts: &mut Vec<EventKind>) {
+        for victim in plan.victims {
+            self.evict_chain(victim, EvictReason::PoolFull, None, facts);
+        }
+        if let Some(old_slot) = plan.replaced {
+            let old = self.remove(old_slot);
+            facts.push(EventKind::TxReplaced {
+                old: old.tx.hash,
+                new: tx.hash,
+                sender: tx.sender,
+                nonce: tx.nonce,
+            });
+            let subpool = old.subpool();
+            self.insert(tx.clone(), old.pending);
+            facts.push(EventKind::TxAdmitted { tx, subpool });
+            return;
+        }
+        let (sender, nonce) = (tx.sender, tx.nonce.get());
+        let next = self.senders.get(&sender).map_or(0, |s| s.pending_end);
+        let pending = nonce == next;
+        let subpool = if pending { Subpool::Pending } else { Subpool::Queued };
+        self.insert(tx.clone(), pending);
+        facts.push(EventKind::TxAdmitted { tx, subpool });
+        if pending {
+            self.extend_pending(sender, nonce + 1, facts);
+        }
+    }
+
+    /// Sets the sender's `pending_end` to the first gap at or above `from`, promoting the
+    /// queued entries it passes (with a `tx_promoted` fact each).
+    pub(crate) fn extend_pending(
+        &mut self,
+        sender: mempulse_primitives::Address,
+        from: u64,
+        facts: &mut Vec<EventKind>,
+    ) {
+        let mut end = from;
+        loop {
+            let slot = self.senders.get(&sender).and_then(|s| s.txs.get(&end).copied());
+            let Some(slot) = slot else { break };
+            if !self.entry(slot).pending {
+                self.set_pending(slot, true);
+                facts.push(EventKind::TxPromoted { hash: self.entry(slot).tx.hash });
+            }
+            end += 1;
+        }
+        if let Some(s) = self.senders.get_mut(&sender) {
+            s.pending_end = end;
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! `BuildBlock` (PrepareProposal): reap pending transactions within the block limits.
+//!
+//! Building is read-only: the block is only proposed, and its commit removes the transactions.
+//! Both policies keep each sender's nonce order. A transaction that does not fit, or cannot pay
+//! the base fee, is skipped together with every later nonce of its sender; building stops once
+//! [`SKIPPED_MAX`] transactions in a row did not fit, so a nearly full block never scans the
+//! whole pool.
+
+use core::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+use mempulse_primitives::{Address, Tx};
+
+use crate::pool::Slot;
+use crate::{Mempool, OrderingPolicy};
+
+/// Consecutive transactions that may fail to fit before building stops.
+pub const SKIPPED_MAX: u32 = 256;
+
+/// Block limits. `None` means unlimited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BlockLimits {
+    /// Most total encoded bytes.
+    pub max_bytes: Option<u64>,
+    /// Most total gas (sum of gas limits).
+    pub max_gas: Option<u64>,
+}
+
+impl BlockLimits {
+    /// CometBFT's convention: a negative value (`-1`) means unlimited.
+    #[must_use]
+    pub fn from_cometbft(max_bytes: i64, max_gas: i64) -> Self {
+        Self { max_bytes: u64::try_from(max_bytes).ok(), max_gas: u64::try_from(max_gas).ok() }
+    }
+}
+
+/// A proposed block.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BuiltBlock {
+    /// Transactions in block order.
+    pub txs: Vec<Tx>,
+    /// Sum of encoded sizes.
+    pub total_bytes: u64,
+    /// Sum of gas limits.
+    pub total_gas: u64,
+}
+
+/// Running totals of a block under construction.
+struct Budget {
+    limits: BlockLimits,
+    block: BuiltBlock,
+    skipped_in_row: u32,
+}
+
+impl Budget {
+    /// Adds `tx` if it fits.
+    fn try_push(&mut self, tx: &Tx) -> bool {
+        let bytes = self.block.total_bytes.saturating_add(u64::from(tx.encoded_size));
+        let gas = self.block.total_gas.saturating_add(tx.gas_limit);
+        let fits = self.limits.max_bytes.is_none_or(|m| bytes <= m)
+            && self.limits.max_gas.is_none_or(|m| gas <= m);
+        if fits {
+            self.block.total_bytes = bytes;
+            self.block.total_gas = gas;
+            self.block.txs.push(tx.clone());
+            self.skipped_in_row = 0;
+        } else {
+            self.skipped_in_row += 1;
+        }
+        fits
+    }
+
+    const fn exhausted(&self) -> bool {
+        self.skipped_in_row >= SKIPPED_MAX
+    }
+}
+
+impl Mempool {
+    /// Builds a block from pending transactions under the configured [`OrderingPolicy`].
+    #[must_use]
+    pub fn build_block(&self, limits: BlockLimits) -> BuiltBlock {
+        let mut budget = Budget { limits, block: BuiltBlock::default(), skipped_in_row: 0 };
+        match self.config.ordering {
+            OrderingPolicy::Fifo => self.build_fifo(&mut budget),
+            OrderingPolicy::Priority => self.build_priority(&mut budget),
+        }
+        budget.block
+    }
+
+    /// Admission order; a transaction reached before its sender's earlier nonce waits for it
+    /// and follows it straight away.
+    fn build_fifo(&self, budget: &mut Budget) {
+        let mut next: BTreeMap<Address, u64> = BTreeMap::new();
+        let mut blocked: BTreeSet<Address> = BTreeSet::new();
+        for (&seq, &slot) in &self.fifo {
+            if budget.exhausted() {
+                return;
+            }
+            let tx = &self.entry(slot).tx;
+            if blocked.contains(&tx.sender) {
+                continue;
+            }
+            let expected = next
+                .get(&tx.sender)
+                .copied()
+                .unwrap_or_else(|| self.sender_nonce(&tx.sender).get());
+            if tx.nonce.get() != expected {
+                continue;
+            }
+            let mut slot = slot;
+            loop {
+                let tx = &self.entry(slot).tx;
+                if !self.pays_base_fee(tx) || !budget.try_push(tx) {
+                    blocked.insert(tx.sender);
+                    break;
+                }
+                let n = tx.nonce.get() + 1;
+                next.insert(tx.sender, n);
+                // Pull in a later nonce that the scan already passed.
+                match self.pending_at(&tx.sender, n) {
+                    Some(later) if self.entry(later).seq < seq => slot = later,
+                    _ => break,
+                }
+            }
+        }
+    }
+
+    /// Highest effective tip first (ties: earliest admitted), over each sender's next nonce.
+    fn build_priority(&self, budget: &mut Budget) {
+        let mut heap: BinaryHeap<(u128, Reverse<u64>, Slot)> = self
+            .senders
+            .values()
+            .filter(|s| s.pending_end > s.nonce)
+            .filter_map(|s| s.txs.get(&s.nonce).copied())
+            .filter_map(|slot| self.priority_key(slot))
+            .collect();
+        while let Some((_, _, slot)) = heap.pop() {
+            if budget.exhausted() {
+                return;
+            }
+            let tx = &self.entry(slot).tx;
+            if !budget.try_push(tx) {
+                continue;
+            }
+            if let Some(key) =
+                self.pending_at(&tx.sender, tx.nonce.get() + 1).and_then(|s| self.priority_key(s))
+            {
+                heap.push(key);
+            }
+        }
+    }
+
+    fn priority_key(&self, slot: Slot) -> Option<(u128, Reverse<u64>, Slot)> {
+        let e = self.entry(slot);
+        e.tx.fees.effective_tip(self.base_fee).map(|tip| (tip, Reverse(e.seq), slot))
+    }
+
+    fn pays_base_fee(&self, tx: &Tx) -> bool {
+        tx.fees.effective_tip(self.base_fee).is_some()
+    }
+
+    /// The pending entry of `sender` at `nonce`, if any.
+    fn pending_at(&self, sender: &Address, nonce: u64) -> Option<Slot> {
+        let s = self.senders.get(sender)?;
+        if nonce >= s.pending_end {
+            return None;
+        }
+        s.txs.get(&nonce).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cometbft_negative_limits_are_unlimited() {
+        let l = BlockLimits::from_cometbft(-1, 100);
+        assert_eq!(l, BlockLimits { max_bytes: None, max_gas: Some(100) });
+    }
+}

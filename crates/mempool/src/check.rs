@@ -1,0 +1,206 @@
+//! CheckTx: the admission verdict and, when the pool is full, the eviction plan.
+//!
+//! Checks run in a fixed order, and the first failing one is the verdict:
+//! `duplicate`, `already_committed`, `tx_too_large`, `gas_limit_too_high`, `fee_too_low`,
+//! `nonce_too_low`, `nonce_gap_too_large`, `replacement_underpriced`, `sender_slots_full`,
+//! `pool_full`.
+
+use core::iter::Peekable;
+use std::collections::BTreeSet;
+use std::collections::btree_set;
+
+use mempulse_primitives::{Fees, RejectReason, Tx};
+
+use crate::Mempool;
+use crate::pool::{FeeKey, Known, Slot};
+
+/// What admitting a transaction takes: the entry it replaces and the chains it evicts.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// Same sender and nonce, outbid by the new transaction.
+    pub(crate) replaced: Option<Slot>,
+    /// Heads of the chains to evict (each with its later nonces), worst first.
+    pub(crate) victims: Vec<Slot>,
+}
+
+/// Whether `new` outbids `old` by at least `bump_percent` on both fee fields.
+#[must_use]
+pub fn is_sufficient_bump(old: &Fees, new: &Fees, bump_percent: u32) -> bool {
+    new.max_fee_per_gas >= bumped(old.max_fee_per_gas, bump_percent)
+        && new.max_priority_fee_per_gas >= bumped(old.max_priority_fee_per_gas, bump_percent)
+}
+
+/// `ceil(value * (100 + percent) / 100)` in saturating integer math.
+fn bumped(value: u128, percent: u32) -> u128 {
+    let percent = u128::from(percent);
+    let whole = (value / 100).saturating_mul(percent);
+    let part = ((value % 100) * percent).div_ceil(100);
+    value.saturating_add(whole).saturating_add(part)
+}
+
+impl Mempool {
+    /// The verdict the pool would give `tx` now, without changing anything.
+    ///
+    /// # Errors
+    /// The [`RejectReason`] that [`crate::Mempool::add_txs`] would record.
+    pub fn check_tx(&self, tx: &Tx) -> Result<(), RejectReason> {
+        self.plan(tx).map(|_| ())
+    }
+
+    /// Runs every check and plans the evictions admission needs.
+    pub(crate) fn plan(&self, tx: &Tx) -> Result<Plan, RejectReason> {
+        match self.known.get(&tx.hash) {
+            Some(Known::Pool(_)) => return Err(RejectReason::Duplicate),
+            Some(Known::Committed(_)) => return Err(RejectReason::AlreadyCommitted),
+            None => {}
+        }
+        let c = &self.config;
+        if tx.encoded_size > c.max_tx_bytes {
+            return Err(RejectReason::TxTooLarge);
+        }
+        if tx.gas_limit > c.max_block_gas {
+            return Err(RejectReason::GasLimitTooHigh);
+        }
+        if tx.fees.max_priority_fee_per_gas < c.min_priority_fee_per_gas {
+            return Err(RejectReason::FeeTooLow);
+        }
+        let nonce = tx.nonce.get();
+        let sender = self.senders.get(&tx.sender);
+        let (committed, next) = sender.map_or((0, 0), |s| (s.nonce, s.pending_end));
+        if nonce < committed {
+            return Err(RejectReason::NonceTooLow);
+        }
+        if nonce > next && nonce - next > c.nonce_window {
+            return Err(RejectReason::NonceGapTooLarge);
+        }
+        let replaced = sender.and_then(|s| s.txs.get(&nonce).copied());
+        if let Some(old) = replaced {
+            let old = &self.entry(old).tx.fees;
+            if !is_sufficient_bump(old, &tx.fees, c.replacement_bump_percent) {
+                return Err(RejectReason::ReplacementUnderpriced);
+            }
+        } else if sender.map_or(0, |s| s.txs.len()) >= c.max_txs_per_sender as usize {
+            return Err(RejectReason::SenderSlotsFull);
+        }
+        let victims = self.plan_room(tx, replaced)?;
+        Ok(Plan { replaced, victims })
+    }
+
+    /// Chooses the chains to evict so that `tx` fits, or rejects it with `pool_full`.
+    ///
+    /// Eviction order is lowest effective tip first, then newest first. The effective tip is
+    /// `min(tip, max_fee - base_fee)`, so merging the pool ordered by tip with the pool ordered
+    /// by `max_fee - base_fee` and keeping each entry's first appearance yields exactly that
+    /// order without any index that depends on the base fee. A victim must be strictly worse
+    /// than `tx` and must not be `tx`'s own replaced entry or an earlier nonce of its sender.
+    fn plan_room(&self, tx: &Tx, replaced: Option<Slot>) -> Result<Vec<Slot>, RejectReason> {
+        let freed_bytes = replaced.map_or(0, |s| u64::from(self.entry(s).tx.encoded_size));
+        let count_after = self.len + usize::from(replaced.is_none());
+        let bytes_after = (self.bytes - freed_bytes) + u64::from(tx.encoded_size);
+        let mut need_count = count_after.saturating_sub(self.config.max_txs as usize);
+        let mut need_bytes = bytes_after.saturating_sub(self.config.max_pool_bytes);
+        if need_count == 0 && need_bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let new_tip = tx.fees.effective_tip(self.base_fee);
+        let mut seen = BTreeSet::new();
+        let mut victims = Vec::new();
+        for slot in self.eviction_order() {
+            if !seen.insert(slot) {
+                continue;
+            }
+            let victim = &self.entry(slot).tx;
+            let worse = victim.fees.effective_tip(self.base_fee) < new_tip;
+            let own = victim.sender == tx.sender && victim.nonce <= tx.nonce;
+            if !worse || own {
+                return Err(RejectReason::PoolFull);
+            }
+            victims.push(slot);
+            need_count = need_count.saturating_sub(1);
+            need_bytes = need_bytes.saturating_sub(u64::from(victim.encoded_size));
+            let later = self
+                .senders
+                .get(&victim.sender)
+                .into_iter()
+                .flat_map(|s| s.txs.range(victim.nonce.get() + 1..).map(|(_, &slot)| slot));
+            for slot in later {
+                if seen.insert(slot) {
+                    need_count = need_count.saturating_sub(1);
+                    let size = u64::from(self.entry(slot).tx.encoded_size);
+                    need_bytes = need_bytes.saturating_sub(size);
+                }
+            }
+            if need_count == 0 && need_bytes == 0 {
+                return Ok(victims);
+            }
+        }
+        Err(RejectReason::PoolFull)
+    }
+
+    /// Every entry, lowest effective tip first, then newest first (see [`Self::plan_room`]).
+    /// An entry may appear twice; callers keep the first appearance.
+    pub(crate) fn eviction_order(&self) -> EvictionOrder<'_> {
+        EvictionOrder {
+            by_tip: self.by_tip.iter().peekable(),
+            by_max_fee: self.by_max_fee.iter().peekable(),
+            base_fee: self.base_fee,
+        }
+    }
+}
+
+/// Merge of the two fee indexes in effective-tip space.
+#[derive(Debug)]
+pub(crate) struct EvictionOrder<'a> {
+    by_tip: Peekable<btree_set::Iter<'a, FeeKey>>,
+    by_max_fee: Peekable<btree_set::Iter<'a, FeeKey>>,
+    base_fee: u128,
+}
+
+impl Iterator for EvictionOrder<'_> {
+    type Item = Slot;
+
+    fn next(&mut self) -> Option<Slot> {
+        let tip_key = self.by_tip.peek().map(|&&(tip, seq, _)| (Some(tip), seq));
+        let fee_key = self
+            .by_max_fee
+            .peek()
+            .map(|&&(max_fee, seq, _)| (max_fee.checked_sub(self.base_fee), seq));
+        let take_tip = match (tip_key, fee_key) {
+            (None, None) => return None,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(a), Some(b)) => a <= b,
+        };
+        let it = if take_tip { &mut self.by_tip } else { &mut self.by_max_fee };
+        it.next().map(|&(_, _, slot)| slot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bump_is_ceiled_and_saturating() {
+        assert_eq!(bumped(100, 10), 110);
+        assert_eq!(bumped(101, 10), 112);
+        assert_eq!(bumped(0, 10), 0);
+        assert_eq!(bumped(u128::MAX, 10), u128::MAX);
+        let old = Fees { max_fee_per_gas: 100, max_priority_fee_per_gas: 10 };
+        assert!(is_sufficient_bump(
+            &old,
+            &Fees { max_fee_per_gas: 110, max_priority_fee_per_gas: 11 },
+            10
+        ));
+        assert!(!is_sufficient_bump(
+            &old,
+            &Fees { max_fee_per_gas: 200, max_priority_fee_per_gas: 10 },
+            10
+        ));
+        assert!(!is_sufficient_bump(
+            &old,
+            &Fees { max_fee_per_gas: 109, max_priority_fee_per_gas: 50 },
+            10
+        ));
+    }
+}

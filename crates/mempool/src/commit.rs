@@ -1,0 +1,137 @@
+//! `CommitBlock` and the recheck that follows it.
+//!
+//! Recheck touches only the senders named by the block (included transactions and explicit
+//! nonce updates) plus the transactions the age index says have expired: never the whole pool.
+
+use std::collections::BTreeSet;
+
+use mempulse_primitives::{Address, EventKind, EvictReason, Height, Nonce, TxHash};
+
+use crate::pool::Known;
+use crate::{Error, Mempool, Result};
+
+/// A committed block, as the chain reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CommitBlock {
+    /// Height of the block; must be above the pool's current height.
+    pub height: Height,
+    /// Hashes of the included transactions, in block order (pooled or not).
+    pub txs: Vec<TxHash>,
+    /// Authoritative committed nonces (next nonce the chain accepts) of senders, for
+    /// transactions this pool never saw. A nonce never moves down at commit; see reorg.
+    pub nonces: Vec<(Address, Nonce)>,
+    /// Base fee per gas of the next block, when the chain has one.
+    pub base_fee_per_gas: Option<u128>,
+}
+
+impl Mempool {
+    /// Removes included transactions, advances nonces, remembers committed hashes, then
+    /// rechecks: evicts stale nonces, promotes closed gaps, expires by TTL.
+    ///
+    /// Facts, in order: `block_committed`; `tx_included` per pooled transaction in block
+    /// order; per touched sender in address order, `tx_evicted{stale}` in nonce order then
+    /// `tx_promoted` in nonce order; `tx_evicted{expired}` (with `sender_reset` or `expired`
+    /// for later nonces) oldest first.
+    ///
+    /// # Errors
+    /// [`Error::HeightNotAscending`] when `height` is not above the current height; the pool is
+    /// unchanged.
+    pub fn commit_block(&mut self, block: &CommitBlock) -> Result<Vec<EventKind>> {
+        if block.height <= self.height {
+            return Err(Error::HeightNotAscending { current: self.height, got: block.height });
+        }
+        let mut facts = Vec::new();
+        facts.push(EventKind::BlockCommitted { height: block.height, txs: block.txs.clone() });
+        let mut touched: BTreeSet<Address> = BTreeSet::new();
+        for hash in &block.txs {
+            if let Some(&Known::Pool(slot)) = self.known.get(hash) {
+                let e = self.remove(slot);
+                self.raise_nonce(e.tx.sender, e.tx.nonce.get().saturating_add(1));
+                touched.insert(e.tx.sender);
+                facts.push(EventKind::TxIncluded { hash: *hash, height: block.height });
+            }
+            self.remember_committed(*hash);
+        }
+        for &(sender, nonce) in &block.nonces {
+            self.raise_nonce(sender, nonce.get());
+            touched.insert(sender);
+        }
+        for sender in touched {
+            self.resettle(sender, &BTreeSet::new(), &mut facts);
+        }
+        if let Some(base_fee) = block.base_fee_per_gas {
+            self.base_fee = base_fee;
+        }
+        self.height = block.height;
+        self.expire(&mut facts);
+        self.trim_idle();
+        Ok(facts)
+    }
+
+    /// Moves a sender's committed nonce up to `nonce` (never down).
+    fn raise_nonce(&mut self, sender: Address, nonce: u64) {
+        let s = self.senders.entry(sender).or_default();
+        if nonce > s.nonce {
+            s.nonce = nonce;
+        }
+    }
+
+    /// Restores a sender's chain invariant after its nonce moved or entries were added:
+    /// evicts entries below the nonce (`stale`), marks the contiguous run from the nonce
+    /// pending (`tx_promoted` for entries that were queued, unless in `quiet`), and evicts
+    /// entries that were pending but are no longer contiguous (`sender_reset`).
+    pub(crate) fn resettle(
+        &mut self,
+        sender: Address,
+        quiet: &BTreeSet<u32>,
+        facts: &mut Vec<EventKind>,
+    ) {
+        let Some(s) = self.senders.get(&sender) else { return };
+        let nonce = s.nonce;
+        let stale: Vec<u32> = s.txs.range(..nonce).map(|(_, &slot)| slot).collect();
+        for slot in stale {
+            let e = self.remove(slot);
+            facts.push(EventKind::TxEvicted { hash: e.tx.hash, reason: EvictReason::Stale });
+        }
+        let mut end = nonce;
+        while let Some(slot) = self.senders.get(&sender).and_then(|s| s.txs.get(&end).copied()) {
+            if !self.entry(slot).pending {
+                self.set_pending(slot, true);
+                if !quiet.contains(&slot) {
+                    facts.push(EventKind::TxPromoted { hash: self.entry(slot).tx.hash });
+                }
+            }
+            end += 1;
+        }
+        let broken: Vec<u32> = match self.senders.get_mut(&sender) {
+            Some(s) => {
+                s.pending_end = end;
+                s.txs.range(end..).map(|(_, &slot)| slot).collect()
+            }
+            None => Vec::new(),
+        };
+        for slot in broken {
+            if self.entry(slot).pending {
+                let e = self.remove(slot);
+                let reason = EvictReason::SenderReset;
+                facts.push(EventKind::TxEvicted { hash: e.tx.hash, reason });
+            }
+        }
+        self.touch_idle(sender);
+    }
+
+    /// Evicts every entry admitted at or before `height - ttl_heights`, with its later nonces.
+    fn expire(&mut self, facts: &mut Vec<EventKind>) {
+        let ttl = self.config.ttl_heights;
+        if ttl == 0 || self.height.get() < ttl {
+            return;
+        }
+        let cutoff = self.height.get() - ttl;
+        while let Some((&(admitted_at, _), &slot)) = self.by_age.first_key_value() {
+            if admitted_at > cutoff {
+                break;
+            }
+            self.evict_chain(slot, EvictReason::Expired, Some(cutoff), facts);
+        }
+    }
+}

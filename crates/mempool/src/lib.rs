@@ -1,0 +1,26 @@
+#![doc = include_str!("../README.md")]
+
+mod add;
+mod build;
+mod check;
+mod command;
+mod commit;
+mod config;
+mod error;
+mod pool;
+mod query;
+mod reorg;
+mod snapshot;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod test_utils;
+
+pub use build::{BlockLimits, BuiltBlock, SKIPPED_MAX};
+pub use check::is_sufficient_bump;
+pub use command::{Command, Outcome};
+pub use commit::CommitBlock;
+pub use config::{MempoolConfig, OrderingPolicy};
+pub use error::{ConfigField, Error, Result, SnapshotErrorKind};
+pub use pool::Mempool;
+pub use query::SenderView;
+pub use reorg::{OrphanedBlock, Reorg};
+pub use snapshot::{SNAPSHOT_MAGIC, SNAPSHOT_VERSION};

@@ -1,0 +1,348 @@
+//! The pool's state: an arena of entries and the ordered indexes over it.
+//!
+//! Every index that is ever iterated is a `BTreeMap`/`BTreeSet` keyed by values computed from
+//! the transactions (fees, admission seq, heights, nonces), so iteration order is a function of
+//! the command log. Arena slot numbers are reused and may differ between replicas (a restored
+//! snapshot compacts them); they only ever break ties that the unique admission `seq` already
+//! broke, so they never reach an output.
+
+use core::cmp::Reverse;
+#[allow(clippy::disallowed_types, reason = "private lookup index by hash, never iterated")]
+use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use mempulse_primitives::{Address, EventKind, EvictReason, Height, Nonce, Subpool, Tx, TxHash};
+
+use crate::MempoolConfig;
+
+/// Index of an entry in the arena.
+pub(crate) type Slot = u32;
+
+/// One transaction in the pool.
+#[derive(Clone, Debug)]
+pub(crate) struct Entry {
+    pub(crate) tx: Tx,
+    /// Admission order: unique, increasing across the life of the pool.
+    pub(crate) seq: u64,
+    /// Last committed height when the transaction was admitted (for the TTL).
+    pub(crate) admitted_at: Height,
+    /// Whether the transaction is in the pending subpool.
+    pub(crate) pending: bool,
+}
+
+impl Entry {
+    pub(crate) const fn subpool(&self) -> Subpool {
+        if self.pending { Subpool::Pending } else { Subpool::Queued }
+    }
+}
+
+/// One sender's nonce chain.
+///
+/// Invariant (between commands): every nonce in `[nonce, pending_end)` is in `txs` and pending,
+/// `pending_end` is not in `txs`, every other entry of `txs` is above `pending_end` and queued.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Sender {
+    /// Committed nonce: the next nonce the chain will accept from this sender.
+    pub(crate) nonce: u64,
+    /// First nonce at or above `nonce` that is not in the pool.
+    pub(crate) pending_end: u64,
+    /// The sender's transactions by nonce.
+    pub(crate) txs: BTreeMap<u64, Slot>,
+    /// Position in the idle queue while the sender has no transaction.
+    pub(crate) idle_seq: Option<u64>,
+}
+
+/// What the hash index knows about a hash.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Known {
+    /// In the pool, at this slot.
+    Pool(Slot),
+    /// In the committed cache, at this cache seq.
+    Committed(u64),
+}
+
+/// Key of the eviction indexes: a fee, then newest first, then the slot (never reached).
+pub(crate) type FeeKey = (u128, Reverse<u64>, Slot);
+
+/// The mempool state machine. See the crate docs for the rules it enforces.
+#[derive(Clone, Debug)]
+pub struct Mempool {
+    pub(crate) config: MempoolConfig,
+    /// Last committed height.
+    pub(crate) height: Height,
+    /// Base fee per gas used for effective tips.
+    pub(crate) base_fee: u128,
+    pub(crate) next_seq: u64,
+    pub(crate) next_cache_seq: u64,
+    pub(crate) next_idle_seq: u64,
+    pub(crate) slab: Vec<Option<Entry>>,
+    pub(crate) free: Vec<Slot>,
+    #[allow(clippy::disallowed_types, reason = "private lookup index by hash, never iterated")]
+    pub(crate) known: HashMap<TxHash, Known>,
+    pub(crate) senders: BTreeMap<Address, Sender>,
+    /// Every entry by tip (eviction candidates, merged with `by_max_fee`).
+    pub(crate) by_tip: BTreeSet<FeeKey>,
+    /// Every entry by max fee.
+    pub(crate) by_max_fee: BTreeSet<FeeKey>,
+    /// Every entry by (admission height, seq): TTL expiry.
+    pub(crate) by_age: BTreeMap<(u64, u64), Slot>,
+    /// Pending entries by seq: FIFO building.
+    pub(crate) fifo: BTreeMap<u64, Slot>,
+    /// Committed cache: cache seq to hash, oldest first.
+    pub(crate) committed: BTreeMap<u64, TxHash>,
+    /// Idle senders (no transaction, nonzero nonce), oldest first.
+    pub(crate) idle: BTreeMap<u64, Address>,
+    pub(crate) len: usize,
+    pub(crate) len_pending: usize,
+    pub(crate) bytes: u64,
+}
+
+impl Mempool {
+    /// An empty pool at height 0 with the configuration's initial base fee.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidConfig`] when the configuration is unusable.
+    pub fn new(config: MempoolConfig) -> crate::Result<Self> {
+        config.validate()?;
+        Ok(Self {
+            height: Height::ZERO,
+            base_fee: config.initial_base_fee_per_gas,
+            config,
+            next_seq: 0,
+            next_cache_seq: 0,
+            next_idle_seq: 0,
+            slab: Vec::new(),
+            free: Vec::new(),
+            known: Default::default(),
+            senders: BTreeMap::new(),
+            by_tip: BTreeSet::new(),
+            by_max_fee: BTreeSet::new(),
+            by_age: BTreeMap::new(),
+            fifo: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            idle: BTreeMap::new(),
+            len: 0,
+            len_pending: 0,
+            bytes: 0,
+        })
+    }
+
+    pub(crate) fn entry(&self, slot: Slot) -> &Entry {
+        match self.slab.get(slot as usize) {
+            Some(Some(e)) => e,
+            // Indexes only ever hold live slots; anything else is a bug in this crate.
+            _ => unreachable!("index points at a free arena slot"),
+        }
+    }
+
+    fn entry_mut(&mut self, slot: Slot) -> &mut Entry {
+        match self.slab.get_mut(slot as usize) {
+            Some(Some(e)) => e,
+            _ => unreachable!("index points at a free arena slot"),
+        }
+    }
+
+    /// Inserts a transaction, admitted now, into every index. The caller has checked
+    /// admission and will fix the sender's `pending_end`.
+    pub(crate) fn insert(&mut self, tx: Tx, pending: bool) -> Slot {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.insert_entry(Entry { tx, seq, admitted_at: self.height, pending })
+    }
+
+    /// Inserts an entry with its recorded seq and admission height (also used by restore).
+    pub(crate) fn insert_entry(&mut self, entry: Entry) -> Slot {
+        let (seq, pending, age) = (entry.seq, entry.pending, entry.admitted_at.get());
+        let (sender, nonce, hash) = (entry.tx.sender, entry.tx.nonce.get(), entry.tx.hash);
+        let fees = entry.tx.fees;
+        self.bytes += u64::from(entry.tx.encoded_size);
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                if let Some(free) = self.slab.get_mut(slot as usize) {
+                    *free = Some(entry);
+                }
+                slot
+            }
+            None => {
+                // Fits: the pool never holds more than `max_txs: u32` entries plus one.
+                let slot = Slot::try_from(self.slab.len()).unwrap_or(Slot::MAX);
+                self.slab.push(Some(entry));
+                slot
+            }
+        };
+        self.by_tip.insert((fees.max_priority_fee_per_gas, Reverse(seq), slot));
+        self.by_max_fee.insert((fees.max_fee_per_gas, Reverse(seq), slot));
+        self.by_age.insert((age, seq), slot);
+        if pending {
+            self.fifo.insert(seq, slot);
+            self.len_pending += 1;
+        }
+        self.known.insert(hash, Known::Pool(slot));
+        let s = self.senders.entry(sender).or_default();
+        s.txs.insert(nonce, slot);
+        if let Some(idle) = s.idle_seq.take() {
+            self.idle.remove(&idle);
+        }
+        self.len += 1;
+        slot
+    }
+
+    /// Removes an entry from every index and returns it. The caller fixes `pending_end` and
+    /// calls [`Self::touch_idle`].
+    pub(crate) fn remove(&mut self, slot: Slot) -> Entry {
+        let Some(entry) = self.slab.get_mut(slot as usize).and_then(Option::take) else {
+            unreachable!("removing a free arena slot")
+        };
+        self.free.push(slot);
+        let seq = entry.seq;
+        self.by_tip.remove(&(entry.tx.fees.max_priority_fee_per_gas, Reverse(seq), slot));
+        self.by_max_fee.remove(&(entry.tx.fees.max_fee_per_gas, Reverse(seq), slot));
+        self.by_age.remove(&(entry.admitted_at.get(), seq));
+        if entry.pending {
+            self.fifo.remove(&seq);
+            self.len_pending -= 1;
+        }
+        self.known.remove(&entry.tx.hash);
+        if let Some(s) = self.senders.get_mut(&entry.tx.sender) {
+            s.txs.remove(&entry.tx.nonce.get());
+        }
+        self.len -= 1;
+        self.bytes -= u64::from(entry.tx.encoded_size);
+        entry
+    }
+
+    /// Moves an entry between the subpools.
+    pub(crate) fn set_pending(&mut self, slot: Slot, pending: bool) {
+        let e = self.entry_mut(slot);
+        if e.pending == pending {
+            return;
+        }
+        e.pending = pending;
+        let seq = e.seq;
+        if pending {
+            self.fifo.insert(seq, slot);
+            self.len_pending += 1;
+        } else {
+            self.fifo.remove(&seq);
+            self.len_pending -= 1;
+        }
+    }
+
+    /// Evicts `slot` with `reason` and every later nonce of the same sender: without the
+    /// evicted nonce they can no longer become pending. A successor admitted at or before
+    /// `expired_at_or_before` is reported `Expired`, any other `SenderReset`.
+    pub(crate) fn evict_chain(
+        &mut self,
+        slot: Slot,
+        reason: EvictReason,
+        expired_at_or_before: Option<u64>,
+        facts: &mut Vec<EventKind>,
+    ) {
+        let (sender, nonce) = {
+            let e = self.entry(slot);
+            (e.tx.sender, e.tx.nonce.get())
+        };
+        let later: Vec<Slot> = match self.senders.get(&sender) {
+            Some(s) => s.txs.range(nonce + 1..).map(|(_, &slot)| slot).collect(),
+            None => Vec::new(),
+        };
+        let head = self.remove(slot);
+        facts.push(EventKind::TxEvicted { hash: head.tx.hash, reason });
+        for slot in later {
+            let e = self.remove(slot);
+            let expired = expired_at_or_before.is_some_and(|cut| e.admitted_at.get() <= cut);
+            let reason = if expired { EvictReason::Expired } else { EvictReason::SenderReset };
+            facts.push(EventKind::TxEvicted { hash: e.tx.hash, reason });
+        }
+        if let Some(s) = self.senders.get_mut(&sender) {
+            s.pending_end = s.pending_end.min(nonce.max(s.nonce));
+        }
+        self.touch_idle(sender);
+    }
+
+    /// Keeps the idle queue in step with a sender's contents: a sender with no transaction
+    /// and nonce 0 is forgotten, one with a nonzero nonce joins the idle queue.
+    pub(crate) fn touch_idle(&mut self, sender: Address) {
+        let Some(s) = self.senders.get_mut(&sender) else { return };
+        if !s.txs.is_empty() {
+            return;
+        }
+        if s.nonce == 0 {
+            if let Some(idle) = s.idle_seq {
+                self.idle.remove(&idle);
+            }
+            self.senders.remove(&sender);
+            return;
+        }
+        if let Some(old) = s.idle_seq.take() {
+            self.idle.remove(&old);
+        }
+        s.idle_seq = Some(self.next_idle_seq);
+        self.idle.insert(self.next_idle_seq, sender);
+        self.next_idle_seq += 1;
+    }
+
+    /// Forgets the oldest idle senders beyond the configured cap.
+    pub(crate) fn trim_idle(&mut self) {
+        while self.idle.len() > self.config.max_idle_senders as usize {
+            let Some((_, sender)) = self.idle.pop_first() else { break };
+            self.senders.remove(&sender);
+        }
+    }
+
+    /// Remembers a committed hash, evicting the oldest beyond the cap.
+    pub(crate) fn remember_committed(&mut self, hash: TxHash) {
+        if let Some(Known::Committed(old)) = self.known.get(&hash) {
+            self.committed.remove(old);
+        }
+        let seq = self.next_cache_seq;
+        self.next_cache_seq += 1;
+        self.committed.insert(seq, hash);
+        self.known.insert(hash, Known::Committed(seq));
+        while self.committed.len() > self.config.committed_cache_size as usize {
+            let Some((_, old)) = self.committed.pop_first() else { break };
+            self.known.remove(&old);
+        }
+    }
+
+    /// Forgets a committed hash (its block was orphaned).
+    pub(crate) fn forget_committed(&mut self, hash: &TxHash) {
+        if let Some(Known::Committed(seq)) = self.known.get(hash) {
+            self.committed.remove(seq);
+            self.known.remove(hash);
+        }
+    }
+
+    /// The committed nonce of a sender (0 when unknown).
+    #[must_use]
+    pub fn sender_nonce(&self, sender: &Address) -> Nonce {
+        Nonce(self.senders.get(sender).map_or(0, |s| s.nonce))
+    }
+
+    /// The next nonce a sender should use: the first one at or above its committed nonce that
+    /// is not in the pool.
+    #[must_use]
+    pub fn next_nonce(&self, sender: &Address) -> Nonce {
+        Nonce(self.senders.get(sender).map_or(0, |s| s.pending_end))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_utils::tx;
+
+    #[test]
+    fn insert_and_remove_keep_indexes_in_step() {
+        let mut p = Mempool::new(MempoolConfig::default()).unwrap();
+        let a = p.insert(tx(1, 0, 10), true);
+        let b = p.insert(tx(1, 1, 5), false);
+        assert_eq!((p.len, p.len_pending, p.by_tip.len(), p.fifo.len()), (2, 1, 2, 1));
+        assert_eq!(p.entry(b).seq, 1);
+        let e = p.remove(a);
+        assert_eq!(e.tx.nonce, Nonce(0));
+        assert_eq!((p.len, p.len_pending, p.by_max_fee.len(), p.by_age.len()), (1, 0, 1, 1));
+        // The freed slot is reused.
+        assert_eq!(p.insert(tx(2, 0, 1), true), a);
+    }
+}

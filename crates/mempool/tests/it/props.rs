@@ -1,0 +1,335 @@
+//! Model-based and determinism property tests over random command sequences.
+
+use std::collections::BTreeSet;
+
+use mempulse_mempool::test_utils::{TxSpec, address};
+use mempulse_mempool::{
+    BlockLimits, BuiltBlock, Command, CommitBlock, Mempool, MempoolConfig, OrderingPolicy,
+    OrphanedBlock, Reorg,
+};
+use mempulse_primitives::{EventKind, Height, Nonce, Subpool, Tx, ValidatorId};
+use proptest::prelude::*;
+
+use crate::model::Model;
+
+const SENDERS: u64 = 5;
+
+/// An abstract step, resolved against the current state into a concrete [`Command`].
+#[derive(Clone, Debug)]
+pub enum Op {
+    Add(Vec<TxSpec>),
+    Build {
+        max_bytes: Option<u64>,
+        max_gas: Option<u64>,
+    },
+    Commit {
+        take: usize,
+        external: Option<TxSpec>,
+        nonce: Option<(u64, u64)>,
+        base_fee: Option<u128>,
+        skip: u64,
+    },
+    Reorg {
+        depth: usize,
+        nonce: Option<(u64, u64)>,
+        base_fee: Option<u128>,
+    },
+}
+
+fn spec() -> impl Strategy<Value = TxSpec> {
+    (
+        0..SENDERS,
+        0..8u64,
+        0..12u128,
+        0..15u128,
+        prop::sample::select(vec![21_000u64, 40_000, 70_000]),
+    )
+        .prop_flat_map(|(sender, nonce, tip, extra, gas_limit)| {
+            (prop::sample::select(vec![100u32, 150, 300]), 0..3u64).prop_map(move |(size, salt)| {
+                TxSpec { sender, nonce, max_fee: tip + extra, tip, gas_limit, size, salt }
+            })
+        })
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let nonce = proptest::option::of((0..SENDERS, 0..10u64));
+    let base_fee = proptest::option::of(0..8u128);
+    prop_oneof![
+        5 => prop::collection::vec(spec(), 1..5).prop_map(Op::Add),
+        1 => (proptest::option::of(0..700u64), proptest::option::of(0..150_000u64))
+            .prop_map(|(max_bytes, max_gas)| Op::Build { max_bytes, max_gas }),
+        2 => (0..6usize, proptest::option::of(spec()), nonce.clone(), base_fee.clone(), 0..3u64)
+            .prop_map(|(take, external, nonce, base_fee, skip)| Op::Commit { take, external, nonce, base_fee, skip }),
+        1 => (0..3usize, nonce, base_fee).prop_map(|(depth, nonce, base_fee)| Op::Reorg { depth, nonce, base_fee }),
+    ]
+}
+
+pub fn config(ordering: OrderingPolicy) -> MempoolConfig {
+    MempoolConfig {
+        max_txs: 8,
+        max_pool_bytes: 1_000,
+        max_tx_bytes: 250,
+        max_txs_per_sender: 4,
+        nonce_window: 3,
+        replacement_bump_percent: 10,
+        committed_cache_size: 6,
+        ttl_heights: 4,
+        ordering,
+        min_priority_fee_per_gas: 1,
+        max_block_gas: 60_000,
+        initial_base_fee_per_gas: 3,
+        max_idle_senders: 1_000,
+    }
+}
+
+fn ordering() -> impl Strategy<Value = OrderingPolicy> {
+    prop::sample::select(vec![OrderingPolicy::Fifo, OrderingPolicy::Priority])
+}
+
+/// Committed blocks still on the chain, with their full transactions (for reorgs).
+#[derive(Clone, Debug, Default)]
+pub struct Chain {
+    blocks: Vec<(Height, Vec<Tx>)>,
+}
+
+/// Turns an abstract step into a command against `pool`'s state.
+pub fn resolve(op: &Op, pool: &Mempool, chain: &mut Chain) -> Command {
+    match op {
+        Op::Add(specs) => Command::AddTxs(specs.iter().map(TxSpec::build).collect()),
+        Op::Build { max_bytes, max_gas } => Command::BuildBlock {
+            limits: BlockLimits { max_bytes: *max_bytes, max_gas: *max_gas },
+            proposer: ValidatorId(1),
+        },
+        Op::Commit { take, external, nonce, base_fee, skip } => {
+            let mut txs: Vec<Tx> =
+                pool.build_block(BlockLimits::default()).txs.into_iter().take(*take).collect();
+            txs.extend(external.map(|s| s.build()));
+            let height = Height(pool.height().get() + 1 + skip);
+            chain.blocks.push((height, txs.clone()));
+            Command::CommitBlock(CommitBlock {
+                height,
+                txs: txs.iter().map(|t| t.hash).collect(),
+                nonces: nonce.iter().map(|&(s, n)| (address(s), Nonce(n))).collect(),
+                base_fee_per_gas: *base_fee,
+            })
+        }
+        Op::Reorg { depth, nonce, base_fee } => {
+            let keep = chain.blocks.len().saturating_sub(*depth);
+            let orphaned: Vec<OrphanedBlock> = chain
+                .blocks
+                .drain(keep..)
+                .rev() // newest first: the pool must sort them
+                .map(|(height, txs)| OrphanedBlock { height, txs })
+                .collect();
+            let fork_height = match orphaned.last() {
+                Some(b) => Height(b.height.get() - 1),
+                None => pool.height(), // invalid on purpose: must be refused
+            };
+            Command::Reorg(Reorg {
+                fork_height,
+                orphaned,
+                nonces: nonce.iter().map(|&(s, n)| (address(s), Nonce(n))).collect(),
+                base_fee_per_gas: *base_fee,
+            })
+        }
+    }
+}
+
+/// Applies a concrete command to the model; `None` when the pool must refuse it.
+fn model_apply(m: &mut Model, cmd: &Command) -> Option<(Vec<EventKind>, Option<BuiltBlock>)> {
+    match cmd {
+        Command::AddTxs(txs) => Some((m.add(txs.clone()), None)),
+        Command::BuildBlock { limits, proposer } => {
+            let b = m.build(*limits);
+            let fact = EventKind::BlockProposed {
+                height: Height(m.height + 1),
+                proposer: *proposer,
+                txs: b.txs.iter().map(|t| t.hash).collect(),
+                total_bytes: b.total_bytes,
+                total_gas: b.total_gas,
+            };
+            Some((vec![fact], Some(b)))
+        }
+        Command::CommitBlock(c) => (c.height.get() > m.height)
+            .then(|| (m.commit(c.height.get(), &c.txs, &c.nonces, c.base_fee_per_gas), None)),
+        Command::Reorg(r) => {
+            if r.fork_height.get() >= m.height || r.orphaned.is_empty() {
+                return None;
+            }
+            let mut blocks: Vec<(u64, Vec<Tx>)> =
+                r.orphaned.iter().map(|b| (b.height.get(), b.txs.clone())).collect();
+            blocks.sort_by_key(|b| b.0);
+            Some((m.reorg(r.fork_height.get(), &blocks, &r.nonces, r.base_fee_per_gas), None))
+        }
+        _ => unreachable!("unknown command"),
+    }
+}
+
+/// Every invariant of the crate docs, through the public API only.
+pub fn check_invariants(pool: &Mempool) {
+    let c = pool.config();
+    let (mut len, mut pending, mut bytes) = (0usize, 0usize, 0u64);
+    let mut hashes = BTreeSet::new();
+    for view in pool.senders() {
+        let txs: Vec<(&Tx, Subpool)> = view.txs().collect();
+        assert!(txs.len() <= c.max_txs_per_sender as usize, "sender over its slot cap");
+        let mut in_run = true;
+        let mut previous = None;
+        for (expected, (tx, subpool)) in (view.nonce().get()..).zip(&txs) {
+            assert!(previous < Some(tx.nonce), "nonces strictly ascending, no duplicates");
+            previous = Some(tx.nonce);
+            assert!(tx.nonce >= view.nonce(), "no transaction below its sender's nonce");
+            in_run = in_run && tx.nonce.get() == expected;
+            assert_eq!(
+                *subpool == Subpool::Pending,
+                in_run,
+                "pending is exactly the contiguous run"
+            );
+            assert!(hashes.insert(tx.hash), "duplicate hash");
+            assert!(tx.encoded_size <= c.max_tx_bytes && tx.gas_limit <= c.max_block_gas);
+            assert_eq!(
+                pool.get(&tx.hash).map(|(t, s)| (t.clone(), s)),
+                Some(((*tx).clone(), *subpool))
+            );
+            len += 1;
+            pending += usize::from(*subpool == Subpool::Pending);
+            bytes += u64::from(tx.encoded_size);
+        }
+    }
+    assert_eq!((len, pending, bytes), (pool.len(), pool.pending_len(), pool.bytes()));
+    assert!(len <= c.max_txs as usize && bytes <= c.max_pool_bytes, "pool caps hold");
+    assert!(pool.committed_len() <= c.committed_cache_size as usize);
+}
+
+/// A built block respects its limits and each sender's nonce order from its committed nonce.
+pub fn check_block(pool: &Mempool, limits: BlockLimits, block: &BuiltBlock) {
+    assert!(limits.max_bytes.is_none_or(|m| block.total_bytes <= m));
+    assert!(limits.max_gas.is_none_or(|m| block.total_gas <= m));
+    let mut next = std::collections::BTreeMap::new();
+    for tx in &block.txs {
+        let expected = next.entry(tx.sender).or_insert_with(|| pool.sender_nonce(&tx.sender));
+        assert_eq!(tx.nonce, *expected, "block breaks a sender's nonce order");
+        *expected = Nonce(expected.get() + 1);
+        assert_eq!(pool.get(&tx.hash).map(|(_, s)| s), Some(Subpool::Pending));
+    }
+    assert_eq!(block.total_bytes, block.txs.iter().map(|t| u64::from(t.encoded_size)).sum::<u64>());
+    assert_eq!(block.total_gas, block.txs.iter().map(|t| t.gas_limit).sum::<u64>());
+}
+
+fn assert_same_state(pool: &Mempool, m: &Model) {
+    assert_eq!(pool.len(), m.txs.len());
+    assert_eq!(pool.height(), Height(m.height));
+    assert_eq!(pool.base_fee_per_gas(), m.base_fee);
+    for e in &m.txs {
+        let got = pool.get(&e.tx.hash).map(|(t, s)| (t.clone(), s));
+        assert_eq!(got, Some((e.tx.clone(), m.subpool_of(&e.tx.hash).unwrap())));
+    }
+    for s in 0..SENDERS {
+        assert_eq!(
+            pool.sender_nonce(&address(s)).get(),
+            m.nonce(&address(s)),
+            "nonce of sender {s}"
+        );
+    }
+    assert_eq!(pool.committed_len(), m.committed.len());
+    assert!(m.committed.iter().all(|h| pool.is_recently_committed(h)));
+}
+
+/// Runs `ops` and returns (facts per step, digest per step).
+fn run(
+    pool: &mut Mempool,
+    ops: &[Op],
+    chain: &mut Chain,
+) -> (Vec<Vec<EventKind>>, Vec<mempulse_primitives::Digest>) {
+    let mut facts = Vec::new();
+    let mut digests = Vec::new();
+    for op in ops {
+        let cmd = resolve(op, pool, chain);
+        facts.push(pool.apply(cmd).map(|o| o.facts).unwrap_or_default());
+        digests.push(pool.digest());
+    }
+    (facts, digests)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn pool_agrees_with_the_reference_model(ordering in ordering(), ops in prop::collection::vec(op(), 1..40)) {
+        let mut pool = Mempool::new(config(ordering)).unwrap();
+        let mut m = Model::new(config(ordering));
+        let mut chain = Chain::default();
+        for op in &ops {
+            let cmd = resolve(op, &pool, &mut chain);
+            for tx in match &cmd { Command::AddTxs(txs) => txs.as_slice(), _ => &[] } {
+                prop_assert_eq!(pool.check_tx(tx), m.check(tx).map(|_| ()));
+            }
+            let before = pool.digest();
+            let expected = model_apply(&mut m, &cmd);
+            let got = pool.apply(cmd.clone());
+            match (got, expected) {
+                (Ok(outcome), Some((facts, block))) => {
+                    prop_assert_eq!(&outcome.facts, &facts, "facts differ for {:?}", op);
+                    prop_assert_eq!(&outcome.block, &block);
+                    if let (Command::BuildBlock { limits, .. }, Some(b)) = (&cmd, &outcome.block) {
+                        check_block(&pool, *limits, b);
+                    }
+                }
+                (Err(_), None) => prop_assert_eq!(pool.digest(), before, "a refused command changed state"),
+                (got, expected) => prop_assert!(false, "pool {:?} but model {:?}", got.map(|_| ()), expected.map(|_| ())),
+            }
+            check_invariants(&pool);
+            assert_same_state(&pool, &m);
+        }
+    }
+
+    #[test]
+    fn same_commands_same_facts_and_digests_across_snapshot_restore(
+        ordering in ordering(),
+        ops in prop::collection::vec(op(), 2..40),
+        split in any::<prop::sample::Index>(),
+    ) {
+        let mut a = Mempool::new(config(ordering)).unwrap();
+        let (facts_a, digests_a) = run(&mut a, &ops, &mut Chain::default());
+
+        let mut again = Mempool::new(config(ordering)).unwrap();
+        let (facts_again, digests_again) = run(&mut again, &ops, &mut Chain::default());
+        prop_assert_eq!(&facts_a, &facts_again);
+        prop_assert_eq!(&digests_a, &digests_again);
+
+        let at = split.index(ops.len());
+        let mut b = Mempool::new(config(ordering)).unwrap();
+        let mut chain = Chain::default();
+        let (mut facts_b, mut digests_b) = run(&mut b, &ops[..at], &mut chain);
+        let snapshot = b.snapshot();
+        let mut restored = Mempool::restore(&snapshot).unwrap();
+        prop_assert_eq!(restored.digest(), b.digest());
+        prop_assert_eq!(restored.snapshot(), snapshot);
+        let (rest_facts, rest_digests) = run(&mut restored, &ops[at..], &mut chain);
+        facts_b.extend(rest_facts);
+        digests_b.extend(rest_digests);
+        prop_assert_eq!(&facts_a, &facts_b);
+        prop_assert_eq!(&digests_a, &digests_b);
+    }
+
+    #[test]
+    fn restore_never_panics_on_corrupt_bytes(
+        ops in prop::collection::vec(op(), 1..15),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut pool = Mempool::new(config(OrderingPolicy::Fifo)).unwrap();
+        run(&mut pool, &ops, &mut Chain::default());
+        let mut bytes = pool.snapshot();
+        for (i, v) in flips {
+            let i = i.index(bytes.len());
+            bytes[i] ^= v;
+        }
+        if let Ok(p) = Mempool::restore(&bytes) {
+            check_invariants(&p);
+            prop_assert_eq!(Mempool::restore(&p.snapshot()).unwrap().digest(), p.digest());
+        }
+        let cut = cut.index(bytes.len());
+        prop_assert!(Mempool::restore(&bytes[..cut]).is_err());
+    }
+}

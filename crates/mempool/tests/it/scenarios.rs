@@ -1,0 +1,1 @@
+//! Scenario tests: one per rejection code, building policies, commit, TTL, reorg, snapshot.
