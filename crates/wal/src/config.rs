@@ -1,0 +1,177 @@
+//! Configuration of the log and of its sequencer. `Default` is the embedded default.
+
+use std::{path::PathBuf, time::Duration};
+
+use mempulse_primitives::Seq;
+
+use crate::error::{ConfigError, Error, Result};
+
+/// Default segment file size: 64 MiB.
+pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 << 20;
+/// Smallest segment size accepted (tests use small segments to force rolls).
+pub const MIN_SEGMENT_SIZE_BYTES: u64 = 4 << 10;
+/// Largest segment size accepted; frame offsets inside a segment stay far from `u32` lengths.
+pub const MAX_SEGMENT_SIZE_BYTES: u64 = 1 << 32;
+/// Capacity of the sequencer's submission queue, in batches.
+pub const SEQUENCER_QUEUE_CAPACITY: usize = 1024;
+/// Capacity of the queue between the sequencer's writer and sync threads, in groups.
+pub const SYNC_QUEUE_CAPACITY: usize = 64;
+/// Default upper bound on the payload bytes the sequencer frames into one write.
+pub const DEFAULT_MAX_GROUP_BYTES: usize = 4 << 20;
+/// Size of one read issued by scans and recovery.
+pub const READ_CHUNK_BYTES: usize = 1 << 20;
+/// The sparse seek index keeps one entry every this many records of a segment.
+pub const INDEX_INTERVAL_RECORDS: u64 = 256;
+/// How many purged segments are kept for reuse under [`Preallocate::Recycle`].
+pub const RECYCLE_POOL_MAX: usize = 4;
+
+/// When appended records are forced to stable storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyncPolicy {
+    /// One `fdatasync` per group, before the group is acknowledged.
+    Always,
+    /// `fdatasync` at most this often; a group is acknowledged once written, so a power loss
+    /// may lose up to one interval of acknowledged records (a process crash loses none).
+    Interval(Duration),
+    /// Never sync (except when a segment is sealed); the OS decides.
+    Never,
+}
+
+/// How a new segment file gets its space before records are written into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Preallocate {
+    /// Write zeros over the whole segment, then sync: later appends overwrite allocated,
+    /// initialized blocks, so `fdatasync` has no metadata to flush.
+    ZeroFill,
+    /// `fallocate` the segment: cheap to create, but the first write to each block converts an
+    /// unwritten extent, which `fdatasync` must journal.
+    Fallocate,
+    /// Reuse purged segments (their stale frames fail the seq-covering checksum); new files,
+    /// when no purged one is available, are created with `fallocate`.
+    Recycle,
+}
+
+/// Configuration of a [`Wal`](crate::Wal).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WalConfig {
+    /// Directory holding the segment files (created if missing).
+    pub dir: PathBuf,
+    /// Size of each segment file in bytes.
+    pub segment_size_bytes: u64,
+    /// When appends are synced.
+    pub sync: SyncPolicy,
+    /// How segment files are preallocated.
+    pub preallocate: Preallocate,
+    /// Seq of the first record when the directory holds no log yet (ignored otherwise).
+    pub first_seq: Seq,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("data/wal"),
+            segment_size_bytes: DEFAULT_SEGMENT_SIZE_BYTES,
+            sync: SyncPolicy::Always,
+            preallocate: Preallocate::Fallocate,
+            first_seq: Seq(1),
+        }
+    }
+}
+
+impl WalConfig {
+    /// The embedded default with another directory.
+    #[must_use]
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into(), ..Self::default() }
+    }
+
+    /// Sets the segment size.
+    #[must_use]
+    pub const fn with_segment_size_bytes(mut self, bytes: u64) -> Self {
+        self.segment_size_bytes = bytes;
+        self
+    }
+
+    /// Sets the sync policy.
+    #[must_use]
+    pub const fn with_sync(mut self, sync: SyncPolicy) -> Self {
+        self.sync = sync;
+        self
+    }
+
+    /// Sets the preallocation strategy.
+    #[must_use]
+    pub const fn with_preallocate(mut self, preallocate: Preallocate) -> Self {
+        self.preallocate = preallocate;
+        self
+    }
+
+    /// Sets the first seq of a fresh log.
+    #[must_use]
+    pub const fn with_first_seq(mut self, first_seq: Seq) -> Self {
+        self.first_seq = first_seq;
+        self
+    }
+
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the segment size is out of range.
+    pub fn validate(&self) -> Result<()> {
+        let size = self.segment_size_bytes;
+        if !(MIN_SEGMENT_SIZE_BYTES..=MAX_SEGMENT_SIZE_BYTES).contains(&size) {
+            return Err(Error::Config(ConfigError::SegmentSize(size)));
+        }
+        Ok(())
+    }
+}
+
+/// Configuration of a [`Sequencer`](crate::Sequencer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SequencerConfig {
+    /// Capacity of the submission queue, in batches.
+    pub queue_capacity: usize,
+    /// Upper bound on payload bytes drained into one group (one write); a single batch larger
+    /// than this is still written whole.
+    pub max_group_bytes: usize,
+}
+
+impl Default for SequencerConfig {
+    fn default() -> Self {
+        Self { queue_capacity: SEQUENCER_QUEUE_CAPACITY, max_group_bytes: DEFAULT_MAX_GROUP_BYTES }
+    }
+}
+
+impl SequencerConfig {
+    /// Sets the queue capacity.
+    #[must_use]
+    pub const fn with_queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity;
+        self
+    }
+
+    /// Sets the group size limit.
+    #[must_use]
+    pub const fn with_max_group_bytes(mut self, bytes: usize) -> Self {
+        self.max_group_bytes = bytes;
+        self
+    }
+
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when a capacity is zero.
+    pub const fn validate(&self) -> Result<()> {
+        if self.queue_capacity == 0 {
+            return Err(Error::Config(ConfigError::QueueCapacity));
+        }
+        if self.max_group_bytes == 0 {
+            return Err(Error::Config(ConfigError::MaxGroupBytes));
+        }
+        Ok(())
+    }
+}

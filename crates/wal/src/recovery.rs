@@ -1,0 +1,167 @@
+//! What is on disk: listing segments, checking headers, and scanning the active tail.
+//!
+//! Sealed segments are never scanned on open: their last seq is the next segment's first seq
+//! minus one (a segment is synced before its successor is created). Only the active (last)
+//! segment is read, to find where its written frames end.
+
+use std::{collections::BTreeMap, ops::ControlFlow, sync::Arc};
+
+use mempulse_primitives::Seq;
+
+use crate::{
+    codec::{self, HEADER_LEN},
+    error::{CorruptKind, Error, IoOp, Result},
+    segment::{self, FileKind, Segment, Walk, WalkEnd, WalkFrom},
+    storage::{Storage, read_full_at},
+};
+
+/// The files of a log directory, by kind.
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    pub(crate) segments: BTreeMap<Seq, String>,
+    pub(crate) recycle: Vec<String>,
+    pub(crate) tmp: Vec<String>,
+}
+
+pub(crate) fn list(storage: &dyn Storage) -> Result<Listing> {
+    let names = storage.list().map_err(|e| Error::io(IoOp::List, storage.path_of(""), e))?;
+    let mut listing = Listing::default();
+    for name in names {
+        match segment::classify(&name) {
+            FileKind::Segment(first) => {
+                listing.segments.insert(first, name);
+            }
+            FileKind::Recycle => listing.recycle.push(name),
+            FileKind::Tmp => listing.tmp.push(name),
+            FileKind::Other => {}
+        }
+    }
+    listing.recycle.sort();
+    listing.tmp.sort();
+    Ok(listing)
+}
+
+/// Opens every listed segment and checks its header against its name.
+pub(crate) fn open_segments(storage: &dyn Storage, listing: &Listing) -> Result<Vec<Arc<Segment>>> {
+    let mut out = Vec::with_capacity(listing.segments.len());
+    for (first, name) in &listing.segments {
+        let file =
+            storage.open(name).map_err(|e| Error::io(IoOp::Open, storage.path_of(name), e))?;
+        let mut header = [0u8; HEADER_LEN];
+        let n = read_full_at(file.as_ref(), &mut header, 0)
+            .map_err(|e| Error::io(IoOp::Read, storage.path_of(name), e))?;
+        let stored = codec::decode_header(header.get(..n).unwrap_or_default())
+            .map_err(|kind| Error::corrupt(name, 0, kind))?;
+        if stored != *first {
+            return Err(Error::corrupt(name, 16, CorruptKind::HeaderSeqMismatch));
+        }
+        let len = file.size().map_err(|e| Error::io(IoOp::Read, storage.path_of(name), e))?;
+        out.push(Arc::new(Segment::new(*first, name.clone(), file, len)));
+    }
+    Ok(out)
+}
+
+/// Where the active segment's written frames end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tail {
+    /// Seq the next record gets.
+    pub(crate) next_seq: Seq,
+    /// Byte offset after the last valid frame.
+    pub(crate) end: u64,
+    /// Whether damaged bytes (a torn write) follow `end`.
+    pub(crate) torn: bool,
+}
+
+/// Scans the active segment, filling its sparse index as it goes.
+pub(crate) fn scan_tail(
+    storage: &dyn Storage,
+    seg: &Segment,
+    buf: &mut Vec<u8>,
+    max_payload: u64,
+) -> Result<Tail> {
+    let read_err = |e| Error::io(IoOp::Read, storage.path_of(&seg.name), e);
+    let from = WalkFrom {
+        seq: seg.first,
+        offset: HEADER_LEN as u64,
+        last: None,
+        read_end: seg.end(),
+        max_payload,
+    };
+    let walk = segment::walk(seg.file.as_ref(), buf, from, |seq, offset, _| {
+        if seg.is_index_point(seq) {
+            seg.record(seq, offset);
+        }
+        ControlFlow::Continue(())
+    })
+    .map_err(read_err)?;
+    let torn = match walk.end {
+        WalkEnd::Limit | WalkEnd::Zero | WalkEnd::Eof => false,
+        WalkEnd::Truncated | WalkEnd::BadLength => true,
+        WalkEnd::BadChecksum { size } => {
+            if next_frame_valid(seg, buf, &walk, size, max_payload).map_err(read_err)? {
+                return Err(Error::corrupt(&seg.name, walk.offset, CorruptKind::FrameChecksum));
+            }
+            true
+        }
+    };
+    Ok(Tail { next_seq: walk.next_seq, end: walk.offset, torn })
+}
+
+/// Whether a valid frame for the seq after a bad frame follows it: then the bad frame is damage
+/// inside the log, not a torn write at its end.
+fn next_frame_valid(
+    seg: &Segment,
+    buf: &mut Vec<u8>,
+    bad: &Walk,
+    bad_size: u64,
+    max_payload: u64,
+) -> std::io::Result<bool> {
+    let seq = Seq(bad.next_seq.0.saturating_add(1));
+    let offset = bad.offset + bad_size;
+    let from = WalkFrom { seq, offset, last: Some(seq), read_end: seg.end(), max_payload };
+    let mut found = false;
+    segment::walk(seg.file.as_ref(), buf, from, |_, _, _| {
+        found = true;
+        ControlFlow::Break(())
+    })?;
+    Ok(found)
+}
+
+/// Walks a sealed segment `[seg.first, last]`, reporting any damage as an error.
+pub(crate) fn check_sealed(
+    seg: &Segment,
+    buf: &mut Vec<u8>,
+    last: Seq,
+    max_payload: u64,
+    mut visit: impl FnMut(Seq, &[u8]),
+) -> Result<u64> {
+    let from = WalkFrom {
+        seq: seg.first,
+        offset: HEADER_LEN as u64,
+        last: Some(last),
+        read_end: seg.end(),
+        max_payload,
+    };
+    let walk = segment::walk(seg.file.as_ref(), buf, from, |seq, offset, payload| {
+        if seg.is_index_point(seq) {
+            seg.record(seq, offset);
+        }
+        visit(seq, payload);
+        ControlFlow::Continue(())
+    })
+    .map_err(|e| Error::io(IoOp::Read, seg.name.clone(), e))?;
+    walk_error(&seg.name, &walk)?;
+    Ok(walk.offset)
+}
+
+/// Turns a walk that stopped before its last seq into the matching corruption error.
+pub(crate) fn walk_error(segment: &str, walk: &Walk) -> Result<()> {
+    let kind = match walk.end {
+        WalkEnd::Limit => return Ok(()),
+        WalkEnd::Zero | WalkEnd::Eof => CorruptKind::MissingRecords,
+        WalkEnd::Truncated => CorruptKind::FrameTruncated,
+        WalkEnd::BadLength => CorruptKind::FrameLength,
+        WalkEnd::BadChecksum { .. } => CorruptKind::FrameChecksum,
+    };
+    Err(Error::corrupt(segment, walk.offset, kind))
+}

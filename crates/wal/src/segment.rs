@@ -1,0 +1,250 @@
+//! Segment files: names, the sparse seek index, and the frame walker shared by recovery, scans
+//! and verification.
+
+use std::{
+    io,
+    ops::ControlFlow,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use mempulse_primitives::Seq;
+
+use crate::{
+    codec::{self, Decoded, HEADER_LEN},
+    config::{INDEX_INTERVAL_RECORDS, READ_CHUNK_BYTES},
+    storage::{StorageFile, read_full_at},
+};
+
+const SEGMENT_SUFFIX: &str = ".seg";
+const RECYCLE_SUFFIX: &str = ".recycle";
+const TMP_SUFFIX: &str = ".tmp";
+
+/// File name of the segment whose first record is `first`: zero-padded so names sort by seq.
+pub(crate) fn segment_name(first: Seq) -> String {
+    format!("{:020}{SEGMENT_SUFFIX}", first.0)
+}
+
+/// Name a segment gets while it is being created, before the rename that publishes it.
+pub(crate) fn tmp_name(first: Seq) -> String {
+    format!("{:020}{SEGMENT_SUFFIX}{TMP_SUFFIX}", first.0)
+}
+
+/// Name a purged segment is parked under for reuse.
+pub(crate) fn recycle_name(old_first: Seq) -> String {
+    format!("{:020}{RECYCLE_SUFFIX}", old_first.0)
+}
+
+/// What a directory entry is.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    Segment(Seq),
+    Recycle,
+    Tmp,
+    Other,
+}
+
+fn parse_seq(digits: &str) -> Option<Seq> {
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok().map(Seq))
+        .flatten()
+}
+
+/// Classifies a file name.
+pub(crate) fn classify(name: &str) -> FileKind {
+    if name.ends_with(TMP_SUFFIX) {
+        return FileKind::Tmp;
+    }
+    if let Some(seq) = name.strip_suffix(SEGMENT_SUFFIX).and_then(parse_seq) {
+        return FileKind::Segment(seq);
+    }
+    if name.strip_suffix(RECYCLE_SUFFIX).and_then(parse_seq).is_some() {
+        return FileKind::Recycle;
+    }
+    FileKind::Other
+}
+
+/// One segment file as the log sees it.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub(crate) first: Seq,
+    pub(crate) name: String,
+    pub(crate) file: Arc<dyn StorageFile>,
+    /// Byte offset after the last frame known to be written (bounds reads).
+    end: AtomicU64,
+    /// `offsets[k]` is the byte offset of the frame with seq `first + k * INTERVAL`; it covers a
+    /// prefix of the segment and grows as the writer appends or as scans pass new ground.
+    index: RwLock<Vec<u64>>,
+}
+
+impl Segment {
+    pub(crate) fn new(first: Seq, name: String, file: Arc<dyn StorageFile>, end: u64) -> Self {
+        Self {
+            first,
+            name,
+            file,
+            end: AtomicU64::new(end),
+            index: RwLock::new(vec![HEADER_LEN as u64]),
+        }
+    }
+
+    pub(crate) fn end(&self) -> u64 {
+        self.end.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_end(&self, end: u64) {
+        self.end.store(end, Ordering::Release);
+    }
+
+    /// The closest indexed position at or before `seq`: (seq, offset).
+    pub(crate) fn seek(&self, seq: Seq) -> (Seq, u64) {
+        let index = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let wanted = seq.0.saturating_sub(self.first.0) / INDEX_INTERVAL_RECORDS;
+        let k = usize::try_from(wanted).unwrap_or(usize::MAX).min(index.len().saturating_sub(1));
+        let offset = index.get(k).copied().unwrap_or(HEADER_LEN as u64);
+        (Seq(self.first.0 + k as u64 * INDEX_INTERVAL_RECORDS), offset)
+    }
+
+    /// Whether a frame at `seq` is the next index point (cheap check before `record`).
+    #[inline]
+    pub(crate) fn is_index_point(&self, seq: Seq) -> bool {
+        (seq.0 - self.first.0).is_multiple_of(INDEX_INTERVAL_RECORDS)
+    }
+
+    /// Records that the frame with `seq` (an index point) starts at `offset`.
+    pub(crate) fn record(&self, seq: Seq, offset: u64) {
+        let k = (seq.0 - self.first.0) / INDEX_INTERVAL_RECORDS;
+        let mut index = self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if index.len() as u64 == k {
+            index.push(offset);
+        }
+    }
+
+    /// Forgets index points above `last` (after a truncation).
+    pub(crate) fn forget_after(&self, last: Seq) {
+        let keep = last.0.saturating_sub(self.first.0) / INDEX_INTERVAL_RECORDS + 1;
+        let mut index = self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        index.truncate(usize::try_from(keep).unwrap_or(usize::MAX).max(1));
+    }
+}
+
+/// Why a walk stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WalkEnd {
+    /// Reached the requested last seq, or the visitor stopped.
+    Limit,
+    /// A zero length field (end of written data).
+    Zero,
+    /// The file ended exactly at a frame boundary.
+    Eof,
+    /// The file ended inside a frame that needs `need` bytes.
+    Truncated,
+    /// A length field too large for the segment.
+    BadLength,
+    /// A complete frame with a checksum mismatch, `size` bytes long per its length field.
+    BadChecksum { size: u64 },
+}
+
+/// Where a walk stopped: the seq expected next and the byte offset of its frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Walk {
+    pub(crate) next_seq: Seq,
+    pub(crate) offset: u64,
+    pub(crate) end: WalkEnd,
+}
+
+/// Parameters of one walk over a segment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WalkFrom {
+    pub(crate) seq: Seq,
+    pub(crate) offset: u64,
+    /// Stop after this seq (inclusive).
+    pub(crate) last: Option<Seq>,
+    /// Never read at or past this offset.
+    pub(crate) read_end: u64,
+    pub(crate) max_payload: u64,
+}
+
+/// Reads frames from `from` in large chunks, calling `visit(seq, offset, payload)` for each
+/// valid one, parsing in place in `buf` (kept by the caller for reuse).
+pub(crate) fn walk(
+    file: &dyn StorageFile,
+    buf: &mut Vec<u8>,
+    from: WalkFrom,
+    mut visit: impl FnMut(Seq, u64, &[u8]) -> ControlFlow<()>,
+) -> io::Result<Walk> {
+    if buf.len() < READ_CHUNK_BYTES {
+        buf.resize(READ_CHUNK_BYTES, 0);
+    }
+    let (mut seq, mut buf_off, mut pos, mut filled) = (from.seq, from.offset, 0usize, 0usize);
+    let mut eof = false;
+    loop {
+        let stop = |end| Walk { next_seq: seq, offset: buf_off + pos as u64, end };
+        if from.last.is_some_and(|last| seq > last) {
+            return Ok(stop(WalkEnd::Limit));
+        }
+        let window = buf.get(pos..filled).unwrap_or_default();
+        match codec::decode_frame(window, seq, from.max_payload) {
+            Decoded::Frame { payload, size } => {
+                let flow = visit(seq, buf_off + pos as u64, payload);
+                pos += size;
+                seq = Seq(seq.0 + 1);
+                if flow.is_break() {
+                    return Ok(Walk {
+                        next_seq: seq,
+                        offset: buf_off + pos as u64,
+                        end: WalkEnd::Limit,
+                    });
+                }
+            }
+            Decoded::Incomplete { need } => {
+                if eof {
+                    let end = if pos == filled { WalkEnd::Eof } else { WalkEnd::Truncated };
+                    return Ok(stop(end));
+                }
+                if buf_off + (pos + need) as u64 > from.read_end {
+                    // The frame claims more bytes than the readable range holds.
+                    return Ok(stop(WalkEnd::Truncated));
+                }
+                buf.copy_within(pos..filled, 0);
+                buf_off += pos as u64;
+                filled -= pos;
+                pos = 0;
+                if buf.len() < need {
+                    buf.resize(need, 0);
+                }
+                let room = from.read_end.saturating_sub(buf_off + filled as u64);
+                let want = (buf.len() - filled).min(usize::try_from(room).unwrap_or(usize::MAX));
+                let target = buf.get_mut(filled..filled + want).unwrap_or_default();
+                let n = read_full_at(file, target, buf_off + filled as u64)?;
+                filled += n;
+                // A short read means the file (or the readable range) ended.
+                eof = want == 0 || n < want;
+            }
+            Decoded::End => return Ok(stop(WalkEnd::Zero)),
+            Decoded::BadLength => return Ok(stop(WalkEnd::BadLength)),
+            Decoded::BadChecksum { size } => {
+                return Ok(stop(WalkEnd::BadChecksum { size: size as u64 }));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_sort_and_classify() {
+        let a = segment_name(Seq(9));
+        let b = segment_name(Seq(10));
+        assert!(a < b);
+        assert_eq!(classify(&a), FileKind::Segment(Seq(9)));
+        assert_eq!(classify(&recycle_name(Seq(3))), FileKind::Recycle);
+        assert_eq!(classify(&tmp_name(Seq(3))), FileKind::Tmp);
+        assert_eq!(classify("x.seg"), FileKind::Other);
+        assert_eq!(classify("0000000000000000000a.seg"), FileKind::Other);
+    }
+}

@@ -1,0 +1,524 @@
+//! The writer: appends groups of records with one write each, rolls, syncs per policy,
+//! truncates and purges.
+
+use std::{
+    ops::ControlFlow,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use mempulse_primitives::Seq;
+use tracing::{info, warn};
+
+use crate::{
+    codec::{self, HEADER_LEN},
+    config::{Preallocate, READ_CHUNK_BYTES, RECYCLE_POOL_MAX, SyncPolicy, WalConfig},
+    error::{Error, IoOp, Result},
+    metrics::WalMetrics,
+    reader::{Visibility, WalReader},
+    record::SeqRange,
+    recovery,
+    segment::{self, Segment, WalkFrom},
+    state::Shared,
+    storage::{FsStorage, Storage, StorageFile},
+};
+
+/// A segment write-ahead log: the single writer.
+///
+/// Records are opaque, non-empty byte strings; each gets the next gapless [`Seq`]. Readers
+/// ([`Wal::reader`]) run concurrently on other threads.
+#[derive(Debug)]
+pub struct Wal {
+    shared: Arc<Shared>,
+    config: WalConfig,
+    active: Arc<Segment>,
+    write_offset: u64,
+    next_seq: Seq,
+    buf: Vec<u8>,
+    recycle: Vec<String>,
+    last_sync: Instant,
+    dirty: bool,
+    metrics: WalMetrics,
+}
+
+/// What the sequencer's sync thread needs to make a written prefix durable.
+#[derive(Debug, Clone)]
+pub(crate) struct SyncTarget {
+    file: Arc<dyn StorageFile>,
+    path: PathBuf,
+    pub(crate) upto: Seq,
+}
+
+impl Wal {
+    /// Opens (or creates) the log in `config.dir` on the real filesystem.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad config, [`Error::Io`] when the directory or a segment cannot
+    /// be read or written, [`Error::Corrupt`] for damage other than a torn tail.
+    pub fn open(config: WalConfig) -> Result<Self> {
+        std::fs::create_dir_all(&config.dir)
+            .map_err(|e| Error::io(IoOp::Create, config.dir.clone(), e))?;
+        let storage = Arc::new(FsStorage::new(config.dir.clone()));
+        Self::open_with_storage(config, storage)
+    }
+
+    /// Opens (or creates) the log on any [`Storage`] (`config.dir` is then only a label).
+    ///
+    /// # Errors
+    /// As [`Wal::open`].
+    pub fn open_with_storage(config: WalConfig, storage: Arc<dyn Storage>) -> Result<Self> {
+        config.validate()?;
+        let max_payload = codec::max_payload(config.segment_size_bytes);
+        let listing = recovery::list(storage.as_ref())?;
+        for tmp in &listing.tmp {
+            storage.remove(tmp).map_err(|e| Error::io(IoOp::Remove, storage.path_of(tmp), e))?;
+        }
+        let segments = recovery::open_segments(storage.as_ref(), &listing)?;
+        let first = segments.first().map_or(config.first_seq, |s| s.first);
+        let mut recycle = listing.recycle;
+        let (active, fresh) = match segments.last() {
+            Some(last) => (Arc::clone(last), false),
+            None => (create_segment(storage.as_ref(), &config, &mut recycle, first)?, true),
+        };
+        let shared = Arc::new(Shared::new(storage, max_payload, first, Seq(0)));
+        for seg in segments.iter().chain(fresh.then_some(&active)) {
+            shared.insert_segment(Arc::clone(seg));
+        }
+        let mut wal = Self {
+            active,
+            shared,
+            write_offset: HEADER_LEN as u64,
+            next_seq: first,
+            buf: Vec::with_capacity(READ_CHUNK_BYTES),
+            recycle,
+            last_sync: Instant::now(),
+            dirty: false,
+            metrics: WalMetrics::new(),
+            config,
+        };
+        if !fresh {
+            wal.recover_tail()?;
+        }
+        wal.shared.cut_to(wal.last_seq());
+        wal.shared.publish(wal.last_seq());
+        info!(first = %wal.first_seq(), last = %wal.last_seq(), "wal opened");
+        Ok(wal)
+    }
+
+    fn recover_tail(&mut self) -> Result<()> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let tail =
+            recovery::scan_tail(self.storage(), &self.active, &mut buf, self.shared.max_payload);
+        self.buf = buf;
+        let tail = tail?;
+        if tail.torn {
+            warn!(segment = %self.active.name, offset = tail.end, "wal torn tail truncated");
+            self.metrics.torn_tails.increment(1);
+            self.cut_active(tail.end)?;
+        }
+        self.active.set_end(tail.end);
+        self.write_offset = tail.end;
+        self.next_seq = tail.next_seq;
+        Ok(())
+    }
+
+    fn storage(&self) -> &dyn Storage {
+        self.shared.storage.as_ref()
+    }
+
+    fn io_err(&self, op: IoOp, name: &str) -> impl FnOnce(std::io::Error) -> Error + use<> {
+        let path = self.storage().path_of(name);
+        move |e| Error::io(op, path, e)
+    }
+
+    /// First seq still in the log (after purges); `last_seq() + 1` when it is empty.
+    #[must_use]
+    pub fn first_seq(&self) -> Seq {
+        self.shared.first()
+    }
+
+    /// Seq of the last record written; `first_seq() - 1` when the log is empty.
+    #[must_use]
+    pub fn last_seq(&self) -> Seq {
+        Seq(self.next_seq.0 - 1)
+    }
+
+    /// The configuration the log was opened with.
+    #[must_use]
+    pub const fn config(&self) -> &WalConfig {
+        &self.config
+    }
+
+    /// A reader that sees every record written so far (not only the synced ones).
+    #[must_use]
+    pub fn reader(&self) -> WalReader {
+        WalReader::new(Arc::clone(&self.shared), Visibility::Written)
+    }
+
+    pub(crate) fn published_reader(&self) -> WalReader {
+        WalReader::new(Arc::clone(&self.shared), Visibility::Published)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Appends `records` as one group (one write, plus one per segment roll) and syncs it as
+    /// the [`SyncPolicy`] says. Returns the seqs assigned.
+    ///
+    /// # Errors
+    /// [`Error::EmptyRecord`] or [`Error::RecordTooLarge`] before anything is written (the group
+    /// is all or nothing); [`Error::Poisoned`] after an earlier failure; [`Error::Io`] when a
+    /// write or sync fails, which poisons the log.
+    pub fn append<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<SeqRange> {
+        let range = self.write_records(records.iter().map(AsRef::as_ref))?;
+        match self.config.sync {
+            SyncPolicy::Always => self.sync()?,
+            SyncPolicy::Interval(every) => self.sync_if_due(every)?,
+            SyncPolicy::Never => {}
+        }
+        self.shared.publish(range.last);
+        Ok(range)
+    }
+
+    /// Forces every written record to stable storage.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] after an earlier failure; [`Error::Io`] when the sync fails, which
+    /// poisons the log.
+    pub fn sync(&mut self) -> Result<()> {
+        self.check_poisoned()?;
+        if self.dirty {
+            let target = self.sync_target();
+            target.sync(&self.shared, &self.metrics)?;
+            self.dirty = false;
+        }
+        self.last_sync = Instant::now();
+        self.shared.publish(self.last_seq());
+        Ok(())
+    }
+
+    pub(crate) fn sync_if_due(&mut self, every: Duration) -> Result<()> {
+        if self.dirty && self.last_sync.elapsed() >= every { self.sync() } else { Ok(()) }
+    }
+
+    fn check_poisoned(&self) -> Result<()> {
+        if self.shared.is_poisoned() { Err(Error::Poisoned) } else { Ok(()) }
+    }
+
+    /// The active segment's file and the last seq written into it: syncing it makes every
+    /// written record durable (sealed segments were synced when they were sealed).
+    pub(crate) fn sync_target(&self) -> SyncTarget {
+        SyncTarget {
+            file: Arc::clone(&self.active.file),
+            path: self.storage().path_of(&self.active.name),
+            upto: self.last_seq(),
+        }
+    }
+
+    /// Frames and writes records without syncing. All records are checked first.
+    pub(crate) fn write_records<'a, I>(&mut self, records: I) -> Result<SeqRange>
+    where
+        I: Iterator<Item = &'a [u8]> + Clone,
+    {
+        self.check_poisoned()?;
+        let max = self.shared.max_payload;
+        for record in records.clone() {
+            if record.is_empty() {
+                return Err(Error::EmptyRecord);
+            }
+            if record.len() as u64 > max {
+                return Err(Error::RecordTooLarge { len: record.len() as u64, max });
+            }
+        }
+        let started = Instant::now();
+        let first = self.next_seq;
+        let result = self.write_framed(records);
+        if result.is_err() {
+            // The file now holds an unknown prefix of the group: refuse further writes.
+            self.shared.poison();
+        }
+        result?;
+        self.metrics.append_duration.record(started.elapsed());
+        let range = SeqRange { first, last: self.last_seq() };
+        self.metrics.records_appended.increment(range.len());
+        Ok(range)
+    }
+
+    fn write_framed<'a>(&mut self, records: impl Iterator<Item = &'a [u8]>) -> Result<()> {
+        let size = self.config.segment_size_bytes;
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let mut result = Ok(());
+        for record in records {
+            let frame = codec::frame_len(record.len()) as u64;
+            if self.write_offset + buf.len() as u64 + frame > size {
+                result = self.flush(&buf).and_then(|()| self.roll());
+                buf.clear();
+                if result.is_err() {
+                    break;
+                }
+            }
+            let seq = self.next_seq;
+            if self.active.is_index_point(seq) {
+                self.active.record(seq, self.write_offset + buf.len() as u64);
+            }
+            codec::encode_frame(&mut buf, seq, record);
+            // Cannot overflow: a log would need 2^64 records.
+            self.next_seq = Seq(seq.0 + 1);
+        }
+        let result = result.and_then(|()| self.flush(&buf));
+        self.buf = buf;
+        result
+    }
+
+    fn flush(&mut self, buf: &[u8]) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let name = self.active.name.clone();
+        self.active
+            .file
+            .write_all_at(buf, self.write_offset)
+            .map_err(self.io_err(IoOp::Write, &name))?;
+        self.write_offset += buf.len() as u64;
+        self.active.set_end(self.write_offset);
+        self.shared.set_written(self.last_seq());
+        self.metrics.bytes_written.increment(buf.len() as u64);
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Seals the active segment (synced, so its last seq is implied by its successor's first)
+    /// and starts a new one.
+    fn roll(&mut self) -> Result<()> {
+        self.sync_target().sync(&self.shared, &self.metrics)?;
+        self.dirty = false;
+        let seg = self.new_segment(self.next_seq)?;
+        self.shared.insert_segment(Arc::clone(&seg));
+        info!(seq = %self.next_seq, segment = %seg.name, "wal segment rolled");
+        self.metrics.segments_rolled.increment(1);
+        self.active = seg;
+        self.write_offset = HEADER_LEN as u64;
+        Ok(())
+    }
+
+    fn new_segment(&mut self, first: Seq) -> Result<Arc<Segment>> {
+        create_segment(self.shared.storage.as_ref(), &self.config, &mut self.recycle, first)
+    }
+
+    /// Cuts the active segment at `offset` (zeroing what followed) and makes that durable.
+    fn cut_active(&mut self, offset: u64) -> Result<()> {
+        let seg = Arc::clone(&self.active);
+        seg.file.set_len(offset).map_err(self.io_err(IoOp::SetLen, &seg.name))?;
+        extend(self.storage(), &self.config, seg.file.as_ref(), &seg.name, offset)?;
+        seg.file.sync_data().map_err(self.io_err(IoOp::Sync, &seg.name))?;
+        Ok(())
+    }
+
+    /// Removes every record after `seq`; the next append gets `seq + 1`. Used for Raft log
+    /// conflict truncation. A no-op when `seq >= last_seq()`.
+    ///
+    /// # Errors
+    /// [`Error::TruncateBeforeFirst`] when `seq + 1 < first_seq()`; [`Error::Io`] or
+    /// [`Error::Corrupt`] when the log cannot be cut (the log is then poisoned).
+    pub fn truncate_after(&mut self, seq: Seq) -> Result<()> {
+        self.check_poisoned()?;
+        if seq >= self.last_seq() {
+            return Ok(());
+        }
+        let first = self.first_seq();
+        if seq.0.saturating_add(1) < first.0 {
+            return Err(Error::TruncateBeforeFirst { seq, first });
+        }
+        let result = self.truncate_inner(seq);
+        if result.is_err() {
+            self.shared.poison();
+        }
+        result
+    }
+
+    fn truncate_inner(&mut self, seq: Seq) -> Result<()> {
+        let target = Seq(seq.0 + 1);
+        // Newest first, so a crash part way leaves a log that is a prefix of the old one.
+        for seg in self.shared.segment_list().into_iter().rev() {
+            if seg.first <= target {
+                break;
+            }
+            self.shared.remove_segment(seg.first);
+            self.storage().remove(&seg.name).map_err(self.io_err(IoOp::Remove, &seg.name))?;
+        }
+        let (seg, _) = self.shared.locate(target).ok_or(Error::Poisoned)?;
+        let offset = self.offset_of(&seg, target)?;
+        self.shared.cut_to(seq);
+        self.active = seg;
+        self.cut_active(offset)?;
+        self.storage().sync_dir().map_err(self.io_err(IoOp::SyncDir, ""))?;
+        self.active.forget_after(seq);
+        self.active.set_end(offset);
+        self.write_offset = offset;
+        self.next_seq = target;
+        self.dirty = false;
+        info!(after = %seq, segment = %self.active.name, "wal truncated");
+        Ok(())
+    }
+
+    /// Byte offset of the frame `target` in `seg` (which must hold every seq before it).
+    fn offset_of(&mut self, seg: &Segment, target: Seq) -> Result<u64> {
+        if target == seg.first {
+            return Ok(HEADER_LEN as u64);
+        }
+        let (seq, offset) = seg.seek(target);
+        let from = WalkFrom {
+            seq,
+            offset,
+            last: Some(Seq(target.0 - 1)),
+            read_end: seg.end(),
+            max_payload: self.shared.max_payload,
+        };
+        let mut buf = std::mem::take(&mut self.buf);
+        let walk =
+            segment::walk(seg.file.as_ref(), &mut buf, from, |_, _, _| ControlFlow::Continue(()));
+        self.buf = buf;
+        let walk = walk.map_err(self.io_err(IoOp::Read, &seg.name))?;
+        recovery::walk_error(&seg.name, &walk)?;
+        Ok(walk.offset)
+    }
+
+    /// Removes every whole segment whose records all lie below `seq` (never the active one).
+    /// Under [`Preallocate::Recycle`] up to a few are kept for reuse.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a file cannot be removed or renamed (the log is then poisoned).
+    pub fn purge_before(&mut self, seq: Seq) -> Result<()> {
+        self.check_poisoned()?;
+        let result = self.purge_inner(seq);
+        if result.is_err() {
+            self.shared.poison();
+        }
+        result
+    }
+
+    fn purge_inner(&mut self, seq: Seq) -> Result<()> {
+        let segments = self.shared.segment_list();
+        let mut purged = 0usize;
+        for pair in segments.windows(2) {
+            let [seg, next] = pair else { break };
+            if next.first > seq {
+                break;
+            }
+            // Readers are redirected first; the file goes after.
+            self.shared.set_first(next.first);
+            self.shared.remove_segment(seg.first);
+            let recycle = self.config.preallocate == Preallocate::Recycle
+                && self.recycle.len() < RECYCLE_POOL_MAX;
+            if recycle {
+                let to = segment::recycle_name(seg.first);
+                self.storage()
+                    .rename(&seg.name, &to)
+                    .map_err(self.io_err(IoOp::Rename, &seg.name))?;
+                self.recycle.push(to);
+            } else {
+                self.storage().remove(&seg.name).map_err(self.io_err(IoOp::Remove, &seg.name))?;
+            }
+            purged += 1;
+        }
+        if purged > 0 {
+            self.storage().sync_dir().map_err(self.io_err(IoOp::SyncDir, ""))?;
+            info!(before = %seq, purged, first = %self.first_seq(), "wal purged");
+        }
+        Ok(())
+    }
+}
+
+impl SyncTarget {
+    /// `fdatasync`; a failure poisons the log (it is never retried and then acknowledged).
+    pub(crate) fn sync(&self, shared: &Shared, metrics: &WalMetrics) -> Result<()> {
+        let started = Instant::now();
+        if let Err(e) = self.file.sync_data() {
+            shared.poison();
+            return Err(Error::io(IoOp::Sync, self.path.clone(), e));
+        }
+        metrics.fsync_duration.record(started.elapsed());
+        Ok(())
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        // Interval promises a bounded loss window; a clean close should not widen it.
+        if matches!(self.config.sync, SyncPolicy::Interval(_))
+            && !self.shared.is_poisoned()
+            && let Err(error) = self.sync()
+        {
+            warn!(%error, "wal sync on close failed");
+        }
+    }
+}
+
+fn io_err(
+    storage: &dyn Storage,
+    op: IoOp,
+    name: &str,
+) -> impl FnOnce(std::io::Error) -> Error + use<> {
+    let path = storage.path_of(name);
+    move |e| Error::io(op, path, e)
+}
+
+/// Creates the segment starting at `first`, durable and published under its final name.
+fn create_segment(
+    storage: &dyn Storage,
+    config: &WalConfig,
+    recycle: &mut Vec<String>,
+    first: Seq,
+) -> Result<Arc<Segment>> {
+    let name = segment::segment_name(first);
+    let header = codec::encode_header(first);
+    let file = if config.preallocate == Preallocate::Recycle
+        && let Some(old) = recycle.pop()
+    {
+        let file = storage.open(&old).map_err(io_err(storage, IoOp::Open, &old))?;
+        file.write_all_at(&header, 0).map_err(io_err(storage, IoOp::Write, &old))?;
+        file.sync_data().map_err(io_err(storage, IoOp::Sync, &old))?;
+        storage.rename(&old, &name).map_err(io_err(storage, IoOp::Rename, &old))?;
+        file
+    } else {
+        let tmp = segment::tmp_name(first);
+        let file = storage.create(&tmp).map_err(io_err(storage, IoOp::Create, &tmp))?;
+        file.write_all_at(&header, 0).map_err(io_err(storage, IoOp::Write, &tmp))?;
+        extend(storage, config, file.as_ref(), &tmp, HEADER_LEN as u64)?;
+        file.sync_data().map_err(io_err(storage, IoOp::Sync, &tmp))?;
+        storage.rename(&tmp, &name).map_err(io_err(storage, IoOp::Rename, &tmp))?;
+        file
+    };
+    storage.sync_dir().map_err(io_err(storage, IoOp::SyncDir, ""))?;
+    Ok(Arc::new(Segment::new(first, name, file, HEADER_LEN as u64)))
+}
+
+/// Gives `file` its full segment size from `from` on, per the preallocation strategy.
+fn extend(
+    storage: &dyn Storage,
+    config: &WalConfig,
+    file: &dyn StorageFile,
+    name: &str,
+    from: u64,
+) -> Result<()> {
+    let size = config.segment_size_bytes;
+    match config.preallocate {
+        Preallocate::ZeroFill => {
+            let zeros = vec![0u8; READ_CHUNK_BYTES];
+            let mut at = from;
+            while at < size {
+                let n = usize::try_from(size - at).unwrap_or(usize::MAX).min(zeros.len());
+                let chunk = zeros.get(..n).unwrap_or_default();
+                file.write_all_at(chunk, at).map_err(io_err(storage, IoOp::Write, name))?;
+                at += n as u64;
+            }
+            Ok(())
+        }
+        Preallocate::Fallocate | Preallocate::Recycle => {
+            file.allocate(size).map_err(io_err(storage, IoOp::Allocate, name))
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Integration tests of mempulse-wal, in one binary (one link on a 2-core CI).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::print_stdout,
+    reason = "test code: a failed unwrap or assertion is the test report"
+)]
+
+mod basic;
+mod common;
