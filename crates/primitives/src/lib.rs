@@ -24,13 +24,15 @@
 //! ## Feature flags
 //! None.
 
+pub mod codec;
 mod error;
 mod event;
 mod ids;
 mod reason;
 mod tx;
 
-pub use error::ParseHexError;
+pub use codec::{Decode, Encode, Reader, SCHEMA_VERSION, decode_exact, encode_to_vec};
+pub use error::{DecodeError, ParseHexError};
 pub use event::{Event, EventKind, KindCode, Origin, SequencedEvent, Source};
 pub use ids::{
     Address, Digest, Height, NodeId, Nonce, RaftIndex, Seq, TxHash, UnixMillis, ValidatorId,

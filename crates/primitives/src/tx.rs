@@ -21,6 +21,10 @@ pub enum TxType {
 }
 
 impl TxType {
+    /// Every variant, in code order.
+    pub const ALL: &'static [Self] =
+        &[Self::Legacy, Self::AccessList, Self::DynamicFee, Self::Blob, Self::SetCode];
+
     /// Stable wire code: the EIP-2718 type byte (0 for legacy).
     #[must_use]
     pub const fn code(self) -> u8 {
