@@ -54,6 +54,17 @@ pub enum Origin {
     Local,
 }
 
+impl Origin {
+    /// The Raft index of a replicated fact, `None` for a local one.
+    #[must_use]
+    pub const fn raft_index(&self) -> Option<RaftIndex> {
+        match *self {
+            Self::Replicated { raft_index } => Some(raft_index),
+            Self::Local => None,
+        }
+    }
+}
+
 /// A fact, before the sequencer assigns its seq.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -65,6 +76,15 @@ pub struct Event {
     pub origin: Origin,
     /// The fact itself.
     pub kind: EventKind,
+}
+
+impl Event {
+    /// Whether the fact is part of the replicated state (and so of the state digest): identical
+    /// on every replica of the cluster.
+    #[must_use]
+    pub const fn is_replicated(&self) -> bool {
+        matches!(self.origin, Origin::Replicated { .. })
+    }
 }
 
 /// An event with the seq the single writer assigned to it.
@@ -236,6 +256,35 @@ impl EventKind {
         self.code().as_str()
     }
 
+    /// The transaction this fact is about, for the per-transaction lifecycle index.
+    ///
+    /// For [`EventKind::TxReplaced`] it is `old`, the transaction whose life the fact ends (the
+    /// replacement has its own [`EventKind::TxAdmitted`]). For a [`EventKind::TxDropped`] that
+    /// never decoded far enough to have a hash, and for block, cluster and replay facts (which
+    /// are about many transactions or none), it is `None`.
+    #[must_use]
+    pub const fn tx_hash(&self) -> Option<TxHash> {
+        match self {
+            Self::TxReceived { tx, .. } | Self::TxAdmitted { tx, .. } => Some(tx.hash),
+            Self::TxRejected { hash, .. }
+            | Self::TxEvicted { hash, .. }
+            | Self::TxPromoted { hash }
+            | Self::TxIncluded { hash, .. }
+            | Self::TxReopened { hash, .. } => Some(*hash),
+            Self::TxReplaced { old, .. } => Some(*old),
+            Self::TxDropped { hash, .. } => *hash,
+            Self::BlockProposed { .. }
+            | Self::BlockCommitted { .. }
+            | Self::ReorgDetected { .. }
+            | Self::LeaderChanged { .. }
+            | Self::ProposerChanged { .. }
+            | Self::CheckpointTaken { .. }
+            | Self::DivergenceDetected { .. }
+            | Self::Fenced { .. }
+            | Self::Unfenced { .. } => None,
+        }
+    }
+
     /// The kind's stable code, without its payload.
     #[must_use]
     pub const fn code(&self) -> KindCode {
@@ -303,3 +352,44 @@ crate::reason::coded_enum!(
         Unfenced = 18 => "unfenced",
     }
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Address, FenceReason};
+
+    #[test]
+    fn tx_hash_names_the_fact_subject() {
+        let h = TxHash([1; 32]);
+        let old = TxHash([2; 32]);
+        let replaced =
+            EventKind::TxReplaced { old, new: h, sender: Address([0; 20]), nonce: Nonce(1) };
+        assert_eq!(replaced.tx_hash(), Some(old));
+        assert_eq!(EventKind::TxPromoted { hash: h }.tx_hash(), Some(h));
+        let dropped = EventKind::TxDropped {
+            hash: None,
+            reason: DropReason::DecodeFailed,
+            lane: Lane::Rpc,
+            depth_current: 0,
+            depth_peak: 0,
+        };
+        assert_eq!(dropped.tx_hash(), None);
+        let committed = EventKind::BlockCommitted { height: Height(1), txs: vec![h] };
+        assert_eq!(committed.tx_hash(), None);
+    }
+
+    #[test]
+    fn is_replicated_follows_origin() {
+        let mut e = Event {
+            observed_at: UnixMillis(0),
+            source: Source::Operator,
+            origin: Origin::Local,
+            kind: EventKind::Fenced { reason: FenceReason::Operator, index: None },
+        };
+        assert!(!e.is_replicated());
+        assert_eq!(e.origin.raft_index(), None);
+        e.origin = Origin::Replicated { raft_index: RaftIndex(4) };
+        assert!(e.is_replicated());
+        assert_eq!(e.origin.raft_index(), Some(RaftIndex(4)));
+    }
+}

@@ -25,6 +25,7 @@
 //! None.
 
 pub mod codec;
+mod digest;
 mod error;
 mod event;
 mod ids;
@@ -32,6 +33,7 @@ mod reason;
 mod tx;
 
 pub use codec::{Decode, Encode, Reader, SCHEMA_VERSION, decode_exact, encode_to_vec};
+pub use digest::DigestWriter;
 pub use error::{DecodeError, ParseHexError};
 pub use event::{Event, EventKind, KindCode, Origin, SequencedEvent, Source};
 pub use ids::{
