@@ -1,28 +1,57 @@
-//! Identifiers, the normalized transaction, and the versioned event schema every mempulse crate shares.
+//! Identifiers, the normalized transaction, and the versioned event schema every mempulse crate
+//! shares, with its stable binary encoding and digest type.
 //!
 //! ## Role
 //! ```text
-//!  net (decode) ──► Tx ──► mempool ──► EventKind facts ──► codec ──► wal (opaque bytes)
-//!                                                     ▲
-//!                    replay / api / sinks decode ─────┘
+//!  net (decode) ──► Tx ──► mempool ──► EventKind facts ──► Event::to_bytes ──► wal (opaque bytes)
+//!                                                                  │
+//!        replay / api / sinks ◄── Event::from_bytes ◄──────────────┘
+//!        replay digests ◄── Digest::of / DigestWriter over canonical encodings
 //! ```
 //! This crate is layer 0: no IO, no async runtime, no clock. Everything it defines is a value.
 //!
 //! ## Invariants
 //! - Every reason, lane and kind has a stable wire code and a stable name; codes are never reused.
-//! - The binary encoding is deterministic: one value, one byte string (see `codec`).
-//! - Decoding arbitrary bytes returns an error, never panics.
+//! - The binary encoding ([`codec`]) is deterministic and canonical: one value, one byte string,
+//!   and any bytes that decode re-encode to themselves. Integers are fixed-width little-endian.
+//! - A stored event payload opens with [`SCHEMA_VERSION`]; an unknown version is a typed error.
+//!   The golden vectors in `tests/vectors/` fail on any format change.
+//! - Decoding arbitrary bytes returns a [`DecodeError`], never panics, and never allocates more
+//!   than the input could hold.
 //!
 //! ## Example
 //! ```
-//! use mempulse_primitives::{Seq, TxHash, RejectReason};
-//! assert_eq!(Seq(1).checked_next(), Some(Seq(2)));
-//! assert_eq!(RejectReason::NonceTooLow.as_str(), "nonce_too_low");
-//! assert!(TxHash::from_hex("0x00").is_err());
+//! use mempulse_primitives::{
+//!     Digest, Event, EventKind, Origin, RaftIndex, RejectReason, Source, TxHash, UnixMillis,
+//!     codec::{decode_exact, encode_to_vec},
+//! };
+//!
+//! let event = Event {
+//!     observed_at: UnixMillis(1_700_000_000_000),
+//!     source: Source::Mempool,
+//!     origin: Origin::Replicated { raft_index: RaftIndex(42) },
+//!     kind: EventKind::TxRejected { hash: TxHash([7; 32]), reason: RejectReason::NonceTooLow },
+//! };
+//!
+//! // The stored payload: version byte, then the canonical body.
+//! let payload = event.to_bytes();
+//! assert_eq!(Event::from_bytes(&payload)?, event);
+//! assert_eq!(event.kind.tx_hash(), Some(TxHash([7; 32])));
+//! assert!(event.is_replicated());
+//!
+//! // Any schema value round-trips through the codec, and hashes its encoding.
+//! let bytes = encode_to_vec(&event.kind);
+//! assert_eq!(decode_exact::<EventKind>(&bytes)?, event.kind);
+//! assert_eq!(Digest::of(&event.kind), Digest::sha256(&bytes));
+//!
+//! // Bad input is a typed error, never a panic.
+//! assert!(Event::from_bytes(&payload[..payload.len() - 1]).is_err());
+//! # Ok::<(), mempulse_primitives::DecodeError>(())
 //! ```
 //!
 //! ## Feature flags
-//! None.
+//! - `test-utils`: proptest strategies for every schema type in the `test_utils` module (pulls in
+//!   `proptest`; for tests of this and other crates only).
 
 pub mod codec;
 mod digest;
@@ -30,6 +59,8 @@ mod error;
 mod event;
 mod ids;
 mod reason;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod test_utils;
 mod tx;
 
 pub use codec::{Decode, Encode, Reader, SCHEMA_VERSION, decode_exact, encode_to_vec};
