@@ -1,8 +1,8 @@
 //! Identifier and counter newtypes.
 //!
-//! An index, a count and a size are different things (TigerBeetle style guide, "Off-By-One"):
-//! every integer that names a position in some sequence gets its own type so the compiler keeps
-//! them apart.
+//! An index, a count and a size are different things (`TIGER_STYLE.md`, "Off-By-One"): every
+//! integer that names a position in some sequence gets its own type so the compiler keeps them
+//! apart.
 
 use core::fmt;
 
