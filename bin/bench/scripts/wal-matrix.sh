@@ -7,7 +7,7 @@
 #
 # Environment overrides (defaults = the matrix):
 #   RECORDS=1000000  SIZE=256  BATCHES="1 64 1024"  SYNCS="always never"  REPS=5
-#   IMPLS="mempulse raft-engine okaywal"
+#   IMPLS="mempulse mempulse-seq raft-engine okaywal"
 #   SYNCED_BATCH1_RECORDS=20000  records for (--sync always, --batch 1): 1M fsyncs would take hours
 #   PREALLOCATES="default"       mempulse preallocation modes to run, e.g. "zero-fill fallocate recycle"
 #                                ("default" = mempulse's own default; peers always run their defaults)
@@ -25,7 +25,7 @@ size=${SIZE:-256}
 batches=${BATCHES:-"1 64 1024"}
 syncs=${SYNCS:-"always never"}
 reps=${REPS:-5}
-impls=${IMPLS:-"mempulse raft-engine okaywal"}
+impls=${IMPLS:-"mempulse mempulse-seq raft-engine okaywal"}
 synced_batch1_records=${SYNCED_BATCH1_RECORDS:-20000}
 preallocates=${PREALLOCATES:-default}
 bin=${BIN:-target/release/mempulse-bench}

@@ -12,6 +12,7 @@
 //! 5. **reopen**: close, then time `open` until the log is ready to append and read, and check it
 //!    holds all `records`.
 
+mod mempulse;
 mod okaywal;
 mod raft_engine;
 
@@ -61,6 +62,10 @@ pub(crate) struct Args {
 /// A log implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Impl {
+    /// mempulse-wal's `Wal`, called directly.
+    Mempulse,
+    /// mempulse-wal's `Wal` behind its `Sequencer` (writer and sync threads).
+    MempulseSeq,
     /// tikv/raft-engine 0.4.
     RaftEngine,
     /// khonsulabs/okaywal 0.3.
@@ -70,6 +75,8 @@ enum Impl {
 impl Impl {
     const fn as_str(self) -> &'static str {
         match self {
+            Self::Mempulse => "mempulse",
+            Self::MempulseSeq => "mempulse-seq",
             Self::RaftEngine => "raft-engine",
             Self::Okaywal => "okaywal",
         }
@@ -177,6 +184,8 @@ pub(crate) trait LogUnderTest: Sized {
 /// does not return exactly what was appended.
 pub(crate) fn run(args: &Args) -> anyhow::Result<Report> {
     match args.implementation {
+        Impl::Mempulse => measure::<mempulse::MempulseLog>(args),
+        Impl::MempulseSeq => measure::<mempulse::MempulseSequencerLog>(args),
         Impl::RaftEngine => measure::<raft_engine::RaftEngineLog>(args),
         Impl::Okaywal => measure::<okaywal::OkayWalLog>(args),
     }

@@ -57,8 +57,14 @@ fn json_line(output: &Output) -> Map<String, Value> {
 }
 
 fn assert_measured(implementation: &str, sync: &str) {
+    assert_measured_with(implementation, sync, &[]);
+}
+
+fn assert_measured_with(implementation: &str, sync: &str, extra: &[&str]) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let output = run_wal(dir.path(), &["--impl", implementation, "--sync", sync]);
+    let mut args = vec!["--impl", implementation, "--sync", sync];
+    args.extend_from_slice(extra);
+    let output = run_wal(dir.path(), &args);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{implementation} --sync {sync} failed: {stderr}");
     let line = json_line(&output);
@@ -73,6 +79,21 @@ fn assert_measured(implementation: &str, sync: &str) {
         assert!(line[rate].as_f64().is_some_and(|r| r > 0.0), "{rate} in {line:?}");
     }
     assert!(line["dir_bytes"].as_u64().is_some_and(|b| b >= RECORDS * 100), "{line:?}");
+}
+
+#[test]
+fn mempulse_measures_every_field() {
+    assert_measured("mempulse", "never");
+    assert_measured("mempulse", "always");
+    for mode in ["zero-fill", "fallocate", "recycle"] {
+        assert_measured_with("mempulse", "never", &["--preallocate", mode]);
+    }
+}
+
+#[test]
+fn mempulse_sequencer_measures_every_field() {
+    assert_measured("mempulse-seq", "never");
+    assert_measured("mempulse-seq", "always");
 }
 
 #[test]
@@ -96,6 +117,13 @@ fn unsupported_mode_reports_error_and_exits_2() {
     assert_eq!(line["impl"], "okaywal");
     assert_eq!(line["sync"], "never");
     assert!(!dir.path().join("log").exists(), "an unsupported run must not touch the disk");
+
+    let output = run_wal(
+        dir.path(),
+        &["--impl", "raft-engine", "--sync", "never", "--preallocate", "recycle"],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(json_line(&output)["error"].as_str().is_some_and(|e| e.contains("preallocate")));
 }
 
 #[test]
