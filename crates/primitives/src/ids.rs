@@ -43,6 +43,13 @@ macro_rules! u64_newtype {
                 Self(v)
             }
         }
+
+        #[cfg(feature = "serde")]
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_u64(self.0)
+            }
+        }
     };
 }
 
@@ -127,6 +134,13 @@ macro_rules! bytes_newtype {
         impl From<[u8; $len]> for $name {
             fn from(v: [u8; $len]) -> Self {
                 Self(v)
+            }
+        }
+
+        #[cfg(feature = "serde")]
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
             }
         }
     };

@@ -52,6 +52,8 @@
 //! ## Feature flags
 //! - `test-utils`: proptest strategies for every schema type in the `test_utils` module (pulls in
 //!   `proptest`; for tests of this and other crates only).
+//! - `serde`: `serde::Serialize` for events, transactions, ids and reasons — the JSON view used by
+//!   `mempulse wal dump` and the HTTP API (the binary codec stays the storage format).
 
 pub mod codec;
 mod digest;
@@ -59,6 +61,8 @@ mod error;
 mod event;
 mod ids;
 mod reason;
+#[cfg(feature = "serde")]
+mod serde_impls;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_utils;
 mod tx;

@@ -50,6 +50,13 @@ macro_rules! coded_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        #[cfg(feature = "serde")]
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
     };
 }
 pub(crate) use coded_enum;

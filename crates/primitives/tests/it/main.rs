@@ -10,4 +10,5 @@
 )]
 
 mod codec_props;
+mod json;
 mod vectors;
