@@ -88,10 +88,11 @@ impl Mempool {
 
     /// Chooses the chains to evict so that `tx` fits, or rejects it with `pool_full`.
     ///
-    /// Eviction order is lowest effective tip first, then newest first. The effective tip is
+    /// Eviction order is lowest [`eviction_fee`] first, then newest first. That fee is
     /// `min(tip, max_fee - base_fee)`, so merging the pool ordered by tip with the pool ordered
-    /// by `max_fee - base_fee` and keeping each entry's first appearance yields exactly that
-    /// order without any index that depends on the base fee. A victim must be strictly worse
+    /// by `max_fee - base_fee` (both strictly monotone maps of their index keys) and keeping
+    /// each entry's first appearance yields exactly that order without any index that depends
+    /// on the base fee. A victim must be strictly worse
     /// than `tx` and must not be `tx`'s own replaced entry or an earlier nonce of its sender.
     fn plan_room(&self, tx: &Tx, replaced: Option<Slot>) -> Result<Vec<Slot>, RejectReason> {
         let freed_bytes = replaced.map_or(0, |s| u64::from(self.entry(s).tx.encoded_size));
@@ -102,7 +103,7 @@ impl Mempool {
         if need_count == 0 && need_bytes == 0 {
             return Ok(Vec::new());
         }
-        let new_tip = tx.fees.effective_tip(self.base_fee);
+        let new_fee = eviction_fee(&tx.fees, self.base_fee);
         let mut seen = BTreeSet::new();
         let mut victims = Vec::new();
         for slot in self.eviction_order() {
@@ -110,7 +111,7 @@ impl Mempool {
                 continue;
             }
             let victim = &self.entry(slot).tx;
-            let worse = victim.fees.effective_tip(self.base_fee) < new_tip;
+            let worse = eviction_fee(&victim.fees, self.base_fee) < new_fee;
             let own = victim.sender == tx.sender && victim.nonce <= tx.nonce;
             if !worse || own {
                 return Err(RejectReason::PoolFull);
@@ -148,6 +149,32 @@ impl Mempool {
     }
 }
 
+/// A fee per gas that may be negative, as an order-preserving pair: `(true, v)` is `+v`,
+/// `(false, u128::MAX - d)` is `-d` (so a larger deficit sorts first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct SignedFee(bool, u128);
+
+impl SignedFee {
+    const fn tip(tip: u128) -> Self {
+        Self(true, tip)
+    }
+
+    /// `max_fee - base_fee`, negative when the max fee cannot pay the base fee.
+    const fn headroom(max_fee: u128, base_fee: u128) -> Self {
+        match max_fee.checked_sub(base_fee) {
+            Some(v) => Self(true, v),
+            None => Self(false, u128::MAX - (base_fee - max_fee)),
+        }
+    }
+}
+
+/// The eviction fee of a transaction: `min(tip, max_fee - base_fee)`, negative when its max
+/// fee is below the base fee (the further below, the sooner it is evicted).
+pub(crate) fn eviction_fee(fees: &Fees, base_fee: u128) -> SignedFee {
+    SignedFee::tip(fees.max_priority_fee_per_gas)
+        .min(SignedFee::headroom(fees.max_fee_per_gas, base_fee))
+}
+
 /// Merge of the two fee indexes in effective-tip space.
 #[derive(Debug)]
 pub(crate) struct EvictionOrder<'a> {
@@ -160,11 +187,11 @@ impl Iterator for EvictionOrder<'_> {
     type Item = Slot;
 
     fn next(&mut self) -> Option<Slot> {
-        let tip_key = self.by_tip.peek().map(|&&(tip, seq, _)| (Some(tip), seq));
+        let tip_key = self.by_tip.peek().map(|&&(tip, seq, _)| (SignedFee::tip(tip), seq));
         let fee_key = self
             .by_max_fee
             .peek()
-            .map(|&&(max_fee, seq, _)| (max_fee.checked_sub(self.base_fee), seq));
+            .map(|&&(max_fee, seq, _)| (SignedFee::headroom(max_fee, self.base_fee), seq));
         let take_tip = match (tip_key, fee_key) {
             (None, None) => return None,
             (Some(_), None) => true,

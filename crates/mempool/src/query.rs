@@ -121,7 +121,7 @@ impl<'a> SenderView<'a> {
     }
 
     /// Transactions in nonce order with their subpools.
-    pub fn txs(&self) -> impl Iterator<Item = (&'a Tx, Subpool)> + 'a {
+    pub fn txs(self) -> impl Iterator<Item = (&'a Tx, Subpool)> + 'a {
         let pool = self.pool;
         self.state.txs.values().map(move |&slot| {
             let e = pool.entry(slot);

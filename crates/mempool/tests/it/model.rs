@@ -69,6 +69,13 @@ impl Model {
         tx.fees.effective_tip(self.base_fee)
     }
 
+    /// Eviction fee: `min(tip, max_fee - base_fee)` in signed arithmetic.
+    fn evict_fee(&self, tx: &Tx) -> i128 {
+        let signed = |v: u128| i128::try_from(v).unwrap();
+        signed(tx.fees.max_priority_fee_per_gas)
+            .min(signed(tx.fees.max_fee_per_gas) - signed(self.base_fee))
+    }
+
     /// The sender's chain from nonce `n` upward (all its entries with nonce >= n), nonce order.
     fn chain_from(&self, a: &Address, n: u64) -> Vec<TxHash> {
         let mut v: Vec<&MTx> =
@@ -122,8 +129,8 @@ impl Model {
         let mut victims = Vec::new();
         let mut seen = BTreeSet::new();
         let mut order: Vec<&MTx> = self.txs.iter().collect();
-        order.sort_by_key(|e| (self.eff(&e.tx), Reverse(e.seq)));
-        let new_eff = self.eff(tx);
+        order.sort_by_key(|e| (self.evict_fee(&e.tx), Reverse(e.seq)));
+        let new_fee = self.evict_fee(tx);
         for e in order {
             if need_count == 0 && need_bytes == 0 {
                 break;
@@ -132,7 +139,7 @@ impl Model {
                 continue;
             }
             let own = e.tx.sender == tx.sender && e.tx.nonce <= tx.nonce;
-            if self.eff(&e.tx) >= new_eff || own {
+            if self.evict_fee(&e.tx) >= new_fee || own {
                 return Err(RejectReason::PoolFull);
             }
             victims.push(e.tx.hash);
