@@ -175,6 +175,41 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn frames_round_trip(
+            seq in 0u64..u64::MAX,
+            payloads in proptest::collection::vec(proptest::collection::vec(0u8.., 1..300), 1..20),
+        ) {
+            let mut buf = Vec::new();
+            for (i, p) in payloads.iter().enumerate() {
+                encode_frame(&mut buf, Seq(seq.wrapping_add(i as u64)), p);
+            }
+            let mut at = 0;
+            for (i, p) in payloads.iter().enumerate() {
+                let got = decode_frame(&buf[at..], Seq(seq.wrapping_add(i as u64)), 1 << 20);
+                proptest::prop_assert_eq!(got, Decoded::Frame { payload: p, size: p.len() + 8 });
+                at += p.len() + 8;
+            }
+            proptest::prop_assert_eq!(decode_frame(&buf[at..], Seq(0), 1 << 20), Decoded::Incomplete { need: 8 });
+        }
+
+        #[test]
+        fn decoding_any_bytes_never_panics(bytes in proptest::collection::vec(0u8.., 0..600), seq in 0u64..) {
+            let _ = decode_header(&bytes);
+            match decode_frame(&bytes, Seq(seq), 512) {
+                Decoded::Frame { payload, size } => {
+                    proptest::prop_assert_eq!(payload.len() + 8, size);
+                    proptest::prop_assert_eq!(frame_crc(Seq(seq), payload), u32_at(&bytes, 4).unwrap_or(0));
+                }
+                Decoded::Incomplete { need } => proptest::prop_assert!(need > bytes.len()),
+                Decoded::End | Decoded::BadLength | Decoded::BadChecksum { .. } => {}
+            }
+        }
+    }
+
     #[test]
     fn frame_round_trip_and_seq_binding() {
         let mut buf = Vec::new();

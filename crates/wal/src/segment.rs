@@ -175,8 +175,11 @@ pub(crate) fn walk(
     from: WalkFrom,
     mut visit: impl FnMut(Seq, u64, &[u8]) -> ControlFlow<()>,
 ) -> io::Result<Walk> {
-    if buf.len() < READ_CHUNK_BYTES {
-        buf.resize(READ_CHUNK_BYTES, 0);
+    // Big reads, but no bigger than the readable range (small segments, short tails).
+    let range = usize::try_from(from.read_end.saturating_sub(from.offset)).unwrap_or(usize::MAX);
+    let chunk = range.clamp(codec::FRAME_HEADER_LEN, READ_CHUNK_BYTES);
+    if buf.len() < chunk {
+        buf.resize(chunk, 0);
     }
     let (mut seq, mut buf_off, mut pos, mut filled) = (from.seq, from.offset, 0usize, 0usize);
     let mut eof = false;

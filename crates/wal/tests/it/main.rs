@@ -10,3 +10,5 @@
 
 mod basic;
 mod common;
+mod corruption;
+mod power_loss;
