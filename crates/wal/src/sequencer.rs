@@ -245,7 +245,7 @@ impl SequencerHandle {
 
 /// Resolves to the outcome of a queued request.
 #[derive(Debug)]
-#[must_use = "a ticket does nothing unless awaited"]
+#[must_use = "the ticket tells whether the request became durable"]
 pub struct Ticket<T> {
     rx: oneshot::Receiver<Result<T>>,
 }

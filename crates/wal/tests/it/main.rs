@@ -11,4 +11,6 @@
 mod basic;
 mod common;
 mod corruption;
+mod crash;
 mod power_loss;
+mod sequencer;

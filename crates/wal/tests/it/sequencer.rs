@@ -1,0 +1,305 @@
+//! The sequencer: ordering, gapless acks, the bounded queue, fatal sync errors, cursors.
+
+use std::{
+    io,
+    path::PathBuf,
+    sync::{
+        Arc, Condvar, Mutex,
+        mpsc::{self, SyncSender},
+    },
+    time::Duration,
+};
+
+use mempulse_wal::{
+    Error, Preallocate, Seq, SeqRange, Sequencer, SequencerConfig, Storage, StorageFile,
+    SubmitError, SyncPolicy, Wal, test_utils::SimStorage,
+};
+
+use crate::common::{assert_log, open_sim, payload, small_config};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn start(
+    sim: &SimStorage,
+    sync: SyncPolicy,
+    config: SequencerConfig,
+) -> mempulse_wal::SequencerHandle {
+    let wal = open_sim(sim, small_config(Preallocate::Fallocate).with_sync(sync)).unwrap();
+    Sequencer::start(wal, config).unwrap()
+}
+
+#[test]
+fn concurrent_submitters_get_gapless_ordered_acks() {
+    let sim = SimStorage::new();
+    let seq = start(&sim, SyncPolicy::Always, SequencerConfig::default());
+    let threads: Vec<_> = (0..4u8)
+        .map(|t| {
+            let seq = seq.clone();
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                for i in 0..150u32 {
+                    let n = 1 + (i % 7) as usize;
+                    let batch: Vec<Vec<u8>> =
+                        (0..n).map(|k| [&[t][..], &i.to_le_bytes(), &[k as u8]].concat()).collect();
+                    let ticket = seq.try_submit(batch.clone()).unwrap();
+                    let range = ticket.wait().unwrap();
+                    assert_eq!(range.len(), n as u64);
+                    acked.push((range, batch));
+                }
+                acked
+            })
+        })
+        .collect();
+    let mut all: Vec<(SeqRange, Vec<Vec<u8>>)> =
+        threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    all.sort_by_key(|(r, _)| r.first);
+    let reader = seq.reader();
+    let mut next = 1;
+    for (range, batch) in &all {
+        assert_eq!(range.first, Seq(next), "gap or overlap");
+        let got = reader.scan(range.first, batch.len()).unwrap();
+        assert_eq!(
+            got.iter().map(|r| &r.payload).collect::<Vec<_>>(),
+            batch.iter().collect::<Vec<_>>()
+        );
+        next = range.last.0 + 1;
+    }
+    assert_eq!(*seq.durable().borrow(), Seq(next - 1));
+    seq.shutdown_blocking().unwrap();
+    assert!(matches!(seq.try_submit(vec![b"x".to_vec()]), Err(SubmitError::Closed)));
+    let wal = open_sim(&sim, small_config(Preallocate::Fallocate)).unwrap();
+    assert_eq!(wal.last_seq(), Seq(next - 1));
+}
+
+#[test]
+fn pipelined_tickets_resolve_in_order() {
+    for sync in
+        [SyncPolicy::Always, SyncPolicy::Never, SyncPolicy::Interval(Duration::from_millis(1))]
+    {
+        let sim = SimStorage::new();
+        let seq = start(&sim, sync, SequencerConfig::default().with_max_group_bytes(2000));
+        let tickets: Vec<_> =
+            (1..=500u64).map(|s| seq.try_submit(vec![payload(s)]).unwrap()).collect();
+        for (i, ticket) in tickets.into_iter().enumerate() {
+            let range = ticket.wait().unwrap();
+            assert_eq!((range.first, range.last), (Seq(i as u64 + 1), Seq(i as u64 + 1)));
+        }
+        assert_log(&seq.reader(), 1, 500);
+        seq.shutdown_blocking().unwrap();
+        assert!(matches!(seq.shutdown_blocking(), Err(Error::Closed)));
+    }
+}
+
+/// Storage whose segment writes block while the gate is closed, and report that they started.
+#[derive(Debug, Clone)]
+struct GatedStorage {
+    sim: SimStorage,
+    gate: Arc<(Mutex<bool>, Condvar)>,
+    started: Arc<Mutex<Option<SyncSender<()>>>>,
+}
+
+#[derive(Debug)]
+struct GatedFile {
+    inner: Arc<dyn StorageFile>,
+    storage: GatedStorage,
+}
+
+impl GatedStorage {
+    fn set_closed(&self, closed: bool) {
+        *self.gate.0.lock().unwrap() = closed;
+        self.gate.1.notify_all();
+    }
+
+    fn wait_open(&self) {
+        if let Some(tx) = self.started.lock().unwrap().as_ref() {
+            let _ = tx.try_send(());
+        }
+        let (lock, cvar) = &*self.gate;
+        let guard = lock.lock().unwrap();
+        let (_guard, timeout) = cvar.wait_timeout_while(guard, WAIT, |closed| *closed).unwrap();
+        assert!(!timeout.timed_out(), "gate never opened");
+    }
+}
+
+impl StorageFile for GatedFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.storage.wait_open();
+        self.inner.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.inner.sync_data()
+    }
+    fn size(&self) -> io::Result<u64> {
+        self.inner.size()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        self.inner.allocate(len)
+    }
+}
+
+impl Storage for GatedStorage {
+    fn path_of(&self, name: &str) -> PathBuf {
+        self.sim.path_of(name)
+    }
+    fn list(&self) -> io::Result<Vec<String>> {
+        self.sim.list()
+    }
+    fn open(&self, name: &str) -> io::Result<Arc<dyn StorageFile>> {
+        Ok(Arc::new(GatedFile { inner: self.sim.open(name)?, storage: self.clone() }))
+    }
+    fn create(&self, name: &str) -> io::Result<Arc<dyn StorageFile>> {
+        Ok(Arc::new(GatedFile { inner: self.sim.create(name)?, storage: self.clone() }))
+    }
+    fn remove(&self, name: &str) -> io::Result<()> {
+        self.sim.remove(name)
+    }
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.sim.rename(from, to)
+    }
+    fn sync_dir(&self) -> io::Result<()> {
+        self.sim.sync_dir()
+    }
+}
+
+#[test]
+fn full_queue_is_a_typed_error_and_nothing_is_lost() {
+    let (tx, rx) = mpsc::sync_channel(16);
+    let storage = GatedStorage {
+        sim: SimStorage::new(),
+        gate: Arc::new((Mutex::new(false), Condvar::new())),
+        started: Arc::new(Mutex::new(None)),
+    };
+    let wal =
+        Wal::open_with_storage(small_config(Preallocate::Fallocate), Arc::new(storage.clone()))
+            .unwrap();
+    // Only writes after open are reported.
+    *storage.started.lock().unwrap() = Some(tx);
+    let capacity = 4;
+    let seq =
+        Sequencer::start(wal, SequencerConfig::default().with_queue_capacity(capacity)).unwrap();
+    storage.set_closed(true);
+    let first = seq.try_submit(vec![payload(1)]).unwrap();
+    // The writer has taken the first batch and is blocked inside its write.
+    rx.recv_timeout(WAIT).unwrap();
+    let queued: Vec<_> =
+        (2..=1 + capacity as u64).map(|s| seq.try_submit(vec![payload(s)]).unwrap()).collect();
+    assert_eq!(seq.queue_depth(), capacity);
+    match seq.try_submit(vec![payload(99)]) {
+        Err(SubmitError::Full { depth, capacity: cap }) => {
+            assert_eq!((depth, cap), (capacity, capacity))
+        }
+        other => panic!("expected Full, got {other:?}"),
+    }
+    storage.set_closed(false);
+    assert_eq!(first.wait().unwrap().first, Seq(1));
+    for (i, t) in queued.into_iter().enumerate() {
+        assert_eq!(t.wait().unwrap().first, Seq(i as u64 + 2));
+    }
+    assert_log(&seq.reader(), 1, 1 + capacity as u64);
+    seq.shutdown_blocking().unwrap();
+}
+
+#[test]
+fn invalid_batches_are_refused_up_front() {
+    let seq = start(&SimStorage::new(), SyncPolicy::Always, SequencerConfig::default());
+    assert!(matches!(seq.try_submit(vec![]), Err(SubmitError::Invalid(Error::EmptyRecord))));
+    assert!(matches!(seq.try_submit(vec![vec![]]), Err(SubmitError::Invalid(Error::EmptyRecord))));
+    let huge = vec![0u8; 1 << 20];
+    assert!(matches!(
+        seq.try_submit(vec![huge]),
+        Err(SubmitError::Invalid(Error::RecordTooLarge { .. }))
+    ));
+    seq.shutdown_blocking().unwrap();
+}
+
+#[test]
+fn fsync_failure_is_fatal() {
+    let sim = SimStorage::new();
+    let seq = start(&sim, SyncPolicy::Always, SequencerConfig::default());
+    assert_eq!(seq.try_submit(vec![payload(1)]).unwrap().wait().unwrap().last, Seq(1));
+    sim.set_fail_sync(true);
+    let err = seq.try_submit(vec![payload(2)]).unwrap().wait().unwrap_err();
+    assert!(err.is_fatal(), "{err}");
+    sim.set_fail_sync(false);
+    // Never retried and then acknowledged: the log refuses every later batch.
+    let err = seq.try_submit(vec![payload(3)]).unwrap().wait().unwrap_err();
+    assert!(matches!(err, Error::Poisoned), "{err}");
+    assert_eq!(*seq.durable().borrow(), Seq(1));
+    assert_eq!(seq.reader().last_seq(), Seq(1));
+    assert!(seq.shutdown_blocking().is_err());
+}
+
+#[test]
+fn cursor_reads_behind_then_follows_live() {
+    let sim = SimStorage::new();
+    let seq = start(&sim, SyncPolicy::Always, SequencerConfig::default());
+    for s in 1..=300 {
+        seq.try_submit(vec![payload(s)]).unwrap().wait().unwrap();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let producer = {
+        let seq = seq.clone();
+        std::thread::spawn(move || {
+            for s in 301..=1000u64 {
+                let batch = vec![payload(s)];
+                seq.try_submit(batch).unwrap().wait().unwrap();
+            }
+        })
+    };
+    let mut cursor = seq.cursor(Seq(1));
+    let mut next = 1u64;
+    rt.block_on(async {
+        while next <= 1000 {
+            let batch = tokio::time::timeout(WAIT, cursor.next_batch(64)).await.unwrap().unwrap();
+            assert!(!batch.is_empty() && batch.len() <= 64);
+            for record in batch {
+                assert_eq!(record.seq, Seq(next), "gap or duplicate");
+                assert_eq!(record.payload, payload(next));
+                next += 1;
+            }
+        }
+    });
+    producer.join().unwrap();
+    assert_eq!(cursor.next_seq(), Seq(1001));
+    seq.shutdown_blocking().unwrap();
+    let end =
+        rt.block_on(async { tokio::time::timeout(WAIT, cursor.next_batch(8)).await.unwrap() });
+    assert!(matches!(end, Err(Error::Closed)));
+}
+
+#[test]
+fn shutdown_drains_and_syncs() {
+    let sim = SimStorage::new();
+    let seq = start(&sim, SyncPolicy::Never, SequencerConfig::default());
+    let tickets: Vec<_> = (1..=200u64).map(|s| seq.try_submit(vec![payload(s)]).unwrap()).collect();
+    seq.shutdown_blocking().unwrap();
+    for t in tickets {
+        t.wait().unwrap();
+    }
+    let image = sim.crash_image(mempulse_wal::test_utils::CrashMode::DropUnsynced);
+    let wal = open_sim(&image, small_config(Preallocate::Fallocate)).unwrap();
+    assert_log(&wal.reader(), 1, 200);
+}
+
+#[test]
+fn purge_through_the_sequencer_keeps_order() {
+    let sim = SimStorage::new();
+    let wal = open_sim(&sim, small_config(Preallocate::Recycle)).unwrap();
+    let seq = Sequencer::start(wal, SequencerConfig::default()).unwrap();
+    for s in 1..=400 {
+        drop(seq.try_submit(vec![payload(s)]).unwrap());
+    }
+    seq.try_purge_before(Seq(300)).unwrap().wait().unwrap();
+    let first = seq.reader().first_seq();
+    assert!(first > Seq(1) && first <= Seq(300));
+    let last = seq.try_submit(vec![payload(401)]).unwrap().wait().unwrap().last;
+    assert_eq!(last, Seq(401));
+    assert_log(&seq.reader(), first.0, 401);
+    seq.shutdown_blocking().unwrap();
+}
