@@ -117,6 +117,10 @@ impl Wal {
             self.metrics.torn_tails.increment(1);
             self.cut_active(tail.end)?;
         }
+        // The recovered frames may sit only in the page cache (a process crash): make what
+        // open reports as the log durable before anything builds on it.
+        let name = self.active.name.clone();
+        self.active.file.sync_data().map_err(self.io_err(IoOp::Sync, &name))?;
         self.active.set_end(tail.end);
         self.write_offset = tail.end;
         self.next_seq = tail.next_seq;

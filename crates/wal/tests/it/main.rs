@@ -13,4 +13,5 @@ mod common;
 mod corruption;
 mod crash;
 mod power_loss;
+mod props;
 mod sequencer;
