@@ -7,7 +7,12 @@
 //! whole pool.
 
 use core::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::BinaryHeap;
+#[allow(
+    clippy::disallowed_types,
+    reason = "per-build lookup scratch by sender, never iterated"
+)]
+use std::collections::HashMap;
 
 use mempulse_primitives::{Address, Tx};
 
@@ -90,32 +95,30 @@ impl Mempool {
     /// Admission order; a transaction reached before its sender's earlier nonce waits for it
     /// and follows it straight away.
     fn build_fifo(&self, budget: &mut Budget) {
-        let mut next: BTreeMap<Address, u64> = BTreeMap::new();
-        let mut blocked: BTreeSet<Address> = BTreeSet::new();
+        // Per sender: the next nonce the block needs, or `None` once the sender is skipped.
+        #[allow(clippy::disallowed_types, reason = "lookup scratch, never iterated")]
+        let mut next: HashMap<Address, Option<u64>> = HashMap::new();
         for (&seq, &slot) in &self.fifo {
             if budget.exhausted() {
                 return;
             }
             let tx = &self.entry(slot).tx;
-            if blocked.contains(&tx.sender) {
-                continue;
-            }
-            let expected = next
-                .get(&tx.sender)
-                .copied()
-                .unwrap_or_else(|| self.sender_nonce(&tx.sender).get());
-            if tx.nonce.get() != expected {
+            let expected = match next.get(&tx.sender) {
+                Some(&next) => next,
+                None => Some(self.sender_nonce(&tx.sender).get()),
+            };
+            if expected != Some(tx.nonce.get()) {
                 continue;
             }
             let mut slot = slot;
             loop {
                 let tx = &self.entry(slot).tx;
                 if !self.pays_base_fee(tx) || !budget.try_push(tx) {
-                    blocked.insert(tx.sender);
+                    next.insert(tx.sender, None);
                     break;
                 }
                 let n = tx.nonce.get() + 1;
-                next.insert(tx.sender, n);
+                next.insert(tx.sender, Some(n));
                 // Pull in a later nonce that the scan already passed.
                 match self.pending_at(&tx.sender, n) {
                     Some(later) if self.entry(later).seq < seq => slot = later,
@@ -129,7 +132,7 @@ impl Mempool {
     fn build_priority(&self, budget: &mut Budget) {
         let mut heap: BinaryHeap<(u128, Reverse<u64>, Slot)> = self
             .senders
-            .values()
+            .values_unordered()
             .filter(|s| s.pending_end > s.nonce)
             .filter_map(|s| s.txs.get(&s.nonce).copied())
             .filter_map(|slot| self.priority_key(slot))

@@ -42,20 +42,23 @@ impl Mempool {
         }
         let mut facts = Vec::new();
         facts.push(EventKind::BlockCommitted { height: block.height, txs: block.txs.clone() });
-        let mut touched: BTreeSet<Address> = BTreeSet::new();
+        let mut touched: Vec<Address> = Vec::new();
         for hash in &block.txs {
             if let Some(&Known::Pool(slot)) = self.known.get(hash) {
                 let e = self.remove(slot);
                 self.raise_nonce(e.tx.sender, e.tx.nonce.get().saturating_add(1));
-                touched.insert(e.tx.sender);
+                touched.push(e.tx.sender);
                 facts.push(EventKind::TxIncluded { hash: *hash, height: block.height });
             }
             self.remember_committed(*hash);
         }
         for &(sender, nonce) in &block.nonces {
             self.raise_nonce(sender, nonce.get());
-            touched.insert(sender);
+            touched.push(sender);
         }
+        // Address order, each sender once.
+        touched.sort_unstable();
+        touched.dedup();
         for sender in touched {
             self.resettle(sender, &BTreeSet::new(), &mut facts);
         }
@@ -70,7 +73,7 @@ impl Mempool {
 
     /// Moves a sender's committed nonce up to `nonce` (never down).
     fn raise_nonce(&mut self, sender: Address, nonce: u64) {
-        let s = self.senders.entry(sender).or_default();
+        let s = self.senders.get_or_default(sender);
         if nonce > s.nonce {
             s.nonce = nonce;
         }

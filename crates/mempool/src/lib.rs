@@ -10,6 +10,7 @@ mod error;
 mod pool;
 mod query;
 mod reorg;
+mod senders;
 mod snapshot;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_utils;

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use mempulse_primitives::{Address, EventKind, EvictReason, Height, Nonce, Subpool, Tx, TxHash};
 
 use crate::MempoolConfig;
+use crate::senders::SenderTable;
 
 /// Index of an entry in the arena.
 pub(crate) type Slot = u32;
@@ -34,22 +35,6 @@ impl Entry {
     pub(crate) const fn subpool(&self) -> Subpool {
         if self.pending { Subpool::Pending } else { Subpool::Queued }
     }
-}
-
-/// One sender's nonce chain.
-///
-/// Invariant (between commands): every nonce in `[nonce, pending_end)` is in `txs` and pending,
-/// `pending_end` is not in `txs`, every other entry of `txs` is above `pending_end` and queued.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Sender {
-    /// Committed nonce: the next nonce the chain will accept from this sender.
-    pub(crate) nonce: u64,
-    /// First nonce at or above `nonce` that is not in the pool.
-    pub(crate) pending_end: u64,
-    /// The sender's transactions by nonce.
-    pub(crate) txs: BTreeMap<u64, Slot>,
-    /// Position in the idle queue while the sender has no transaction.
-    pub(crate) idle_seq: Option<u64>,
 }
 
 /// What the hash index knows about a hash.
@@ -79,14 +64,14 @@ pub struct Mempool {
     pub(crate) free: Vec<Slot>,
     #[allow(clippy::disallowed_types, reason = "private lookup index by hash, never iterated")]
     pub(crate) known: HashMap<TxHash, Known>,
-    pub(crate) senders: BTreeMap<Address, Sender>,
+    pub(crate) senders: SenderTable,
     /// Every entry by tip (eviction candidates, merged with `by_max_fee`).
     pub(crate) by_tip: BTreeSet<FeeKey>,
     /// Every entry by max fee.
     pub(crate) by_max_fee: BTreeSet<FeeKey>,
     /// Every entry by (admission height, seq): TTL expiry.
     pub(crate) by_age: BTreeMap<(u64, u64), Slot>,
-    /// Pending entries by seq: FIFO building.
+    /// Pending entries by seq: FIFO building (maintained under the FIFO policy only).
     pub(crate) fifo: BTreeMap<u64, Slot>,
     /// Committed cache: cache seq to hash, oldest first.
     pub(crate) committed: BTreeMap<u64, TxHash>,
@@ -114,7 +99,7 @@ impl Mempool {
             slab: Vec::new(),
             free: Vec::new(),
             known: Default::default(),
-            senders: BTreeMap::new(),
+            senders: SenderTable::default(),
             by_tip: BTreeSet::new(),
             by_max_fee: BTreeSet::new(),
             by_age: BTreeMap::new(),
@@ -174,11 +159,13 @@ impl Mempool {
         self.by_max_fee.insert((fees.max_fee_per_gas, Reverse(seq), slot));
         self.by_age.insert((age, seq), slot);
         if pending {
-            self.fifo.insert(seq, slot);
             self.len_pending += 1;
+            if self.keeps_fifo() {
+                self.fifo.insert(seq, slot);
+            }
         }
         self.known.insert(hash, Known::Pool(slot));
-        let s = self.senders.entry(sender).or_default();
+        let s = self.senders.get_or_default(sender);
         s.txs.insert(nonce, slot);
         if let Some(idle) = s.idle_seq.take() {
             self.idle.remove(&idle);
@@ -199,8 +186,10 @@ impl Mempool {
         self.by_max_fee.remove(&(entry.tx.fees.max_fee_per_gas, Reverse(seq), slot));
         self.by_age.remove(&(entry.admitted_at.get(), seq));
         if entry.pending {
-            self.fifo.remove(&seq);
             self.len_pending -= 1;
+            if self.keeps_fifo() {
+                self.fifo.remove(&seq);
+            }
         }
         self.known.remove(&entry.tx.hash);
         if let Some(s) = self.senders.get_mut(&entry.tx.sender) {
@@ -209,6 +198,11 @@ impl Mempool {
         self.len -= 1;
         self.bytes -= u64::from(entry.tx.encoded_size);
         entry
+    }
+
+    /// Whether the FIFO index is maintained: only the FIFO policy reads it.
+    const fn keeps_fifo(&self) -> bool {
+        matches!(self.config.ordering, crate::OrderingPolicy::Fifo)
     }
 
     /// Moves an entry between the subpools.
@@ -220,11 +214,16 @@ impl Mempool {
         e.pending = pending;
         let seq = e.seq;
         if pending {
-            self.fifo.insert(seq, slot);
             self.len_pending += 1;
         } else {
-            self.fifo.remove(&seq);
             self.len_pending -= 1;
+        }
+        if self.keeps_fifo() {
+            if pending {
+                self.fifo.insert(seq, slot);
+            } else {
+                self.fifo.remove(&seq);
+            }
         }
     }
 
@@ -334,7 +333,9 @@ mod tests {
 
     #[test]
     fn insert_and_remove_keep_indexes_in_step() {
-        let mut p = Mempool::new(MempoolConfig::default()).unwrap();
+        let config =
+            MempoolConfig { ordering: crate::OrderingPolicy::Fifo, ..MempoolConfig::default() };
+        let mut p = Mempool::new(config).unwrap();
         let a = p.insert(tx(1, 0, 10), true);
         let b = p.insert(tx(1, 1, 5), false);
         assert_eq!((p.len, p.len_pending, p.by_tip.len(), p.fifo.len()), (2, 1, 2, 1));

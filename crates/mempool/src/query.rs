@@ -2,7 +2,8 @@
 
 use mempulse_primitives::{Address, Height, Nonce, Subpool, Tx, TxHash};
 
-use crate::pool::{Known, Sender};
+use crate::pool::Known;
+use crate::senders::Sender;
 use crate::{Mempool, MempoolConfig};
 
 impl Mempool {
@@ -79,13 +80,14 @@ impl Mempool {
     }
 
     /// Senders with at least one transaction in the pool, in address order, each with its
-    /// transactions in nonce order and their subpools (for `txpool_content`).
+    /// transactions in nonce order and their subpools (for `txpool_content`). Sorts the
+    /// senders: O(senders × log senders).
     pub fn senders(&self) -> impl Iterator<Item = SenderView<'_>> + '_ {
-        self.senders.iter().filter(|(_, s)| !s.txs.is_empty()).map(move |(addr, s)| SenderView {
-            pool: self,
-            sender: addr,
-            state: s,
-        })
+        self.senders
+            .sorted()
+            .into_iter()
+            .filter(|(_, s)| !s.txs.is_empty())
+            .map(move |(addr, s)| SenderView { pool: self, sender: addr, state: s })
     }
 
     /// The transactions of one sender in nonce order, with their subpools.

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use mempulse_primitives::{Address, EventKind, Height, Nonce, RejectReason, Tx};
 
 use crate::check::Plan;
-use crate::pool::{Known, Sender};
+use crate::pool::Known;
+use crate::senders::Sender;
 use crate::{Error, Mempool, Result};
 
 /// One orphaned block with its transactions in block order.
@@ -69,7 +70,7 @@ impl Mempool {
             touched.insert(tx.sender);
         }
         for &(sender, nonce) in &reorg.nonces {
-            self.senders.entry(sender).or_default().nonce = nonce.get();
+            self.senders.get_or_default(sender).nonce = nonce.get();
             touched.insert(sender);
         }
         // Until resettled, a touched sender's next nonce is the first gap from its new nonce;

@@ -21,7 +21,8 @@ use bytes::Bytes;
 use mempulse_primitives::{Address, Digest, Fees, Height, Nonce, Tx, TxHash, TxType};
 use sha2::Digest as _;
 
-use crate::pool::{Entry, Sender};
+use crate::pool::Entry;
+use crate::senders::Sender;
 use crate::{Error, Mempool, MempoolConfig, OrderingPolicy, Result, SnapshotErrorKind};
 
 /// First bytes of every snapshot.
@@ -80,7 +81,7 @@ impl Mempool {
         out.put(&self.next_cache_seq.to_le_bytes());
         out.put(&self.next_idle_seq.to_le_bytes());
         put_count(out, self.senders.len());
-        for (addr, s) in &self.senders {
+        for (addr, s) in self.senders.sorted() {
             out.put(&addr.0);
             out.put(&s.nonce.to_le_bytes());
             match s.idle_seq {
@@ -161,7 +162,7 @@ impl Mempool {
         if self.slab.iter().flatten().any(too_big) {
             return false;
         }
-        for s in self.senders.values_mut() {
+        for s in self.senders.values_unordered_mut() {
             if s.txs.len() > c.max_txs_per_sender as usize
                 || s.idle_seq.is_some() != s.txs.is_empty()
             {
@@ -179,7 +180,7 @@ impl Mempool {
             }
             s.pending_end = end;
         }
-        self.senders.values().all(|s| {
+        self.senders.values_unordered().all(|s| {
             s.txs.iter().all(|(&n, &slot)| {
                 let Some(Some(e)) = self.slab.get(slot as usize) else { return false };
                 e.pending == (n < s.pending_end) && e.seq < self.next_seq

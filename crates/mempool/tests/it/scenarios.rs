@@ -348,8 +348,7 @@ fn reorg_rolls_nonces_back_and_reopens_or_rejects() {
 #[test]
 fn reorg_override_below_the_pool_resets_the_broken_chain() {
     let mut p = pool(MempoolConfig { max_txs: 100, ..small() });
-    let a0 = tx(1, 0, 10);
-    p.add_txs([a0.clone()]);
+    p.add_txs([tx(1, 0, 10)]);
     let block = CommitBlock {
         height: Height(1),
         nonces: vec![(address(1), Nonce(5))],
