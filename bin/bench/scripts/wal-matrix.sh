@@ -9,7 +9,9 @@
 #   RECORDS=1000000  SIZE=256  BATCHES="1 64 1024"  SYNCS="always never"  REPS=5
 #   IMPLS="mempulse mempulse-seq raft-engine okaywal"
 #   SYNCED_BATCH1_RECORDS=20000  records for (--sync always, --batch 1): 1M fsyncs would take hours
-#   PREALLOCATES="default"       mempulse preallocation modes to run, e.g. "zero-fill fallocate recycle"
+#   PREALLOCATES="default"       preallocation modes of the mempulse and mempulse-seq runs, e.g.
+#                                "zero-fill fallocate recycle" (recycle only differs from fallocate
+#                                once segments are purged, which this benchmark never does)
 #                                ("default" = mempulse's own default; peers always run their defaults)
 #   BIN=target/release/mempulse-bench
 #

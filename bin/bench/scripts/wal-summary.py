@@ -3,7 +3,8 @@
 
 Usage: python3 bin/bench/scripts/wal-summary.py RESULTS.jsonl [RESULTS2.jsonl ...]
 
-A configuration is (impl[preallocate], batch, sync, records, size). Lines with an `error` field
+A configuration is (impl[preallocate], batch, sync, records, size). The last column of the
+medians table is the spread of append rates, to judge how noisy the machine was. Lines with an `error` field
 (modes a peer cannot do) are listed once and left out of the figures. Ratios are taken inside
 one repetition (`rep`, added by wal-matrix.sh) between mempulse and each peer on the same
 (batch, sync, records, size), then the median over repetitions is printed: for rates (`*_per_s`)
@@ -60,12 +61,15 @@ def print_medians(runs):
     for run in runs:
         groups[(shape(run), label(run))].append(run)
     header = ["batch", "sync", "records", "impl", "n"] + [name for _, name, _ in METRICS]
+    header.append("append rec/s min..max")
     rows = []
     for (shp, lab), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
         batch, sync, records, _size = shp
         row = [str(batch), sync, f"{records:,}", lab, str(len(group))]
         for key, _, fmt in METRICS:
             row.append(fmt.format(statistics.median(r[key] for r in group)))
+        rates = [r["append_rec_per_s"] for r in group]
+        row.append(f"{min(rates):,.0f}..{max(rates):,.0f}")
         rows.append(row)
     print_table("Medians per configuration", header, rows)
 
