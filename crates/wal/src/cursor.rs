@@ -21,7 +21,8 @@ pub struct Cursor {
 
 impl Cursor {
     pub(crate) fn new(reader: WalReader, durable: watch::Receiver<Seq>, from: Seq) -> Self {
-        Self { reader, durable, next: Seq(from.0.max(1)) }
+        let next = if from == Seq(0) { reader.first_seq() } else { from };
+        Self { reader, durable, next }
     }
 
     /// Seq of the next record this cursor yields.

@@ -54,7 +54,8 @@ impl WalReader {
     }
 
     /// Calls `visit(seq, payload)` for up to `limit` records from `from` (inclusive; `Seq(0)`
-    /// means the first record) in order, until `visit` breaks. Returns how many were visited.
+    /// means the first record still in the log) in order, until `visit` breaks. Returns how many
+    /// were visited.
     /// The payload slice borrows the read buffer: no allocation per record.
     ///
     /// # Errors
@@ -64,8 +65,8 @@ impl WalReader {
     where
         F: FnMut(Seq, &[u8]) -> ControlFlow<()>,
     {
-        let from = Seq(from.0.max(1));
         let first = self.shared.first();
+        let from = if from == Seq(0) { first } else { from };
         if from < first {
             return Err(Error::Purged { requested: from, first });
         }

@@ -116,6 +116,10 @@ impl Segment {
     /// Records that the frame with `seq` (an index point) starts at `offset`.
     pub(crate) fn record(&self, seq: Seq, offset: u64) {
         let k = (seq.0 - self.first.0) / INDEX_INTERVAL_RECORDS;
+        // Scans pass known points far more often than new ones: check under the read lock.
+        if self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner).len() as u64 > k {
+            return;
+        }
         let mut index = self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if index.len() as u64 == k {
             index.push(offset);

@@ -130,6 +130,20 @@ impl SequencerHandle {
         Ok(Ticket { rx })
     }
 
+    /// Queues the removal of every record after `seq` (see [`Wal::truncate_after`]), ordered
+    /// after every batch submitted before it: those become durable and are acknowledged first,
+    /// then the log is cut and the durable seq lowered to `seq`. Cursors that already yielded
+    /// records past `seq` are not told; this is for Raft log conflict truncation, where such
+    /// records were never committed.
+    ///
+    /// # Errors
+    /// As [`SequencerHandle::try_submit`].
+    pub fn try_truncate_after(&self, seq: Seq) -> Result<Ticket<()>, SubmitError> {
+        let (ack, rx) = oneshot::channel();
+        self.send(Msg::Truncate { after: seq, ack })?;
+        Ok(Ticket { rx })
+    }
+
     fn check_batch(&self, records: &[Vec<u8>]) -> Result<(), SubmitError> {
         if records.is_empty() {
             return Err(SubmitError::Invalid(Error::EmptyRecord));

@@ -30,6 +30,7 @@ use crate::{
 pub(crate) enum Msg {
     Batch { records: Vec<Vec<u8>>, ack: oneshot::Sender<Result<SeqRange>> },
     Purge { before: Seq, ack: oneshot::Sender<Result<()>> },
+    Truncate { after: Seq, ack: oneshot::Sender<Result<()>> },
     Shutdown { ack: oneshot::Sender<Result<()>> },
 }
 
@@ -149,9 +150,32 @@ impl Writer {
                     self.taken(1);
                     let _ = ack.send(self.wal.purge_before(before));
                 }
+                Some(Msg::Truncate { after, ack }) => {
+                    self.taken(1);
+                    let _ = ack.send(self.truncate_after(sync_tx, after));
+                }
                 Some(Msg::Batch { .. }) | None => {}
             }
         }
+    }
+
+    /// Waits until everything written is durable and acknowledged, then truncates and lowers
+    /// the published durable seq.
+    fn truncate_after(&mut self, sync_tx: &SyncSender<SyncJob>, after: Seq) -> Result<()> {
+        let (done, rx) = oneshot::channel();
+        let job = SyncJob { target: self.wal.sync_target(), acks: Vec::new(), done: Some(done) };
+        self.send_job(sync_tx, job);
+        rx.blocking_recv().map_err(|_| Error::Closed)??;
+        self.unsynced = false;
+        self.wal.truncate_after(after)?;
+        self.durable.send_if_modified(|current| {
+            let lower = *current > after;
+            if lower {
+                *current = after;
+            }
+            lower
+        });
+        Ok(())
     }
 
     fn taken(&self, n: usize) {

@@ -303,3 +303,26 @@ fn purge_through_the_sequencer_keeps_order() {
     assert_log(&seq.reader(), first.0, 401);
     seq.shutdown_blocking().unwrap();
 }
+
+#[test]
+fn truncate_through_the_sequencer_waits_for_earlier_batches() {
+    let sim = SimStorage::new();
+    let seq = start(&sim, SyncPolicy::Always, SequencerConfig::default());
+    let tickets: Vec<_> = (1..=50u64).map(|s| seq.try_submit(vec![payload(s)]).unwrap()).collect();
+    seq.try_truncate_after(Seq(20)).unwrap().wait().unwrap();
+    for (i, t) in tickets.into_iter().enumerate() {
+        assert_eq!(t.wait().unwrap().first, Seq(i as u64 + 1));
+    }
+    assert_eq!(*seq.durable().borrow(), Seq(20));
+    assert_log(&seq.reader(), 1, 20);
+    let range = seq.try_submit(vec![payload(21)]).unwrap().wait().unwrap();
+    assert_eq!(range.first, Seq(21));
+    assert_eq!(seq.cursor(Seq(0)).next_seq(), Seq(1));
+    seq.shutdown_blocking().unwrap();
+    let wal = open_sim(
+        &sim.crash_image(mempulse_wal::test_utils::CrashMode::DropUnsynced),
+        small_config(Preallocate::Fallocate),
+    )
+    .unwrap();
+    assert_log(&wal.reader(), 1, 21);
+}
