@@ -13,7 +13,9 @@ impl Mempool {
     /// `tx_rejected{reason}`, or `tx_replaced` followed by `tx_admitted`, or `tx_admitted`
     /// followed by `tx_promoted` for each queued transaction whose gap it closed.
     pub fn add_txs(&mut self, txs: impl IntoIterator<Item = Tx>) -> Vec<EventKind> {
-        let mut facts = Vec::new();
+        let txs = txs.into_iter();
+        // Usually one fact per transaction.
+        let mut facts = Vec::with_capacity(txs.size_hint().0);
         for tx in txs {
             self.add_one(tx, &mut facts);
         }

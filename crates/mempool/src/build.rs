@@ -12,11 +12,10 @@ use std::collections::BinaryHeap;
     clippy::disallowed_types,
     reason = "per-build lookup scratch by sender, never iterated"
 )]
-use std::collections::HashMap;
 
-use mempulse_primitives::{Address, Tx};
+use mempulse_primitives::Tx;
 
-use crate::pool::Slot;
+use crate::pool::{Entry, Slot};
 use crate::{Mempool, OrderingPolicy};
 
 /// Consecutive transactions that may fail to fit before building stops.
@@ -95,32 +94,25 @@ impl Mempool {
     /// Admission order; a transaction reached before its sender's earlier nonce waits for it
     /// and follows it straight away.
     fn build_fifo(&self, budget: &mut Budget) {
-        // Per sender: the next nonce the block needs, or `None` once the sender is skipped.
-        #[allow(clippy::disallowed_types, reason = "lookup scratch, never iterated")]
-        let mut next: HashMap<Address, Option<u64>> = HashMap::new();
-        for (&seq, &slot) in &self.fifo {
+        // A pending entry is the head of its sender's run when it has no pooled predecessor,
+        // and otherwise its predecessor is pending too: it may go in once that one went in.
+        let mut included = vec![false; self.slab.len()];
+        for (&seq, &head) in &self.fifo {
             if budget.exhausted() {
                 return;
             }
-            let tx = &self.entry(slot).tx;
-            let expected = match next.get(&tx.sender) {
-                Some(&next) => next,
-                None => Some(self.sender_nonce(&tx.sender).get()),
-            };
-            if expected != Some(tx.nonce.get()) {
+            if self.entry(head).prev.is_some_and(|p| !included[p as usize]) {
                 continue;
             }
-            let mut slot = slot;
+            let mut slot = head;
             loop {
-                let tx = &self.entry(slot).tx;
-                if !self.pays_base_fee(tx) || !budget.try_push(tx) {
-                    next.insert(tx.sender, None);
+                let e = self.entry(slot);
+                if !self.pays_base_fee(&e.tx) || !budget.try_push(&e.tx) {
                     break;
                 }
-                let n = tx.nonce.get() + 1;
-                next.insert(tx.sender, Some(n));
+                included[slot as usize] = true;
                 // Pull in a later nonce that the scan already passed.
-                match self.pending_at(&tx.sender, n) {
+                match self.pending_next(e) {
                     Some(later) if self.entry(later).seq < seq => slot = later,
                     _ => break,
                 }
@@ -141,13 +133,11 @@ impl Mempool {
             if budget.exhausted() {
                 return;
             }
-            let tx = &self.entry(slot).tx;
-            if !budget.try_push(tx) {
+            let e = self.entry(slot);
+            if !budget.try_push(&e.tx) {
                 continue;
             }
-            if let Some(key) =
-                self.pending_at(&tx.sender, tx.nonce.get() + 1).and_then(|s| self.priority_key(s))
-            {
+            if let Some(key) = self.pending_next(e).and_then(|next| self.priority_key(next)) {
                 heap.push(key);
             }
         }
@@ -162,13 +152,9 @@ impl Mempool {
         tx.fees.effective_tip(self.base_fee).is_some()
     }
 
-    /// The pending entry of `sender` at `nonce`, if any.
-    fn pending_at(&self, sender: &Address, nonce: u64) -> Option<Slot> {
-        let s = self.senders.get(sender)?;
-        if nonce >= s.pending_end {
-            return None;
-        }
-        s.txs.get(&nonce).copied()
+    /// The same sender's next nonce, when it is pending.
+    fn pending_next(&self, e: &Entry) -> Option<Slot> {
+        e.next.filter(|&next| self.entry(next).pending)
     }
 }
 

@@ -29,6 +29,17 @@ pub(crate) struct Entry {
     pub(crate) admitted_at: Height,
     /// Whether the transaction is in the pending subpool.
     pub(crate) pending: bool,
+    /// Slot of the same sender's transaction at `nonce - 1`, when pooled.
+    pub(crate) prev: Option<Slot>,
+    /// Slot of the same sender's transaction at `nonce + 1`, when pooled.
+    pub(crate) next: Option<Slot>,
+}
+
+impl Entry {
+    /// A new entry, not yet linked to its sender's neighbours.
+    pub(crate) const fn new(tx: Tx, seq: u64, admitted_at: Height, pending: bool) -> Self {
+        Self { tx, seq, admitted_at, pending, prev: None, next: None }
+    }
 }
 
 impl Entry {
@@ -132,7 +143,7 @@ impl Mempool {
     pub(crate) fn insert(&mut self, tx: Tx, pending: bool) -> Slot {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.insert_entry(Entry { tx, seq, admitted_at: self.height, pending })
+        self.insert_entry(Entry::new(tx, seq, self.height, pending))
     }
 
     /// Inserts an entry with its recorded seq and admission height (also used by restore).
@@ -167,11 +178,25 @@ impl Mempool {
         self.known.insert(hash, Known::Pool(slot));
         let s = self.senders.get_or_default(sender);
         s.txs.insert(nonce, slot);
+        let prev = nonce.checked_sub(1).and_then(|n| s.txs.get(&n).copied());
+        let next = nonce.checked_add(1).and_then(|n| s.txs.get(&n).copied());
         if let Some(idle) = s.idle_seq.take() {
             self.idle.remove(&idle);
         }
+        self.link(prev, Some(slot));
+        self.link(Some(slot), next);
         self.len += 1;
         slot
+    }
+
+    /// Links two consecutive nonces of one sender (either side may be absent).
+    fn link(&mut self, prev: Option<Slot>, next: Option<Slot>) {
+        if let Some(p) = prev {
+            self.entry_mut(p).next = next;
+        }
+        if let Some(n) = next {
+            self.entry_mut(n).prev = prev;
+        }
     }
 
     /// Removes an entry from every index and returns it. The caller fixes `pending_end` and
@@ -194,6 +219,13 @@ impl Mempool {
         self.known.remove(&entry.tx.hash);
         if let Some(s) = self.senders.get_mut(&entry.tx.sender) {
             s.txs.remove(&entry.tx.nonce.get());
+        }
+        // Unlink: the neighbours are no longer consecutive.
+        if let Some(p) = entry.prev {
+            self.entry_mut(p).next = None;
+        }
+        if let Some(n) = entry.next {
+            self.entry_mut(n).prev = None;
         }
         self.len -= 1;
         self.bytes -= u64::from(entry.tx.encoded_size);

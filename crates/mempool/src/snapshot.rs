@@ -310,7 +310,7 @@ fn decode_entries(pool: &mut Mempool, r: &mut Reader<'_>) -> Result<()> {
             return Err(r.fail(SnapshotErrorKind::Inconsistent));
         }
         previous = Some(seq);
-        pool.insert_entry(Entry { tx, seq, admitted_at, pending });
+        pool.insert_entry(Entry::new(tx, seq, admitted_at, pending));
     }
     Ok(())
 }
