@@ -8,10 +8,6 @@
 
 use core::cmp::Reverse;
 use std::collections::BinaryHeap;
-#[allow(
-    clippy::disallowed_types,
-    reason = "per-build lookup scratch by sender, never iterated"
-)]
 
 use mempulse_primitives::Tx;
 
