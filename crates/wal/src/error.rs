@@ -68,6 +68,12 @@ pub enum Error {
     /// The configuration is invalid.
     #[error("wal config invalid: {0}")]
     Config(ConfigError),
+    /// Another `Wal` (in this or another process) holds the directory's lock: one writer per log.
+    #[error("wal directory {path} is locked by another writer")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// The sequencer has shut down (or its thread ended) before the request completed.
     #[error("wal sequencer closed")]
     Closed,

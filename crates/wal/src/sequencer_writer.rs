@@ -107,6 +107,8 @@ impl Writer {
         };
         let shutdown = self.serve(rx, &sync_tx);
         let result = self.finish(sync_tx, syncer);
+        // Close the log (and release its directory lock) before reporting shutdown complete.
+        drop(self);
         if let Some(ack) = shutdown {
             let _ = ack.send(result);
         }

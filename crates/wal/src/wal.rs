@@ -40,6 +40,27 @@ pub struct Wal {
     last_sync: Instant,
     dirty: bool,
     metrics: WalMetrics,
+    /// Exclusive lock on the directory (real filesystem only), released on drop.
+    _lock: Option<std::fs::File>,
+}
+
+/// Name of the lock file in a log directory.
+const LOCK_FILE: &str = "LOCK";
+
+fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(IoOp::Create, path.clone(), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(IoOp::Open, path, e)),
+    }
 }
 
 /// What the sequencer's sync thread needs to make a written prefix durable.
@@ -51,16 +72,21 @@ pub(crate) struct SyncTarget {
 }
 
 impl Wal {
-    /// Opens (or creates) the log in `config.dir` on the real filesystem.
+    /// Opens (or creates) the log in `config.dir` on the real filesystem, taking an exclusive
+    /// lock on the directory for as long as the `Wal` lives.
     ///
     /// # Errors
-    /// [`Error::Config`] for a bad config, [`Error::Io`] when the directory or a segment cannot
-    /// be read or written, [`Error::Corrupt`] for damage other than a torn tail.
+    /// [`Error::Config`] for a bad config, [`Error::Locked`] when another writer has the
+    /// directory, [`Error::Io`] when the directory or a segment cannot be read or written,
+    /// [`Error::Corrupt`] for damage other than a torn tail.
     pub fn open(config: WalConfig) -> Result<Self> {
         std::fs::create_dir_all(&config.dir)
             .map_err(|e| Error::io(IoOp::Create, config.dir.clone(), e))?;
+        let lock = lock_dir(&config.dir)?;
         let storage = Arc::new(FsStorage::new(config.dir.clone()));
-        Self::open_with_storage(config, storage)
+        let mut wal = Self::open_with_storage(config, storage)?;
+        wal._lock = Some(lock);
+        Ok(wal)
     }
 
     /// Opens (or creates) the log on any [`Storage`] (`config.dir` is then only a label).
@@ -96,6 +122,7 @@ impl Wal {
             dirty: false,
             metrics: WalMetrics::new(),
             config,
+            _lock: None,
         };
         if !fresh {
             wal.recover_tail()?;

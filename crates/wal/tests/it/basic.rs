@@ -24,7 +24,8 @@ fn append_scan_reopen_on_disk() {
         }
         assert_log(&wal.reader(), 1, 1000);
         drop(wal);
-        let wal = Wal::open(config).unwrap();
+        let wal = Wal::open(config.clone()).unwrap();
+        assert!(matches!(Wal::open(config), Err(Error::Locked { .. })), "one writer per log");
         assert_eq!(wal.last_seq(), Seq(1000));
         assert_log(&wal.reader(), 1, 1000);
         let report = mempulse_wal::verify(dir.path()).unwrap();

@@ -326,3 +326,19 @@ fn truncate_through_the_sequencer_waits_for_earlier_batches() {
     .unwrap();
     assert_log(&wal.reader(), 1, 21);
 }
+
+#[test]
+fn async_shutdown_releases_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = mempulse_wal::WalConfig::new(dir.path()).with_segment_size_bytes(64 << 10);
+    let seq =
+        Sequencer::start(Wal::open(config.clone()).unwrap(), SequencerConfig::default()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    rt.block_on(async {
+        let range = seq.try_submit(vec![payload(1), payload(2)]).unwrap().await.unwrap();
+        assert_eq!(range.last, Seq(2));
+        tokio::time::timeout(WAIT, seq.shutdown()).await.unwrap().unwrap();
+    });
+    let wal = Wal::open(config).unwrap();
+    assert_log(&wal.reader(), 1, 2);
+}
