@@ -89,15 +89,17 @@ impl Mempool {
         quiet: &BTreeSet<u32>,
         facts: &mut Vec<EventKind>,
     ) {
-        let Some(s) = self.senders.get(&sender) else { return };
-        let nonce = s.nonce;
-        let stale: Vec<u32> = s.txs.range(..nonce).map(|(_, &slot)| slot).collect();
-        for slot in stale {
+        let Some(nonce) = self.senders.get(&sender).map(|s| s.nonce) else { return };
+        while let Some(slot) = self.senders.get(&sender).and_then(|s| s.first_below(nonce)) {
             let e = self.remove(slot);
             facts.push(EventKind::TxEvicted { hash: e.tx.hash, reason: EvictReason::Stale });
         }
-        let mut end = nonce;
-        while let Some(slot) = self.senders.get(&sender).and_then(|s| s.txs.get(&end).copied()) {
+        // Entries in `[nonce, pending_end)` are already pending and contiguous (`pending_end`
+        // is at most `nonce` when the caller wants the run re-derived), so walk from there.
+        let Some(s) = self.senders.get(&sender) else { return };
+        let mut end = s.pending_end.max(nonce);
+        let mut cursor = s.txs.get(&end).copied();
+        while let Some(slot) = cursor {
             if !self.entry(slot).pending {
                 self.set_pending(slot, true);
                 if !quiet.contains(&slot) {
@@ -105,14 +107,13 @@ impl Mempool {
                 }
             }
             end += 1;
+            cursor = self.entry(slot).next;
         }
-        let broken: Vec<u32> = match self.senders.get_mut(&sender) {
-            Some(s) => {
-                s.pending_end = end;
-                s.txs.range(end..).map(|(_, &slot)| slot).collect()
-            }
-            None => Vec::new(),
-        };
+        let mut broken = Vec::new();
+        if let Some(s) = self.senders.get_mut(&sender) {
+            s.pending_end = end;
+            broken.extend(s.txs.range(end..).map(|(_, &slot)| slot));
+        }
         for slot in broken {
             if self.entry(slot).pending {
                 let e = self.remove(slot);

@@ -90,6 +90,10 @@ impl Mempool {
             }
         }
         for sender in touched {
+            // Re-derive the whole run: flags still describe the pre-reorg chain.
+            if let Some(s) = self.senders.get_mut(&sender) {
+                s.pending_end = s.nonce;
+            }
             self.resettle(sender, &reopened, &mut facts);
         }
         self.trim_idle();

@@ -29,6 +29,13 @@ pub(crate) struct Sender {
     pub(crate) idle_seq: Option<u64>,
 }
 
+impl Sender {
+    /// The slot of the lowest nonce below `nonce`, if any.
+    pub(crate) fn first_below(&self, nonce: u64) -> Option<Slot> {
+        self.txs.first_key_value().filter(|(n, _)| **n < nonce).map(|(_, &slot)| slot)
+    }
+}
+
 /// Senders by address.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SenderTable {
