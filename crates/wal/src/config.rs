@@ -67,6 +67,9 @@ pub struct WalConfig {
     pub preallocate: Preallocate,
     /// Seq of the first record when the directory holds no log yet (ignored otherwise).
     pub first_seq: Seq,
+    /// Prepare the next segment file on a helper thread while the current one fills, so a
+    /// segment roll does not stall appends on preallocation.
+    pub prepare_ahead: bool,
 }
 
 impl Default for WalConfig {
@@ -77,6 +80,7 @@ impl Default for WalConfig {
             sync: SyncPolicy::Always,
             preallocate: Preallocate::Fallocate,
             first_seq: Seq(1),
+            prepare_ahead: true,
         }
     }
 }
@@ -113,6 +117,13 @@ impl WalConfig {
     #[must_use]
     pub const fn with_first_seq(mut self, first_seq: Seq) -> Self {
         self.first_seq = first_seq;
+        self
+    }
+
+    /// Sets whether the next segment is prepared ahead on a helper thread.
+    #[must_use]
+    pub const fn with_prepare_ahead(mut self, prepare_ahead: bool) -> Self {
+        self.prepare_ahead = prepare_ahead;
         self
     }
 

@@ -6,6 +6,7 @@ mod config;
 mod cursor;
 mod error;
 pub mod metrics;
+mod prepare;
 mod reader;
 mod record;
 mod recovery;

@@ -19,7 +19,10 @@ use crate::{
 #[derive(Debug, Default)]
 pub(crate) struct Listing {
     pub(crate) segments: BTreeMap<Seq, String>,
+    /// Purged segments and prepared spares, reusable as new segments.
     pub(crate) recycle: Vec<String>,
+    /// Largest spare id seen.
+    pub(crate) max_spare: Option<u64>,
     pub(crate) tmp: Vec<String>,
 }
 
@@ -32,6 +35,10 @@ pub(crate) fn list(storage: &dyn Storage) -> Result<Listing> {
                 listing.segments.insert(first, name);
             }
             FileKind::Recycle => listing.recycle.push(name),
+            FileKind::Spare(id) => {
+                listing.max_spare = listing.max_spare.max(Some(id));
+                listing.recycle.push(name);
+            }
             FileKind::Tmp => listing.tmp.push(name),
             FileKind::Other => {}
         }

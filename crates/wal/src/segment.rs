@@ -20,6 +20,7 @@ use crate::{
 
 const SEGMENT_SUFFIX: &str = ".seg";
 const RECYCLE_SUFFIX: &str = ".recycle";
+const SPARE_SUFFIX: &str = ".spare";
 const TMP_SUFFIX: &str = ".tmp";
 
 /// File name of the segment whose first record is `first`: zero-padded so names sort by seq.
@@ -37,11 +38,22 @@ pub(crate) fn recycle_name(old_first: Seq) -> String {
     format!("{:020}{RECYCLE_SUFFIX}", old_first.0)
 }
 
+/// Name of a spare file prepared ahead of need.
+pub(crate) fn spare_name(id: u64) -> String {
+    format!("{id:020}{SPARE_SUFFIX}")
+}
+
+/// Name of a spare file while it is being prepared.
+pub(crate) fn spare_tmp_name(id: u64) -> String {
+    format!("{id:020}{SPARE_SUFFIX}{TMP_SUFFIX}")
+}
+
 /// What a directory entry is.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum FileKind {
     Segment(Seq),
     Recycle,
+    Spare(u64),
     Tmp,
     Other,
 }
@@ -62,6 +74,9 @@ pub(crate) fn classify(name: &str) -> FileKind {
     }
     if name.strip_suffix(RECYCLE_SUFFIX).and_then(parse_seq).is_some() {
         return FileKind::Recycle;
+    }
+    if let Some(id) = name.strip_suffix(SPARE_SUFFIX).and_then(parse_seq) {
+        return FileKind::Spare(id.0);
     }
     FileKind::Other
 }
@@ -251,6 +266,8 @@ mod tests {
         assert_eq!(classify(&a), FileKind::Segment(Seq(9)));
         assert_eq!(classify(&recycle_name(Seq(3))), FileKind::Recycle);
         assert_eq!(classify(&tmp_name(Seq(3))), FileKind::Tmp);
+        assert_eq!(classify(&spare_name(4)), FileKind::Spare(4));
+        assert_eq!(classify(&spare_tmp_name(4)), FileKind::Tmp);
         assert_eq!(classify("x.seg"), FileKind::Other);
         assert_eq!(classify("0000000000000000000a.seg"), FileKind::Other);
     }

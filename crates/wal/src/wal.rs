@@ -16,6 +16,7 @@ use crate::{
     config::{Preallocate, READ_CHUNK_BYTES, RECYCLE_POOL_MAX, SyncPolicy, WalConfig},
     error::{Error, IoOp, Result},
     metrics::WalMetrics,
+    prepare::{self, Preparer, create_segment},
     reader::{Visibility, WalReader},
     record::SeqRange,
     recovery,
@@ -36,7 +37,9 @@ pub struct Wal {
     write_offset: u64,
     next_seq: Seq,
     buf: Vec<u8>,
+    /// Spare files (purged segments, prepared spares) to reuse as new segments.
     recycle: Vec<String>,
+    preparer: Option<Preparer>,
     last_sync: Instant,
     dirty: bool,
     metrics: WalMetrics,
@@ -118,6 +121,7 @@ impl Wal {
             next_seq: first,
             buf: Vec::with_capacity(READ_CHUNK_BYTES),
             recycle,
+            preparer: None,
             last_sync: Instant::now(),
             dirty: false,
             metrics: WalMetrics::new(),
@@ -126,6 +130,12 @@ impl Wal {
         };
         if !fresh {
             wal.recover_tail()?;
+        }
+        if wal.config.prepare_ahead {
+            let next_id = listing.max_spare.map_or(0, |id| id + 1);
+            let storage = Arc::clone(&wal.shared.storage);
+            wal.preparer = Some(Preparer::start(storage, wal.config.clone(), next_id)?);
+            wal.refill_pool();
         }
         wal.shared.cut_to(wal.last_seq());
         wal.shared.publish(wal.last_seq());
@@ -336,14 +346,31 @@ impl Wal {
     }
 
     fn new_segment(&mut self, first: Seq) -> Result<Arc<Segment>> {
-        create_segment(self.shared.storage.as_ref(), &self.config, &mut self.recycle, first)
+        if let Some(preparer) = &mut self.preparer
+            && let Some(spare) = preparer.take_spare()
+        {
+            self.recycle.push(spare);
+        }
+        let seg =
+            create_segment(self.shared.storage.as_ref(), &self.config, &mut self.recycle, first);
+        self.refill_pool();
+        seg
+    }
+
+    /// Asks the helper thread for a spare when the pool is empty.
+    fn refill_pool(&mut self) {
+        if self.recycle.is_empty()
+            && let Some(preparer) = &mut self.preparer
+        {
+            preparer.request();
+        }
     }
 
     /// Cuts the active segment at `offset` (zeroing what followed) and makes that durable.
     fn cut_active(&mut self, offset: u64) -> Result<()> {
         let seg = Arc::clone(&self.active);
         seg.file.set_len(offset).map_err(self.io_err(IoOp::SetLen, &seg.name))?;
-        extend(self.storage(), &self.config, seg.file.as_ref(), &seg.name, offset)?;
+        prepare::extend(self.storage(), &self.config, seg.file.as_ref(), &seg.name, offset)?;
         seg.file.sync_data().map_err(self.io_err(IoOp::Sync, &seg.name))?;
         Ok(())
     }
@@ -484,72 +511,6 @@ impl Drop for Wal {
             && let Err(error) = self.sync()
         {
             warn!(%error, "wal sync on close failed");
-        }
-    }
-}
-
-fn io_err(
-    storage: &dyn Storage,
-    op: IoOp,
-    name: &str,
-) -> impl FnOnce(std::io::Error) -> Error + use<> {
-    let path = storage.path_of(name);
-    move |e| Error::io(op, path, e)
-}
-
-/// Creates the segment starting at `first`, durable and published under its final name.
-fn create_segment(
-    storage: &dyn Storage,
-    config: &WalConfig,
-    recycle: &mut Vec<String>,
-    first: Seq,
-) -> Result<Arc<Segment>> {
-    let name = segment::segment_name(first);
-    let header = codec::encode_header(first);
-    let file = if config.preallocate == Preallocate::Recycle
-        && let Some(old) = recycle.pop()
-    {
-        let file = storage.open(&old).map_err(io_err(storage, IoOp::Open, &old))?;
-        file.write_all_at(&header, 0).map_err(io_err(storage, IoOp::Write, &old))?;
-        file.sync_data().map_err(io_err(storage, IoOp::Sync, &old))?;
-        storage.rename(&old, &name).map_err(io_err(storage, IoOp::Rename, &old))?;
-        file
-    } else {
-        let tmp = segment::tmp_name(first);
-        let file = storage.create(&tmp).map_err(io_err(storage, IoOp::Create, &tmp))?;
-        file.write_all_at(&header, 0).map_err(io_err(storage, IoOp::Write, &tmp))?;
-        extend(storage, config, file.as_ref(), &tmp, HEADER_LEN as u64)?;
-        file.sync_data().map_err(io_err(storage, IoOp::Sync, &tmp))?;
-        storage.rename(&tmp, &name).map_err(io_err(storage, IoOp::Rename, &tmp))?;
-        file
-    };
-    storage.sync_dir().map_err(io_err(storage, IoOp::SyncDir, ""))?;
-    Ok(Arc::new(Segment::new(first, name, file, HEADER_LEN as u64)))
-}
-
-/// Gives `file` its full segment size from `from` on, per the preallocation strategy.
-fn extend(
-    storage: &dyn Storage,
-    config: &WalConfig,
-    file: &dyn StorageFile,
-    name: &str,
-    from: u64,
-) -> Result<()> {
-    let size = config.segment_size_bytes;
-    match config.preallocate {
-        Preallocate::ZeroFill => {
-            let zeros = vec![0u8; READ_CHUNK_BYTES];
-            let mut at = from;
-            while at < size {
-                let n = usize::try_from(size - at).unwrap_or(usize::MAX).min(zeros.len());
-                let chunk = zeros.get(..n).unwrap_or_default();
-                file.write_all_at(chunk, at).map_err(io_err(storage, IoOp::Write, name))?;
-                at += n as u64;
-            }
-            Ok(())
-        }
-        Preallocate::Fallocate | Preallocate::Recycle => {
-            file.allocate(size).map_err(io_err(storage, IoOp::Allocate, name))
         }
     }
 }

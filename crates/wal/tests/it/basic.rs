@@ -180,3 +180,35 @@ fn concurrent_readers_see_written_prefix() {
     }
     scanner.join().unwrap();
 }
+
+#[test]
+fn rolls_use_segments_prepared_ahead() {
+    for prealloc in ALL_PREALLOCATE {
+        let dir = tempfile::tempdir().unwrap();
+        let config = WalConfig::new(dir.path())
+            .with_segment_size_bytes(16 << 10)
+            .with_preallocate(prealloc)
+            .with_prepare_ahead(true);
+        let mut wal = Wal::open(config.clone()).unwrap();
+        let names = || {
+            let mut v: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        wal.append(&payloads(1, 300)).unwrap();
+        drop(wal);
+        // Each roll took the spare prepared while the previous segment filled (spares 0, 1, ..)
+        // and asked for the next one, which is complete once the log is closed.
+        let files = names();
+        let rolls = files.iter().filter(|n| n.ends_with(".seg")).count() - 1;
+        assert!(rolls >= 2, "{files:?}");
+        let spares: Vec<&String> = files.iter().filter(|n| n.contains(".spare")).collect();
+        assert_eq!(spares, [&format!("{rolls:020}.spare")], "{files:?}");
+        let wal = Wal::open(config).unwrap();
+        assert_log(&wal.reader(), 1, 300);
+        assert_eq!(mempulse_wal::verify(dir.path()).unwrap().records, 300);
+    }
+}

@@ -18,12 +18,14 @@ pub(crate) fn payloads(first: u64, count: u64) -> Vec<Vec<u8>> {
     (first..first + count).map(payload).collect()
 }
 
-/// A small-segment config (forces frequent rolls).
+/// A small-segment config (forces frequent rolls). Segments are created in line (no helper
+/// thread), so "the last write" of the simulated storage is always the writer's.
 pub(crate) fn small_config(preallocate: Preallocate) -> WalConfig {
     WalConfig::new("sim")
         .with_segment_size_bytes(8 << 10)
         .with_sync(SyncPolicy::Never)
         .with_preallocate(preallocate)
+        .with_prepare_ahead(false)
 }
 
 pub(crate) fn open_sim(storage: &SimStorage, config: WalConfig) -> mempulse_wal::Result<Wal> {

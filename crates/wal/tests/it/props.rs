@@ -68,15 +68,9 @@ fn check(wal: &Wal, model: &Model) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn apply(
-    sim: &mut SimStorage,
-    wal: &mut Wal,
-    model: &mut Model,
-    op: &Op,
-    epoch: usize,
-    prealloc: usize,
-) {
-    let config = small_config(ALL_PREALLOCATE[prealloc]);
+fn apply(sim: &mut SimStorage, slot: &mut Option<Wal>, model: &mut Model, op: &Op, epoch: usize) {
+    let wal = slot.as_mut().unwrap();
+    let config = wal.config().clone();
     match op {
         Op::Append(sizes) => {
             let first = model.last() + 1;
@@ -111,11 +105,14 @@ fn apply(
             model.records.retain(|s, _| *s >= first);
         }
         Op::Reopen => {
-            *wal = open_sim(sim, config).unwrap();
+            // Close first: its spare-preparing thread must be done with the directory.
+            drop(slot.take());
+            *slot = Some(open_sim(sim, config).unwrap());
         }
         Op::PowerLoss => {
             *sim = sim.crash_image(CrashMode::DropUnsynced);
-            *wal = open_sim(sim, config).unwrap();
+            drop(slot.take());
+            let wal = slot.insert(open_sim(sim, config).unwrap());
             let last = wal.last_seq().0;
             assert!(last >= model.synced && last <= model.last(), "{last} vs {}", model.synced);
             model.records.retain(|s, _| *s <= last);
@@ -132,14 +129,17 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..40),
         prealloc in 0usize..3,
         first in prop_oneof![Just(1u64), 2u64..1_000_000],
+        prepare_ahead in proptest::bool::ANY,
     ) {
         let mut sim = SimStorage::new();
-        let config = small_config(ALL_PREALLOCATE[prealloc]).with_first_seq(Seq(first));
-        let mut wal = open_sim(&sim, config).unwrap();
+        let config = small_config(ALL_PREALLOCATE[prealloc])
+            .with_first_seq(Seq(first))
+            .with_prepare_ahead(prepare_ahead);
+        let mut wal = Some(open_sim(&sim, config).unwrap());
         let mut model = Model { records: BTreeMap::new(), first, synced: first - 1 };
         for (epoch, op) in ops.iter().enumerate() {
-            apply(&mut sim, &mut wal, &mut model, op, epoch, prealloc);
-            check(&wal, &model)?;
+            apply(&mut sim, &mut wal, &mut model, op, epoch);
+            check(wal.as_ref().unwrap(), &model)?;
         }
     }
 }
