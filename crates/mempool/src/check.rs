@@ -231,3 +231,55 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod merge_tests {
+    use core::cmp::Reverse;
+
+    use super::*;
+    use crate::test_utils::{SplitMix64, TxSpec};
+    use crate::{Mempool, MempoolConfig};
+
+    #[test]
+    fn signed_fee_orders_deficits_below_zero() {
+        let minus_two = SignedFee::headroom(3, 5);
+        let minus_one = SignedFee::headroom(4, 5);
+        assert!(minus_two < minus_one && minus_one < SignedFee::tip(0));
+        assert_eq!(SignedFee::headroom(5, 5), SignedFee::tip(0));
+        assert_eq!(SignedFee::headroom(0, u128::MAX), SignedFee(false, 0));
+    }
+
+    /// The two-index merge equals sorting every entry by (eviction fee, newest first).
+    #[test]
+    fn eviction_order_equals_brute_force_sort() {
+        let mut rng = SplitMix64::new(42);
+        for round in 0..50u64 {
+            let config = MempoolConfig { max_txs: 1000, ..MempoolConfig::default() };
+            let mut p = Mempool::new(config).unwrap();
+            p.base_fee = u128::from(rng.below(40));
+            for i in 0..60 {
+                let tip = u128::from(rng.below(30));
+                let spec = TxSpec {
+                    max_fee: tip + u128::from(rng.below(30)),
+                    tip,
+                    salt: round,
+                    ..TxSpec::new(i, 0, 0)
+                };
+                p.add_txs([spec.build()]);
+            }
+            let mut seen = BTreeSet::new();
+            let merged: Vec<Slot> = p.eviction_order().filter(|s| seen.insert(*s)).collect();
+            let mut expected: Vec<(SignedFee, Reverse<u64>, Slot)> = p
+                .by_age
+                .values()
+                .map(|&slot| {
+                    let e = p.entry(slot);
+                    (eviction_fee(&e.tx.fees, p.base_fee), Reverse(e.seq), slot)
+                })
+                .collect();
+            expected.sort();
+            let expected: Vec<Slot> = expected.into_iter().map(|(_, _, slot)| slot).collect();
+            assert_eq!(merged, expected, "round {round}");
+        }
+    }
+}

@@ -139,3 +139,39 @@ impl Mempool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MempoolConfig;
+    use crate::test_utils::{address, tx};
+
+    #[test]
+    fn commit_touches_only_named_senders_and_keeps_untouched_runs() {
+        let mut p = Mempool::new(MempoolConfig::default()).unwrap();
+        p.add_txs([tx(1, 0, 5), tx(1, 1, 5), tx(2, 0, 5), tx(2, 2, 5)]);
+        let block = CommitBlock {
+            height: Height(1),
+            txs: vec![tx(1, 0, 5).hash],
+            nonces: vec![(address(2), Nonce(1))],
+            base_fee_per_gas: None,
+        };
+        let facts = p.commit_block(&block).unwrap();
+        // Sender 2's nonce 0 is stale; nonce 2 stays queued behind the gap at 1.
+        assert_eq!(facts.len(), 3);
+        assert_eq!(p.senders.get(&address(1)).map(|s| (s.nonce, s.pending_end)), Some((1, 2)));
+        assert_eq!(p.senders.get(&address(2)).map(|s| (s.nonce, s.pending_end)), Some((1, 1)));
+        assert_eq!((p.pending_len(), p.queued_len()), (1, 1));
+    }
+
+    #[test]
+    fn ttl_zero_never_expires() {
+        let config = MempoolConfig { ttl_heights: 0, ..MempoolConfig::default() };
+        let mut p = Mempool::new(config).unwrap();
+        p.add_txs([tx(1, 0, 5)]);
+        for h in 1..50 {
+            p.commit_block(&CommitBlock { height: Height(h), ..CommitBlock::default() }).unwrap();
+        }
+        assert_eq!(p.len(), 1);
+    }
+}

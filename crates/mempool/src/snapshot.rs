@@ -391,3 +391,48 @@ impl<'a> Reader<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_utils::tx;
+
+    fn sample() -> Mempool {
+        let mut p = Mempool::new(MempoolConfig::default()).unwrap();
+        p.add_txs([tx(1, 0, 5), tx(1, 2, 5), tx(2, 0, 7)]);
+        p
+    }
+
+    #[test]
+    fn header_and_digest_match_the_bytes() {
+        let p = sample();
+        let bytes = p.snapshot();
+        assert_eq!(&bytes[..4], b"MPMP");
+        assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), SNAPSHOT_VERSION);
+        assert_eq!(p.digest(), Digest(sha2::Sha256::digest(&bytes).into()));
+    }
+
+    #[test]
+    fn restore_rebuilds_links_and_subpools() {
+        let p = sample();
+        let q = Mempool::restore(&p.snapshot()).unwrap();
+        assert_eq!((q.len(), q.pending_len(), q.bytes()), (p.len(), p.pending_len(), p.bytes()));
+        assert_eq!(q.next_nonce(&tx(1, 0, 5).sender), Nonce(1));
+        let head = q.senders.get(&tx(2, 0, 7).sender).and_then(|s| s.txs.get(&0).copied()).unwrap();
+        assert!(q.entry(head).pending && q.entry(head).next.is_none());
+    }
+
+    #[test]
+    fn restore_refuses_a_flipped_pending_flag() {
+        let p = sample();
+        let mut bytes = p.snapshot();
+        // The first entry's pending byte follows the header, config, state and senders.
+        let config_len = 4 + 8 + 4 + 4 + 8 + 4 + 4 + 8 + 1 + 16 + 8 + 16 + 4;
+        let senders_len = 4 + 2 * (20 + 8 + 1);
+        let at = 6 + config_len + (8 + 16 + 8 + 8 + 8) + senders_len + 4 + 8 + 8;
+        assert_eq!(bytes[at], 1);
+        bytes[at] = 0;
+        let err = Mempool::restore(&bytes).unwrap_err();
+        assert!(matches!(err, Error::Snapshot { kind: SnapshotErrorKind::Inconsistent, .. }));
+    }
+}
