@@ -49,33 +49,34 @@ impl Mempool {
             return;
         }
         let (sender, nonce) = (tx.sender, tx.nonce.get());
-        let next = self.senders.get(&sender).map_or(0, |s| s.pending_end);
-        let pending = nonce == next;
+        // Evicting later nonces of this sender (the only victims it can lose) never moves
+        // its next nonce, so the planned one still holds.
+        let pending = nonce == plan.next_nonce;
         let subpool = if pending { Subpool::Pending } else { Subpool::Queued };
-        self.insert(tx.clone(), pending);
+        let slot = self.insert(tx.clone(), pending);
         facts.push(EventKind::TxAdmitted { tx, subpool });
         if pending {
-            self.extend_pending(sender, nonce + 1, facts);
+            self.extend_pending(sender, slot, facts);
         }
     }
 
-    /// Sets the sender's `pending_end` to the first gap at or above `from`, promoting the
-    /// queued entries it passes (with a `tx_promoted` fact each).
-    pub(crate) fn extend_pending(
+    /// Sets the sender's `pending_end` past the run that continues after the pending `slot`,
+    /// promoting the queued entries it passes (with a `tx_promoted` fact each).
+    fn extend_pending(
         &mut self,
         sender: mempulse_primitives::Address,
-        from: u64,
+        slot: crate::pool::Slot,
         facts: &mut Vec<EventKind>,
     ) {
-        let mut end = from;
-        loop {
-            let slot = self.senders.get(&sender).and_then(|s| s.txs.get(&end).copied());
-            let Some(slot) = slot else { break };
+        let mut end = self.entry(slot).tx.nonce.get() + 1;
+        let mut cursor = self.entry(slot).next;
+        while let Some(slot) = cursor {
             if !self.entry(slot).pending {
                 self.set_pending(slot, true);
                 facts.push(EventKind::TxPromoted { hash: self.entry(slot).tx.hash });
             }
             end += 1;
+            cursor = self.entry(slot).next;
         }
         if let Some(s) = self.senders.get_mut(&sender) {
             s.pending_end = end;

@@ -116,25 +116,37 @@ impl Mempool {
         }
     }
 
-    /// Highest effective tip first (ties: earliest admitted), over each sender's next nonce.
+    /// Highest effective tip first (ties: earliest admitted), over each sender's next nonce:
+    /// the best remaining head (from the head indexes, see `heads.rs`) competes with a heap of
+    /// the successors of the transactions already taken.
     fn build_priority(&self, budget: &mut Budget) {
-        let mut heap: BinaryHeap<(u128, Reverse<u64>, Slot)> = self
-            .senders
-            .values_unordered()
-            .filter(|s| s.pending_end > s.nonce)
-            .filter_map(|s| s.txs.get(&s.nonce).copied())
-            .filter_map(|slot| self.priority_key(slot))
-            .collect();
-        while let Some((_, _, slot)) = heap.pop() {
+        let mut heads = self.best_heads();
+        let mut next_head = heads.next();
+        let mut successors: BinaryHeap<(u128, Reverse<u64>, Slot)> = BinaryHeap::new();
+        loop {
             if budget.exhausted() {
                 return;
             }
+            let take_head = match (next_head, successors.peek()) {
+                (None, None) => return,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(h), Some(s)) => h > *s,
+            };
+            let slot = if take_head {
+                let slot = next_head.map(|(_, _, slot)| slot);
+                next_head = heads.next();
+                slot
+            } else {
+                successors.pop().map(|(_, _, slot)| slot)
+            };
+            let Some(slot) = slot else { return };
             let e = self.entry(slot);
             if !budget.try_push(&e.tx) {
                 continue;
             }
             if let Some(key) = self.pending_next(e).and_then(|next| self.priority_key(next)) {
-                heap.push(key);
+                successors.push(key);
             }
         }
     }

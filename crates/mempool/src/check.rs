@@ -21,6 +21,8 @@ pub(crate) struct Plan {
     pub(crate) replaced: Option<Slot>,
     /// Heads of the chains to evict (each with its later nonces), worst first.
     pub(crate) victims: Vec<Slot>,
+    /// The sender's next nonce (first gap from its committed nonce) before admission.
+    pub(crate) next_nonce: u64,
 }
 
 /// Whether `new` outbids `old` by at least `bump_percent` on both fee fields.
@@ -83,7 +85,7 @@ impl Mempool {
             return Err(RejectReason::SenderSlotsFull);
         }
         let victims = self.plan_room(tx, replaced)?;
-        Ok(Plan { replaced, victims })
+        Ok(Plan { replaced, victims, next_nonce: next })
     }
 
     /// Chooses the chains to evict so that `tx` fits, or rejects it with `pool_full`.

@@ -7,6 +7,7 @@ mod command;
 mod commit;
 mod config;
 mod error;
+mod heads;
 mod pool;
 mod query;
 mod reorg;

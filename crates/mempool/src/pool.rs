@@ -33,12 +33,14 @@ pub(crate) struct Entry {
     pub(crate) prev: Option<Slot>,
     /// Slot of the same sender's transaction at `nonce + 1`, when pooled.
     pub(crate) next: Option<Slot>,
+    /// Whether the entry is in the head indexes (see `heads.rs`).
+    pub(crate) is_head: bool,
 }
 
 impl Entry {
     /// A new entry, not yet linked to its sender's neighbours.
     pub(crate) const fn new(tx: Tx, seq: u64, admitted_at: Height, pending: bool) -> Self {
-        Self { tx, seq, admitted_at, pending, prev: None, next: None }
+        Self { tx, seq, admitted_at, pending, prev: None, next: None, is_head: false }
     }
 }
 
@@ -84,6 +86,11 @@ pub struct Mempool {
     pub(crate) by_age: BTreeMap<(u64, u64), Slot>,
     /// Pending entries by seq: FIFO building (maintained under the FIFO policy only).
     pub(crate) fifo: BTreeMap<u64, Slot>,
+    /// Heads (each sender's first pending entry) by tip: priority building (maintained under
+    /// the priority policy only).
+    pub(crate) heads_by_tip: BTreeSet<FeeKey>,
+    /// Heads by max fee.
+    pub(crate) heads_by_max_fee: BTreeSet<FeeKey>,
     /// Committed cache: cache seq to hash, oldest first.
     pub(crate) committed: BTreeMap<u64, TxHash>,
     /// Idle senders (no transaction, nonzero nonce), oldest first.
@@ -115,6 +122,8 @@ impl Mempool {
             by_max_fee: BTreeSet::new(),
             by_age: BTreeMap::new(),
             fifo: BTreeMap::new(),
+            heads_by_tip: BTreeSet::new(),
+            heads_by_max_fee: BTreeSet::new(),
             committed: BTreeMap::new(),
             idle: BTreeMap::new(),
             len: 0,
@@ -185,6 +194,10 @@ impl Mempool {
         }
         self.link(prev, Some(slot));
         self.link(Some(slot), next);
+        self.refresh_head(slot);
+        if let Some(next) = next {
+            self.refresh_head(next);
+        }
         self.len += 1;
         slot
     }
@@ -226,6 +239,10 @@ impl Mempool {
         }
         if let Some(n) = entry.next {
             self.entry_mut(n).prev = None;
+            self.refresh_head(n);
+        }
+        if entry.is_head {
+            self.drop_head(&entry, slot);
         }
         self.len -= 1;
         self.bytes -= u64::from(entry.tx.encoded_size);
@@ -233,7 +250,7 @@ impl Mempool {
     }
 
     /// Whether the FIFO index is maintained: only the FIFO policy reads it.
-    const fn keeps_fifo(&self) -> bool {
+    pub(crate) const fn keeps_fifo(&self) -> bool {
         matches!(self.config.ordering, crate::OrderingPolicy::Fifo)
     }
 
@@ -257,6 +274,7 @@ impl Mempool {
                 self.fifo.remove(&seq);
             }
         }
+        self.refresh_head(slot);
     }
 
     /// Evicts `slot` with `reason` and every later nonce of the same sender: without the
