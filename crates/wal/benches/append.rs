@@ -34,7 +34,8 @@ fn bench_append(c: &mut Criterion) {
     let cases = [
         ("unsynced", SyncPolicy::Never, Preallocate::Fallocate, [1usize, 64, 1024].as_slice()),
         ("synced", SyncPolicy::Always, Preallocate::Fallocate, [1, 64, 1024].as_slice()),
-        ("synced-zero-fill", SyncPolicy::Always, Preallocate::ZeroFill, [64].as_slice()),
+        ("unsynced-zero-fill", SyncPolicy::Never, Preallocate::ZeroFill, [1024].as_slice()),
+        ("synced-zero-fill", SyncPolicy::Always, Preallocate::ZeroFill, [1, 64].as_slice()),
         ("synced-recycle", SyncPolicy::Always, Preallocate::Recycle, [64].as_slice()),
     ];
     for (name, sync, preallocate, sizes) in cases {

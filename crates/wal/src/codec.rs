@@ -91,8 +91,9 @@ pub(crate) const fn frame_len(payload_len: usize) -> usize {
 }
 
 /// Appends the frame of `payload` at `seq` to `buf`. The payload must be non-empty and at most
-/// `u32::MAX` bytes (the writer checks both before framing).
-#[inline]
+/// `u32::MAX` bytes (the writer checks both before framing; it computes checksums in bulk and
+/// uses [`encode_frame_with_crc`]).
+#[cfg(test)]
 pub(crate) fn encode_frame(buf: &mut Vec<u8>, seq: Seq, payload: &[u8]) {
     debug_assert!(!payload.is_empty() && u32::try_from(payload.len()).is_ok());
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
@@ -101,7 +102,18 @@ pub(crate) fn encode_frame(buf: &mut Vec<u8>, seq: Seq, payload: &[u8]) {
     buf.extend_from_slice(payload);
 }
 
-/// Outcome of decoding the bytes at one frame position.
+/// Appends the frame of `payload` whose checksum `crc` was computed already (see `crc.rs`).
+#[inline]
+pub(crate) fn encode_frame_with_crc(buf: &mut Vec<u8>, crc: u32, payload: &[u8]) {
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(&crc.to_le_bytes());
+    buf.extend_from_slice(payload);
+}
+
+/// Outcome of decoding the bytes at one frame position (the one-frame reference decoder; the
+/// reading path uses [`peek_frame`] and checks checksums three at a time).
+#[cfg(test)]
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Decoded<'a> {
     /// A valid frame for the expected seq; `size` is its total length.
@@ -127,30 +139,67 @@ pub(crate) enum Decoded<'a> {
     },
 }
 
-/// Decodes the frame at the start of `bytes`, expected to carry `seq`.
+/// A frame header read without checking the checksum.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Peeked {
+    /// A complete frame of `size` bytes whose stored checksum is `crc`.
+    Frame {
+        /// Header plus payload.
+        size: usize,
+        /// The stored checksum.
+        crc: u32,
+    },
+    /// The bytes end before the frame does; `need` bytes would be needed.
+    Incomplete {
+        /// Total bytes the frame needs from its start.
+        need: usize,
+    },
+    /// A zero length field: the end of written data.
+    End,
+    /// The length field is larger than a segment can hold.
+    BadLength,
+}
+
+/// Reads the frame header at the start of `bytes` (the checksum is checked by the caller,
+/// possibly for several frames at once).
 #[inline]
-pub(crate) fn decode_frame(bytes: &[u8], seq: Seq, max_payload: u64) -> Decoded<'_> {
+pub(crate) fn peek_frame(bytes: &[u8], max_payload: u64) -> Peeked {
     let (Some(len), Some(crc)) = (u32_at(bytes, 0), u32_at(bytes, 4)) else {
-        return Decoded::Incomplete { need: FRAME_HEADER_LEN };
+        return Peeked::Incomplete { need: FRAME_HEADER_LEN };
     };
     if len == 0 {
-        return Decoded::End;
+        return Peeked::End;
     }
     if u64::from(len) > max_payload {
-        return Decoded::BadLength;
+        return Peeked::BadLength;
     }
     // `len <= max_payload <= segment size`, which fits usize on supported (64-bit) targets.
     let Ok(len) = usize::try_from(len) else {
-        return Decoded::BadLength;
+        return Peeked::BadLength;
     };
     let size = frame_len(len);
-    let Some(payload) = bytes.get(FRAME_HEADER_LEN..size) else {
-        return Decoded::Incomplete { need: size };
-    };
-    if frame_crc(seq, payload) != crc {
-        return Decoded::BadChecksum { size };
+    if bytes.len() < size {
+        return Peeked::Incomplete { need: size };
     }
-    Decoded::Frame { payload, size }
+    Peeked::Frame { size, crc }
+}
+
+/// Decodes and checks the frame at the start of `bytes`, expected to carry `seq`.
+#[cfg(test)]
+pub(crate) fn decode_frame(bytes: &[u8], seq: Seq, max_payload: u64) -> Decoded<'_> {
+    match peek_frame(bytes, max_payload) {
+        Peeked::Frame { size, crc } => {
+            let payload = bytes.get(FRAME_HEADER_LEN..size).unwrap_or_default();
+            if frame_crc(seq, payload) == crc {
+                Decoded::Frame { payload, size }
+            } else {
+                Decoded::BadChecksum { size }
+            }
+        }
+        Peeked::Incomplete { need } => Decoded::Incomplete { need },
+        Peeked::End => Decoded::End,
+        Peeked::BadLength => Decoded::BadLength,
+    }
 }
 
 /// Largest payload a segment of `segment_size` bytes can hold.

@@ -12,6 +12,10 @@ use crate::{
 /// A position in the log that yields acknowledged records in order, without gaps or
 /// duplicates. A slow consumer only falls behind (it reads older records from disk later);
 /// it never loses records and never blocks the writer.
+///
+/// Reads are positional reads issued by the calling task (usually served from the page cache,
+/// and bounded by `max` records per call). A consumer expected to read far behind on cold
+/// storage can call [`Cursor::try_next_batch`] from `spawn_blocking` instead.
 #[derive(Debug)]
 pub struct Cursor {
     reader: WalReader,

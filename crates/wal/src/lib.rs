@@ -3,6 +3,7 @@
 
 mod codec;
 mod config;
+mod crc;
 mod cursor;
 mod error;
 pub mod metrics;

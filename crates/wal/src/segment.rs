@@ -13,7 +13,7 @@ use std::{
 use mempulse_primitives::Seq;
 
 use crate::{
-    codec::{self, Decoded, HEADER_LEN},
+    codec::{self, HEADER_LEN, Peeked},
     config::{INDEX_INTERVAL_RECORDS, READ_CHUNK_BYTES},
     storage::{StorageFile, read_full_at},
 };
@@ -186,6 +186,57 @@ pub(crate) struct WalkFrom {
     pub(crate) max_payload: u64,
 }
 
+/// Frames read but not yet checked: checksums are verified three at a time.
+struct Pending {
+    /// (position in the buffer, frame size, stored checksum)
+    frames: [(usize, usize, u32); 3],
+    len: usize,
+}
+
+/// Checks the pending frames (the first at `first`) and visits the valid ones in order.
+/// Returns where to stop when a checksum fails or the visitor breaks.
+fn check_pending(
+    buf: &[u8],
+    buf_off: u64,
+    pending: &mut Pending,
+    first: Seq,
+    visit: &mut impl FnMut(Seq, u64, &[u8]) -> ControlFlow<()>,
+) -> Option<Walk> {
+    let frames = pending.frames;
+    let count = std::mem::take(&mut pending.len);
+    let payload = |k: usize| {
+        let (pos, size, _) = frames[k];
+        buf.get(pos + codec::FRAME_HEADER_LEN..pos + size).unwrap_or_default()
+    };
+    let seq_of = |k: usize| Seq(first.0 + k as u64);
+    let computed = if count == 3 {
+        crate::crc::frame_crc3([
+            (payload(0), seq_of(0)),
+            (payload(1), seq_of(1)),
+            (payload(2), seq_of(2)),
+        ])
+    } else {
+        let mut out = [0; 3];
+        for (k, crc) in out.iter_mut().enumerate().take(count) {
+            *crc = codec::frame_crc(seq_of(k), payload(k));
+        }
+        out
+    };
+    for k in 0..count {
+        let (pos, size, stored) = frames[k];
+        let offset = buf_off + pos as u64;
+        if computed[k] != stored {
+            let end = WalkEnd::BadChecksum { size: size as u64 };
+            return Some(Walk { next_seq: seq_of(k), offset, end });
+        }
+        if visit(seq_of(k), offset, payload(k)).is_break() {
+            let offset = offset + size as u64;
+            return Some(Walk { next_seq: seq_of(k + 1), offset, end: WalkEnd::Limit });
+        }
+    }
+    None
+}
+
 /// Reads frames from `from` in large chunks, calling `visit(seq, offset, payload)` for each
 /// valid one, parsing in place in `buf` (kept by the caller for reuse).
 pub(crate) fn walk(
@@ -202,26 +253,36 @@ pub(crate) fn walk(
     }
     let (mut seq, mut buf_off, mut pos, mut filled) = (from.seq, from.offset, 0usize, 0usize);
     let mut eof = false;
+    let mut pending = Pending { frames: [(0, 0, 0); 3], len: 0 };
     loop {
-        let stop = |end| Walk { next_seq: seq, offset: buf_off + pos as u64, end };
-        if from.last.is_some_and(|last| seq > last) {
-            return Ok(stop(WalkEnd::Limit));
-        }
-        let window = buf.get(pos..filled).unwrap_or_default();
-        match codec::decode_frame(window, seq, from.max_payload) {
-            Decoded::Frame { payload, size } => {
-                let flow = visit(seq, buf_off + pos as u64, payload);
-                pos += size;
-                seq = Seq(seq.0 + 1);
-                if flow.is_break() {
-                    return Ok(Walk {
-                        next_seq: seq,
-                        offset: buf_off + pos as u64,
-                        end: WalkEnd::Limit,
-                    });
-                }
+        let peeked = if from.last.is_some_and(|last| seq > last) {
+            None
+        } else {
+            Some(codec::peek_frame(buf.get(pos..filled).unwrap_or_default(), from.max_payload))
+        };
+        if let Some(Peeked::Frame { size, crc }) = peeked {
+            pending.frames[pending.len] = (pos, size, crc);
+            pending.len += 1;
+            pos += size;
+            seq = Seq(seq.0 + 1);
+            if pending.len < 3 {
+                continue;
             }
-            Decoded::Incomplete { need } => {
+        }
+        // Check what is pending before stopping or moving the buffer.
+        if pending.len > 0 {
+            let first = Seq(seq.0 - pending.len as u64);
+            if let Some(stop) = check_pending(buf, buf_off, &mut pending, first, &mut visit) {
+                return Ok(stop);
+            }
+        }
+        let stop = |end| Walk { next_seq: seq, offset: buf_off + pos as u64, end };
+        match peeked {
+            Some(Peeked::Frame { .. }) => {}
+            None => return Ok(stop(WalkEnd::Limit)),
+            Some(Peeked::End) => return Ok(stop(WalkEnd::Zero)),
+            Some(Peeked::BadLength) => return Ok(stop(WalkEnd::BadLength)),
+            Some(Peeked::Incomplete { need }) => {
                 if eof {
                     let end = if pos == filled { WalkEnd::Eof } else { WalkEnd::Truncated };
                     return Ok(stop(end));
@@ -230,28 +291,39 @@ pub(crate) fn walk(
                     // The frame claims more bytes than the readable range holds.
                     return Ok(stop(WalkEnd::Truncated));
                 }
-                buf.copy_within(pos..filled, 0);
-                buf_off += pos as u64;
-                filled -= pos;
-                pos = 0;
-                if buf.len() < need {
-                    buf.resize(need, 0);
-                }
-                let room = from.read_end.saturating_sub(buf_off + filled as u64);
-                let want = (buf.len() - filled).min(usize::try_from(room).unwrap_or(usize::MAX));
-                let target = buf.get_mut(filled..filled + want).unwrap_or_default();
-                let n = read_full_at(file, target, buf_off + filled as u64)?;
-                filled += n;
+                let (read, want) =
+                    refill(file, buf, &mut buf_off, &mut pos, &mut filled, need, from.read_end)?;
                 // A short read means the file (or the readable range) ended.
-                eof = want == 0 || n < want;
-            }
-            Decoded::End => return Ok(stop(WalkEnd::Zero)),
-            Decoded::BadLength => return Ok(stop(WalkEnd::BadLength)),
-            Decoded::BadChecksum { size } => {
-                return Ok(stop(WalkEnd::BadChecksum { size: size as u64 }));
+                eof = want == 0 || read < want;
             }
         }
     }
+}
+
+/// Moves the unparsed bytes to the front of `buf` and reads more after them; returns
+/// (bytes read, bytes asked for).
+fn refill(
+    file: &dyn StorageFile,
+    buf: &mut Vec<u8>,
+    buf_off: &mut u64,
+    pos: &mut usize,
+    filled: &mut usize,
+    need: usize,
+    read_end: u64,
+) -> io::Result<(usize, usize)> {
+    buf.copy_within(*pos..*filled, 0);
+    *buf_off += *pos as u64;
+    *filled -= *pos;
+    *pos = 0;
+    if buf.len() < need {
+        buf.resize(need, 0);
+    }
+    let room = read_end.saturating_sub(*buf_off + *filled as u64);
+    let want = (buf.len() - *filled).min(usize::try_from(room).unwrap_or(usize::MAX));
+    let target = buf.get_mut(*filled..*filled + want).unwrap_or_default();
+    let read = read_full_at(file, target, *buf_off + *filled as u64)?;
+    *filled += read;
+    Ok((read, want))
 }
 
 #[cfg(test)]

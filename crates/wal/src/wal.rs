@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use crate::{
     codec::{self, HEADER_LEN},
     config::{Preallocate, READ_CHUNK_BYTES, RECYCLE_POOL_MAX, SyncPolicy, WalConfig},
+    crc,
     error::{Error, IoOp, Result},
     metrics::WalMetrics,
     prepare::{self, Preparer, create_segment},
@@ -37,6 +38,8 @@ pub struct Wal {
     write_offset: u64,
     next_seq: Seq,
     buf: Vec<u8>,
+    /// Checksums of the group being framed (reused).
+    crcs: Vec<u32>,
     /// Spare files (purged segments, prepared spares) to reuse as new segments.
     recycle: Vec<String>,
     preparer: Option<Preparer>,
@@ -120,6 +123,7 @@ impl Wal {
             write_offset: HEADER_LEN as u64,
             next_seq: first,
             buf: Vec::with_capacity(READ_CHUNK_BYTES),
+            crcs: Vec::new(),
             recycle,
             preparer: None,
             last_sync: Instant::now(),
@@ -287,12 +291,14 @@ impl Wal {
         Ok(range)
     }
 
-    fn write_framed<'a>(&mut self, records: impl Iterator<Item = &'a [u8]>) -> Result<()> {
+    fn write_framed<'a>(&mut self, records: impl Iterator<Item = &'a [u8]> + Clone) -> Result<()> {
         let size = self.config.segment_size_bytes;
+        let mut crcs = std::mem::take(&mut self.crcs);
+        crc::frame_crcs(self.next_seq, records.clone(), &mut crcs);
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         let mut result = Ok(());
-        for record in records {
+        for (record, crc) in records.zip(crcs.iter().copied()) {
             let frame = codec::frame_len(record.len()) as u64;
             if self.write_offset + buf.len() as u64 + frame > size {
                 result = self.flush(&buf).and_then(|()| self.roll());
@@ -305,12 +311,13 @@ impl Wal {
             if self.active.is_index_point(seq) {
                 self.active.record(seq, self.write_offset + buf.len() as u64);
             }
-            codec::encode_frame(&mut buf, seq, record);
+            codec::encode_frame_with_crc(&mut buf, crc, record);
             // Cannot overflow: a log would need 2^64 records.
             self.next_seq = Seq(seq.0 + 1);
         }
         let result = result.and_then(|()| self.flush(&buf));
         self.buf = buf;
+        self.crcs = crcs;
         result
     }
 
