@@ -39,6 +39,13 @@ pub enum SyncPolicy {
 }
 
 /// How a new segment file gets its space before records are written into it.
+///
+/// The default is [`Preallocate::ZeroFill`], from `benches/append.rs` on the 2-core CI VM
+/// (ext4): synced appends of 256-byte records took 110 µs (group of 1) and 169 µs (group of 64)
+/// on zero-filled segments against 126 µs and 510 µs on `fallocate`d ones, whose first write to
+/// each block makes `fdatasync` journal an extent conversion. The zeroing runs on the helper
+/// thread of `WalConfig::prepare_ahead`, so it does not stall appends; its price is writing each
+/// segment twice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Preallocate {
@@ -78,7 +85,7 @@ impl Default for WalConfig {
             dir: PathBuf::from("data/wal"),
             segment_size_bytes: DEFAULT_SEGMENT_SIZE_BYTES,
             sync: SyncPolicy::Always,
-            preallocate: Preallocate::Fallocate,
+            preallocate: Preallocate::ZeroFill,
             first_seq: Seq(1),
             prepare_ahead: true,
         }

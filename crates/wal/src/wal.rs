@@ -383,7 +383,9 @@ impl Wal {
     }
 
     /// Removes every record after `seq`; the next append gets `seq + 1`. Used for Raft log
-    /// conflict truncation. A no-op when `seq >= last_seq()`.
+    /// conflict truncation. A no-op when `seq >= last_seq()`. The cut is durable when this
+    /// returns: later segments are deleted and the rest of the cut segment is re-preallocated
+    /// (re-zeroed under [`Preallocate::ZeroFill`]), so no stale frame can reappear.
     ///
     /// # Errors
     /// [`Error::TruncateBeforeFirst`] when `seq + 1 < first_seq()`; [`Error::Io`] or
