@@ -1,0 +1,189 @@
+//! The error type of the cluster crate and how a caller should react to each variant.
+
+use std::{io, path::PathBuf};
+
+use mempulse_primitives::{DecodeError, Seq};
+
+/// Result of a cluster operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error from the Raft log store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The underlying write-ahead log failed.
+    #[error("raft log wal failed")]
+    Wal(#[from] mempulse_wal::Error),
+    /// Reading or writing the metadata file (vote, purge point, index anchor) failed.
+    #[error("raft log metadata io failed: {op} {path}")]
+    MetaIo {
+        /// What the store was doing.
+        op: MetaOp,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The metadata file is not a valid metadata file.
+    #[error("raft log metadata {path} corrupt")]
+    MetaCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// What does not decode.
+        #[source]
+        source: MetaCorruptKind,
+    },
+    /// A WAL record is not a valid log entry.
+    #[error("raft log entry at wal seq {seq} does not decode")]
+    EntryCorrupt {
+        /// The WAL seq of the record.
+        seq: Seq,
+        /// Why it does not decode.
+        #[source]
+        source: DecodeError,
+    },
+    /// A WAL record holds an entry with another index than its position implies.
+    #[error("raft log entry at wal seq {seq} has index {found}, expected {expected}")]
+    IndexMismatch {
+        /// The WAL seq of the record.
+        seq: Seq,
+        /// The index its position implies.
+        expected: u64,
+        /// The index it holds.
+        found: u64,
+    },
+    /// An entry the log's bounds include is not in the WAL.
+    #[error("raft log entry {index} is missing from the wal")]
+    MissingEntry {
+        /// The first missing index.
+        index: u64,
+    },
+    /// The WAL ends before the point the metadata says the log continues from.
+    #[error("raft log wal ends at seq {last_seq} but the log is anchored at seq {anchor_seq}")]
+    WalBehindAnchor {
+        /// Last seq in the WAL.
+        last_seq: Seq,
+        /// Seq the metadata anchors the next index at.
+        anchor_seq: Seq,
+    },
+    /// An append does not continue the log (it would leave a hole or overwrite entries without
+    /// a truncation): a caller bug, nothing was written.
+    #[error("raft log append at index {found} does not follow the last index; expected {expected}")]
+    NotContiguous {
+        /// The index the next entry must have.
+        expected: u64,
+        /// The index it has.
+        found: u64,
+    },
+    /// The store's writer thread has stopped (after a fatal error or a close).
+    #[error("raft log writer stopped")]
+    Closed,
+    /// The writer thread could not be started.
+    #[error("raft log writer thread could not be spawned")]
+    Spawn(#[source] io::Error),
+}
+
+impl Error {
+    /// True when the store can take no further writes and the node should stop (an fsync or
+    /// write failed, or the bytes on disk are damaged).
+    #[must_use]
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            Self::Wal(e) => e.is_fatal(),
+            Self::MetaIo { .. }
+            | Self::MetaCorrupt { .. }
+            | Self::EntryCorrupt { .. }
+            | Self::IndexMismatch { .. }
+            | Self::MissingEntry { .. }
+            | Self::WalBehindAnchor { .. }
+            | Self::Closed
+            | Self::Spawn(_) => true,
+            Self::NotContiguous { .. } => false,
+        }
+    }
+
+    /// The `io::Error` openraft's storage traits expect, with a kind that keeps the class of
+    /// failure (damaged data, bad request, other).
+    #[must_use]
+    pub fn into_io(self) -> io::Error {
+        io::Error::new(self.io_kind(), self)
+    }
+
+    /// The `io::ErrorKind` [`Error::into_io`] uses.
+    #[must_use]
+    pub fn io_kind(&self) -> io::ErrorKind {
+        match self {
+            Self::EntryCorrupt { .. }
+            | Self::IndexMismatch { .. }
+            | Self::MissingEntry { .. }
+            | Self::MetaCorrupt { .. }
+            | Self::WalBehindAnchor { .. } => io::ErrorKind::InvalidData,
+            Self::Wal(e) if e.is_corruption() => io::ErrorKind::InvalidData,
+            Self::NotContiguous { .. } => io::ErrorKind::InvalidInput,
+            Self::Wal(_) | Self::MetaIo { .. } | Self::Closed | Self::Spawn(_) => {
+                io::ErrorKind::Other
+            }
+        }
+    }
+}
+
+/// The metadata IO operation that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MetaOp {
+    /// Creating the directory or the temporary file.
+    Create,
+    /// Reading the file.
+    Read,
+    /// Writing the temporary file.
+    Write,
+    /// `fsync` of the temporary file.
+    Sync,
+    /// Renaming the temporary file over the metadata file.
+    Rename,
+    /// `fsync` of the directory.
+    SyncDir,
+    /// Removing a stale temporary file.
+    Remove,
+}
+
+impl MetaOp {
+    /// Stable lowercase code.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Sync => "sync",
+            Self::Rename => "rename",
+            Self::SyncDir => "sync-dir",
+            Self::Remove => "remove",
+        }
+    }
+}
+
+impl std::fmt::Display for MetaOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What is wrong with a metadata file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetaCorruptKind {
+    /// The file does not start with the metadata magic.
+    #[error("bad magic")]
+    BadMagic,
+    /// The file names a format version this build cannot read.
+    #[error("unsupported version {0}")]
+    UnsupportedVersion(u8),
+    /// The checksum does not match the contents.
+    #[error("checksum mismatch")]
+    Checksum,
+    /// The contents do not decode.
+    #[error("malformed contents")]
+    Malformed(#[source] DecodeError),
+}

@@ -1,0 +1,87 @@
+//! openraft glue for mempulse: the Raft type configuration, the replicated command and its
+//! encoding, and a Raft log store on `mempulse-wal`.
+//!
+//! ## Role
+//! ```text
+//!  client writes ──► ClusterCommand (AddTxs, BuildBlock, CommitBlock, Reorg)
+//!                        │ encode (command.rs, codec.rs): versioned, explicit LE
+//!                        ▼
+//!  openraft core ──► LogStore::append ──► writer thread: WAL write ──► readable
+//!                        │                      └─► fdatasync (grouped) ──► IOFlushed callback
+//!                        ├─ save_vote / purge ──► raft-meta (temp, fsync, rename, dir fsync)
+//!                        └─ truncate_after ────► Wal::truncate_after (synced)
+//!  replication tasks ◄── LogReader (cloneable, concurrent scans of the WAL)
+//! ```
+//! The state machine adapter (applying commands to `mempulse-mempool` and writing facts to the
+//! canonical event log), the node-to-node transport, forwarding and membership administration
+//! are later slices of this crate.
+//!
+//! ## Invariants
+//! - **Durable before acknowledged.** An append's openraft callback fires only after the
+//!   `fdatasync` that covers it; a vote is fsynced before `save_vote` returns; a purge point and
+//!   a re-anchor are fsynced before the WAL changes. No `fsync` runs on an async worker.
+//! - **Serial writes.** One writer thread runs appends, votes, truncations and purges in arrival
+//!   order; appends queued before another request are synced and reported before it runs.
+//! - **No holes.** An append that does not continue the log is refused
+//!   ([`Error::NotContiguous`]) and writes nothing; every read checks that each record holds
+//!   the index its position implies.
+//! - **Deterministic bytes.** Entries, memberships and votes have one encoding each; decoding any
+//!   bytes returns a value or a typed error, never panics.
+//!
+//! The on-disk layout and the index ↔ WAL seq mapping are in `docs/design/raft-log.md`.
+//!
+//! ## Example
+//! ```
+//! use mempulse_cluster::{
+//!     ClusterCommand, Entry, LeaderId, LogId, LogStore, LogStoreConfig, Payload, TypeConfig,
+//!     decode_entry, encode_entry,
+//! };
+//! use mempulse_primitives::NodeId;
+//! use openraft::{
+//!     storage::{IOFlushed, RaftLogStorage},
+//!     type_config::TypeConfigExt,
+//! };
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let log_id = LogId { leader_id: LeaderId { term: 1, node_id: NodeId(1) }, index: 0 };
+//! let entry = Entry { log_id, payload: Payload::Normal(ClusterCommand::AddTxs(vec![])) };
+//! assert_eq!(decode_entry(&encode_entry(&entry))?, entry);
+//!
+//! let dir = tempfile::tempdir()?;
+//! let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+//! runtime.block_on(async {
+//!     let mut store = LogStore::open(&LogStoreConfig::new(dir.path()))?;
+//!     let (flushed, durable) = TypeConfig::oneshot();
+//!     store.append([entry], IOFlushed::signal(flushed)).await?;
+//!     durable.await??;
+//!     assert_eq!(store.log_state().last_log_id, Some(log_id));
+//!     store.close().await;
+//!     Ok(())
+//! })
+//! # }
+//! ```
+//!
+//! ## Feature flags
+//! None. openraft is built with only `tokio-rt` (no `clap`, no `serde`): every byte this crate
+//! stores has its own explicit encoding.
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
+mod codec;
+mod command;
+mod config;
+mod error;
+mod log_store;
+mod meta;
+mod types;
+
+pub use codec::{ENTRY_VERSION, decode_entry, encode_entry};
+pub use command::ClusterCommand;
+pub use config::{
+    FLUSH_GROUP_MAX, LogStoreConfig, READ_BATCH_ENTRIES_MAX, WAL_DIR, WRITE_QUEUE_CAPACITY,
+};
+pub use error::{Error, MetaCorruptKind, MetaOp, Result};
+pub use log_store::{LogReader, LogStore};
+pub use types::{
+    ClusterNode, ClusterResponse, Entry, LeaderId, LogId, Membership, Payload, StoredMembership,
+    TypeConfig, Vote,
+};

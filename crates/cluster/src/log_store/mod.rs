@@ -1,0 +1,245 @@
+//! The Raft log store on `mempulse-wal`: [`LogStore`] (openraft's `RaftLogStorage`) and its
+//! cloneable [`LogReader`].
+//!
+//! The layout, the index ↔ seq mapping and the durability rules are described in
+//! `docs/design/raft-log.md`.
+
+mod shared;
+mod writer;
+
+use std::{fmt, fs, io, ops::Bound, ops::RangeBounds, sync::Arc, thread};
+
+use mempulse_primitives::Seq;
+use mempulse_wal::{SyncPolicy, Wal, WalConfig};
+use openraft::{
+    OptionalSend, RaftLogReader,
+    storage::{IOFlushed, LogState, RaftLogStorage},
+};
+use tokio::sync::{mpsc, oneshot};
+
+use self::{
+    shared::{Bounds, Shared, last_present},
+    writer::{Job, Writer},
+};
+use crate::{
+    codec::encode_entry,
+    config::{LogStoreConfig, READ_BATCH_ENTRIES_MAX, WAL_DIR, WRITE_QUEUE_CAPACITY},
+    error::{Error, MetaOp, Result},
+    meta::MetaFile,
+    types::{Entry, LogId, TypeConfig, Vote},
+};
+
+/// The Raft log of one node, stored in a `mempulse-wal` log plus a small metadata file.
+///
+/// Writes (appends, votes, truncations, purges) run in order on a dedicated writer thread, so
+/// no `fsync` ever runs on an async worker; reads run on the caller's task against the WAL's
+/// concurrent reader.
+pub struct LogStore {
+    shared: Arc<Shared>,
+    jobs: mpsc::Sender<Job>,
+    closed: Option<oneshot::Receiver<()>>,
+}
+
+impl fmt::Debug for LogStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogStore").field("bounds", &self.shared.bounds()).finish_non_exhaustive()
+    }
+}
+
+impl LogStore {
+    /// Opens (or creates) the store in `config.dir` and starts its writer thread.
+    ///
+    /// This does blocking IO (it recovers the WAL): call it before starting the runtime's work
+    /// or from a blocking task.
+    ///
+    /// # Errors
+    /// [`Error::Wal`] when the WAL cannot be opened (including another process holding it),
+    /// [`Error::MetaIo`] / [`Error::MetaCorrupt`] for the metadata file,
+    /// [`Error::WalBehindAnchor`], [`Error::EntryCorrupt`] or [`Error::IndexMismatch`] when the
+    /// WAL and the metadata disagree, [`Error::Spawn`] when the thread cannot start.
+    pub fn open(config: &LogStoreConfig) -> Result<Self> {
+        fs::create_dir_all(&config.dir).map_err(|source| Error::MetaIo {
+            op: MetaOp::Create,
+            path: config.dir.clone(),
+            source,
+        })?;
+        let meta_file = MetaFile::new(&config.dir);
+        let meta = meta_file.load()?;
+        let wal_config = WalConfig::new(config.dir.join(WAL_DIR))
+            .with_sync(SyncPolicy::Never)
+            .with_first_seq(meta.anchor.seq)
+            .with_segment_size_bytes(config.segment_size_bytes)
+            .with_preallocate(config.preallocate);
+        let wal = Wal::open(wal_config)?;
+        if wal.last_seq().0 + 1 < meta.anchor.seq.0 {
+            return Err(Error::WalBehindAnchor {
+                last_seq: wal.last_seq(),
+                anchor_seq: meta.anchor.seq,
+            });
+        }
+        let last = last_present(&wal.reader(), &meta, wal.last_seq())?;
+        let shared = Arc::new(Shared::new(Bounds { meta, last }, wal.reader()));
+        let (jobs, rx) = mpsc::channel(WRITE_QUEUE_CAPACITY);
+        let (closed_tx, closed) = oneshot::channel();
+        let writer = Writer { wal, meta_file, shared: Arc::clone(&shared), pending: Vec::new() };
+        thread::Builder::new()
+            .name("raft-log-writer".to_owned())
+            .spawn(move || writer.run(rx, closed_tx))
+            .map_err(Error::Spawn)?;
+        Ok(Self { shared, jobs, closed: Some(closed) })
+    }
+
+    /// Stops the writer thread after it has synced everything written, and waits until the WAL
+    /// is closed (its directory lock released), so the store can be reopened.
+    pub async fn close(mut self) {
+        let closed = self.closed.take();
+        drop(self);
+        if let Some(closed) = closed {
+            // An error means the thread already ended.
+            let _ = closed.await;
+        }
+    }
+
+    /// The current last purged and last log ids.
+    #[must_use]
+    pub fn log_state(&self) -> LogState<TypeConfig> {
+        self.shared.bounds().log_state()
+    }
+
+    /// The last saved vote.
+    #[must_use]
+    pub fn vote(&self) -> Option<Vote> {
+        self.shared.bounds().meta.vote
+    }
+
+    /// A reader over this store's log.
+    #[must_use]
+    pub fn reader(&self) -> LogReader {
+        LogReader { shared: Arc::clone(&self.shared) }
+    }
+
+    async fn request(&self, make: impl FnOnce(writer::Reply) -> Job) -> io::Result<()> {
+        let (done, rx) = oneshot::channel();
+        self.jobs.send(make(done)).await.map_err(|_| Error::Closed.into_io())?;
+        rx.await.map_err(|_| Error::Closed.into_io())?
+    }
+}
+
+/// An encoded, contiguous batch of entries.
+struct Batch {
+    records: Vec<Vec<u8>>,
+    first: u64,
+    last: LogId,
+}
+
+/// Encodes a batch and checks it is contiguous; `None` for no entries.
+fn encode_batch(entries: impl IntoIterator<Item = Entry>) -> Result<Option<Batch>> {
+    let mut batch: Option<Batch> = None;
+    for entry in entries {
+        let index = entry.log_id.index;
+        match &mut batch {
+            None => {
+                let records = vec![encode_entry(&entry)];
+                batch = Some(Batch { records, first: index, last: entry.log_id });
+            }
+            Some(batch) => {
+                let expected = batch.last.index.saturating_add(1);
+                if index != expected {
+                    return Err(Error::NotContiguous { expected, found: index });
+                }
+                batch.records.push(encode_entry(&entry));
+                batch.last = entry.log_id;
+            }
+        }
+    }
+    Ok(batch)
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogReader;
+
+    async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
+        Ok(self.log_state())
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.reader()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> io::Result<()> {
+        let vote = *vote;
+        self.request(|done| Job::SaveVote { vote, done }).await
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> io::Result<()>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let Some(Batch { records, first, last }) = encode_batch(entries).map_err(Error::into_io)?
+        else {
+            callback.io_completed(Ok(()));
+            return Ok(());
+        };
+        self.request(|written| Job::Append { records, first, last, written, flushed: callback })
+            .await
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
+        self.request(|done| Job::Truncate { after: last_log_id, done }).await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
+        self.request(|done| Job::Purge { upto: log_id, done }).await
+    }
+}
+
+/// A cloneable reader of a [`LogStore`]'s log and vote, used by openraft's replication tasks.
+#[derive(Clone, Debug)]
+pub struct LogReader {
+    shared: Arc<Shared>,
+}
+
+impl LogReader {
+    /// Entries with index in `range` that the log holds, at most `max` of them, in order.
+    ///
+    /// # Errors
+    /// [`Error::Wal`] when a read fails, [`Error::EntryCorrupt`], [`Error::IndexMismatch`] or
+    /// [`Error::MissingEntry`] when the WAL does not hold what the log's bounds promise.
+    pub fn entries(&self, range: impl RangeBounds<u64>, max: u64) -> Result<Vec<Entry>> {
+        let start = match range.start_bound() {
+            Bound::Included(&s) => s,
+            Bound::Excluded(&s) => s.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&e) => e.saturating_add(1),
+            Bound::Excluded(&e) => e,
+            Bound::Unbounded => u64::MAX,
+        };
+        self.shared.read_range(start, end, max)
+    }
+
+    /// WAL seq of the first record this log still keeps on disk (for diagnostics).
+    #[must_use]
+    pub fn first_wal_seq(&self) -> Seq {
+        self.shared.bounds().meta.anchor.seq
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogReader {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + fmt::Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> io::Result<Vec<Entry>> {
+        self.entries(range, u64::MAX).map_err(Error::into_io)
+    }
+
+    async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
+        Ok(self.shared.bounds().meta.vote)
+    }
+
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
+        self.entries(start..end, READ_BATCH_ENTRIES_MAX).map_err(Error::into_io)
+    }
+}

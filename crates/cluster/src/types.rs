@@ -1,0 +1,85 @@
+//! The openraft type configuration of a mempulse cluster and the types it names.
+
+use core::fmt;
+
+use mempulse_mempool::Outcome;
+use mempulse_primitives::{NodeId, RaftIndex};
+
+use crate::ClusterCommand;
+
+openraft::declare_raft_types!(
+    /// The openraft type configuration of a mempulse cluster.
+    ///
+    /// Node ids are [`NodeId`]s, terms are `u64`, a leader id is `(term, node id)` (openraft's
+    /// "advanced" leader id, which lets the log entry carry the leader's node), the replicated data
+    /// is a [`ClusterCommand`] and applying one yields a [`ClusterResponse`].
+    pub TypeConfig:
+        D = ClusterCommand,
+        R = ClusterResponse,
+        NodeId = NodeId,
+        Node = ClusterNode,
+        Term = u64,
+        LeaderId = openraft::impls::leader_id_adv::LeaderId<u64, NodeId>,
+        Vote = openraft::impls::Vote<openraft::impls::leader_id_adv::LeaderId<u64, NodeId>>,
+);
+
+/// A Raft log entry of a mempulse cluster.
+pub type Entry = openraft::Entry<LeaderId, Payload>;
+/// The payload of a log entry: blank, a [`ClusterCommand`] or a membership change.
+pub type Payload = openraft::EntryPayload<ClusterCommand, NodeId, ClusterNode>;
+/// Identifier of a leader: `(term, node id)`.
+pub type LeaderId = openraft::impls::leader_id_adv::LeaderId<u64, NodeId>;
+/// Identifier of a log entry: its leader and its index.
+pub type LogId = openraft::LogId<LeaderId>;
+/// A vote: the leader id voted for and whether a quorum granted it.
+pub type Vote = openraft::impls::Vote<LeaderId>;
+/// A cluster membership: the joint voter configs and every member node.
+pub type Membership = openraft::Membership<NodeId, ClusterNode>;
+/// A membership together with the id of the log entry that set it.
+pub type StoredMembership = openraft::StoredMembership<LeaderId, NodeId, ClusterNode>;
+
+/// What the cluster knows about one member node: where its peers reach its Raft endpoint and
+/// where clients reach its API.
+///
+/// Addresses are kept as text (`host:port`) because a deployment may name hosts; they are parsed
+/// and resolved by the transport, not here.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClusterNode {
+    /// Address of the node-to-node Raft endpoint (`raft_addr`).
+    pub raft_addr: String,
+    /// Address of the node's client API (`api_addr`).
+    pub api_addr: String,
+}
+
+impl ClusterNode {
+    /// A node with the given Raft and API addresses.
+    #[must_use]
+    pub fn new(raft_addr: impl Into<String>, api_addr: impl Into<String>) -> Self {
+        Self { raft_addr: raft_addr.into(), api_addr: api_addr.into() }
+    }
+}
+
+impl fmt::Display for ClusterNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "raft={} api={}", self.raft_addr, self.api_addr)
+    }
+}
+
+/// What applying one log entry produced, returned to the client that proposed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterResponse {
+    /// Raft index of the applied entry.
+    pub index: RaftIndex,
+    /// The mempool's outcome (its facts and, for a block build, the proposal), or the error it
+    /// deterministically refused the command with (the state is then unchanged on every
+    /// replica). Blank and membership entries yield an empty outcome.
+    pub result: Result<Outcome, mempulse_mempool::Error>,
+}
+
+impl ClusterResponse {
+    /// The response of an entry that carries no command (blank or membership).
+    #[must_use]
+    pub fn empty(index: RaftIndex) -> Self {
+        Self { index, result: Ok(Outcome::default()) }
+    }
+}

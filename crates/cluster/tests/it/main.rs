@@ -1,0 +1,11 @@
+//! Integration tests of mempulse-cluster, in one binary (one link on a 2-core CI).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed unwrap or assertion is the test report"
+)]
+
+mod mem_sm;
+mod reopen;
+mod suite;
