@@ -2,8 +2,8 @@
 //!
 //! Checks run in a fixed order, and the first failing one is the verdict:
 //! `duplicate`, `already_committed`, `tx_too_large`, `gas_limit_too_high`, `fee_too_low`,
-//! `nonce_too_low`, `nonce_gap_too_large`, `replacement_underpriced`, `sender_slots_full`,
-//! `pool_full`.
+//! `nonce_too_low`, `nonce_gap_too_large` (also for nonce `u64::MAX`, invalid under EIP-2681),
+//! `replacement_underpriced`, `sender_slots_full`, `pool_full`.
 
 use core::iter::Peekable;
 use std::collections::BTreeSet;
@@ -72,7 +72,9 @@ impl Mempool {
         if nonce < committed {
             return Err(RejectReason::NonceTooLow);
         }
-        if nonce > next && nonce - next > c.nonce_window {
+        // `u64::MAX` is never a valid nonce (EIP-2681), and excluding it means `nonce + 1`
+        // never overflows for a pooled transaction.
+        if nonce == u64::MAX || (nonce > next && nonce - next > c.nonce_window) {
             return Err(RejectReason::NonceGapTooLarge);
         }
         let replaced = sender.and_then(|s| s.txs.get(&nonce).copied());

@@ -298,10 +298,12 @@ fn decode_entries(pool: &mut Mempool, r: &mut Reader<'_>) -> Result<()> {
             code => return Err(r.fail(SnapshotErrorKind::UnknownCode(code))),
         };
         let tx = decode_tx(r)?;
-        let known_sender = pool
-            .senders
-            .get(&tx.sender)
-            .is_some_and(|s| s.idle_seq.is_none() && !s.txs.contains_key(&tx.nonce.get()));
+        // A pooled nonce is never `u64::MAX` (CheckTx refuses it).
+        let known_sender = tx.nonce.get() < u64::MAX
+            && pool
+                .senders
+                .get(&tx.sender)
+                .is_some_and(|s| s.idle_seq.is_none() && !s.txs.contains_key(&tx.nonce.get()));
         if previous.is_some_and(|p| p >= seq) || !known_sender || pool.known.contains_key(&tx.hash)
         {
             return Err(r.fail(SnapshotErrorKind::Inconsistent));

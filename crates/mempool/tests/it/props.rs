@@ -188,7 +188,7 @@ pub fn check_invariants(pool: &Mempool) {
         assert!(txs.len() <= c.max_txs_per_sender as usize, "sender over its slot cap");
         let mut in_run = true;
         let mut previous = None;
-        for (expected, (tx, subpool)) in (view.nonce().get()..).zip(&txs) {
+        for (expected, (tx, subpool)) in (view.nonce().get()..=u64::MAX).zip(&txs) {
             assert!(previous < Some(tx.nonce), "nonces strictly ascending, no duplicates");
             previous = Some(tx.nonce);
             assert!(tx.nonce >= view.nonce(), "no transaction below its sender's nonce");
@@ -225,8 +225,11 @@ pub fn check_block(pool: &Mempool, limits: BlockLimits, block: &BuiltBlock) {
         *expected = Nonce(expected.get() + 1);
         assert_eq!(pool.get(&tx.hash).map(|(_, s)| s), Some(Subpool::Pending));
     }
-    assert_eq!(block.total_bytes, block.txs.iter().map(|t| u64::from(t.encoded_size)).sum::<u64>());
-    assert_eq!(block.total_gas, block.txs.iter().map(|t| t.gas_limit).sum::<u64>());
+    assert_eq!(
+        block.total_bytes,
+        block.txs.iter().fold(0u64, |a, t| a.saturating_add(u64::from(t.encoded_size)))
+    );
+    assert_eq!(block.total_gas, block.txs.iter().fold(0u64, |a, t| a.saturating_add(t.gas_limit)));
 }
 
 fn assert_same_state(pool: &Mempool, m: &Model) {
@@ -402,4 +405,88 @@ fn random_sequences_reach_every_outcome() {
     ];
     let missing: Vec<_> = expected.iter().filter(|e| !seen.contains(**e)).collect();
     assert!(missing.is_empty(), "never reached: {missing:?} (seen {seen:?})");
+}
+
+fn wild_spec() -> impl Strategy<Value = TxSpec> {
+    (0..4u64, any::<u64>(), any::<u128>(), any::<u128>(), any::<u64>(), any::<u32>(), any::<u64>())
+        .prop_map(|(sender, nonce, max_fee, tip, gas_limit, size, salt)| TxSpec {
+            sender,
+            nonce: nonce % 4 + if salt % 5 == 0 { u64::MAX - 4 } else { 0 },
+            max_fee,
+            tip,
+            gas_limit,
+            size: size % 400,
+            salt,
+        })
+}
+
+/// Commands with extreme values (any fee, nonces near `u64::MAX`, any heights and nonce
+/// updates, malformed reorgs) never panic, and the pool keeps its invariants.
+fn wild_command() -> impl Strategy<Value = Command> {
+    let nonces = prop::collection::vec((0..4u64, any::<u64>()), 0..3)
+        .prop_map(|v| v.into_iter().map(|(s, n)| (address(s), Nonce(n))).collect::<Vec<_>>());
+    prop_oneof![
+        prop::collection::vec(wild_spec(), 1..6)
+            .prop_map(|v| Command::AddTxs(v.iter().map(TxSpec::build).collect())),
+        (
+            any::<u64>(),
+            prop::collection::vec(wild_spec(), 0..3),
+            nonces.clone(),
+            any::<Option<u128>>()
+        )
+            .prop_map(|(height, txs, nonces, base_fee_per_gas)| Command::CommitBlock(
+                CommitBlock {
+                    height: Height(height % 1_000),
+                    txs: txs.iter().map(|s| s.build().hash).collect(),
+                    nonces,
+                    base_fee_per_gas,
+                }
+            )),
+        (
+            any::<u64>(),
+            prop::collection::vec((any::<u64>(), prop::collection::vec(wild_spec(), 0..3)), 0..3),
+            nonces
+        )
+            .prop_map(|(fork, blocks, nonces)| Command::Reorg(Reorg {
+                fork_height: Height(fork % 1_000),
+                orphaned: blocks
+                    .into_iter()
+                    .map(|(h, txs)| OrphanedBlock {
+                        height: Height(h % 1_000),
+                        txs: txs.iter().map(TxSpec::build).collect()
+                    })
+                    .collect(),
+                nonces,
+                base_fee_per_gas: None,
+            })),
+        (any::<Option<u64>>(), any::<Option<u64>>()).prop_map(|(max_bytes, max_gas)| {
+            Command::BuildBlock {
+                limits: BlockLimits { max_bytes, max_gas },
+                proposer: ValidatorId(0),
+            }
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn extreme_commands_never_panic(ordering in ordering(), cmds in prop::collection::vec(wild_command(), 1..30)) {
+        let config = MempoolConfig { nonce_window: u64::MAX, max_block_gas: u64::MAX, ..config(ordering) };
+        let mut pool = Mempool::new(config).unwrap();
+        for cmd in cmds {
+            let before = pool.digest();
+            match pool.apply(cmd.clone()) {
+                Ok(out) => {
+                    if let (Command::BuildBlock { limits, .. }, Some(b)) = (&cmd, &out.block) {
+                        check_block(&pool, *limits, b);
+                    }
+                }
+                Err(_) => prop_assert_eq!(pool.digest(), before),
+            }
+            check_invariants(&pool);
+        }
+        prop_assert_eq!(Mempool::restore(&pool.snapshot()).unwrap().digest(), pool.digest());
+    }
 }

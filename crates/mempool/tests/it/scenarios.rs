@@ -66,6 +66,7 @@ fn every_stateless_and_nonce_rejection_code() {
         ),
         (tx(2, 0, 1), RejectReason::FeeTooLow),
         (tx(1, 4, 10), RejectReason::NonceGapTooLarge),
+        (tx(1, u64::MAX, 10), RejectReason::NonceGapTooLarge),
         (
             TxSpec { tip: 10, max_fee: 10, salt: 1, ..TxSpec::new(1, 0, 10) }.build(),
             RejectReason::ReplacementUnderpriced,
@@ -421,3 +422,29 @@ fn digest_of_a_fixed_history_is_stable() {
 
 const GOLDEN_LEN: usize = 1494;
 const GOLDEN_DIGEST: &str = "0x0e4d7dda34b6710d04a08d6e82a6eb59879c531d053afab3de1833fcad4852ff";
+
+/// Extreme values from the chain adapter or from transactions never panic or overflow.
+#[test]
+fn extreme_nonces_heights_and_fees_are_handled() {
+    let mut p = pool(MempoolConfig { nonce_window: u64::MAX, ..small() });
+    let near =
+        TxSpec { max_fee: u128::MAX, tip: u128::MAX, ..TxSpec::new(1, u64::MAX - 1, 0) }.build();
+    let nonces = vec![(address(1), Nonce(u64::MAX - 1)), (address(2), Nonce(u64::MAX))];
+    let block = CommitBlock {
+        height: Height(u64::MAX - 1),
+        txs: Vec::new(),
+        nonces,
+        base_fee_per_gas: Some(u128::MAX),
+    };
+    p.commit_block(&block).unwrap();
+    assert!(p.add_txs([near.clone()]).iter().any(|f| matches!(f, EventKind::TxAdmitted { .. })));
+    assert_eq!(p.check_tx(&tx(2, u64::MAX, 10)), Err(RejectReason::NonceGapTooLarge));
+    let all = BlockLimits::default();
+    assert_eq!(hashes(&p.build_block(all).txs), vec![near.hash]);
+    check_invariants(&p);
+    let facts = commit(&mut p, u64::MAX, &[&near]);
+    assert!(facts.contains(&EventKind::TxIncluded { hash: near.hash, height: Height(u64::MAX) }));
+    assert_eq!(p.sender_nonce(&address(1)), Nonce(u64::MAX));
+    let out = p.apply(Command::BuildBlock { limits: all, proposer: ValidatorId(0) }).unwrap();
+    assert!(out.block.unwrap().txs.is_empty());
+}
