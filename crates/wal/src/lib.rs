@@ -6,6 +6,7 @@ mod config;
 mod crc;
 mod cursor;
 mod error;
+mod maintenance;
 pub mod metrics;
 mod prepare;
 mod reader;

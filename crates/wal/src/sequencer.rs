@@ -48,9 +48,12 @@ impl Sequencer {
     /// through which batches are submitted.
     ///
     /// # Errors
-    /// [`Error::Config`] for a bad config; [`Error::Io`] when a thread cannot be spawned.
-    pub fn start(wal: Wal, config: SequencerConfig) -> Result<SequencerHandle> {
+    /// [`Error::Config`] for a bad config; [`Error::Io`] when the initial sync fails or a thread
+    /// cannot be spawned; [`Error::Poisoned`] for a poisoned log.
+    pub fn start(mut wal: Wal, config: SequencerConfig) -> Result<SequencerHandle> {
         config.validate()?;
+        // The durable seq starts at the log's end: make that true whatever the caller did.
+        wal.sync()?;
         // One slot beyond the capacity is reserved for the shutdown message.
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity + 1);
         let (durable_tx, durable_rx) = watch::channel(wal.last_seq());

@@ -2,7 +2,6 @@
 //! truncates and purges.
 
 use std::{
-    ops::ControlFlow,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -13,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::{
     codec::{self, HEADER_LEN},
-    config::{Preallocate, READ_CHUNK_BYTES, RECYCLE_POOL_MAX, SyncPolicy, WalConfig},
+    config::{READ_CHUNK_BYTES, SyncPolicy, WalConfig},
     crc,
     error::{Error, IoOp, Result},
     metrics::WalMetrics,
@@ -21,7 +20,7 @@ use crate::{
     reader::{Visibility, WalReader},
     record::SeqRange,
     recovery,
-    segment::{self, Segment, WalkFrom},
+    segment::Segment,
     state::Shared,
     storage::{FsStorage, Storage, StorageFile},
 };
@@ -32,22 +31,22 @@ use crate::{
 /// ([`Wal::reader`]) run concurrently on other threads.
 #[derive(Debug)]
 pub struct Wal {
-    shared: Arc<Shared>,
-    config: WalConfig,
-    active: Arc<Segment>,
-    write_offset: u64,
-    next_seq: Seq,
-    buf: Vec<u8>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) config: WalConfig,
+    pub(crate) active: Arc<Segment>,
+    pub(crate) write_offset: u64,
+    pub(crate) next_seq: Seq,
+    pub(crate) buf: Vec<u8>,
     /// Checksums of the group being framed (reused).
-    crcs: Vec<u32>,
+    pub(crate) crcs: Vec<u32>,
     /// Spare files (purged segments, prepared spares) to reuse as new segments.
-    recycle: Vec<String>,
-    preparer: Option<Preparer>,
-    last_sync: Instant,
-    dirty: bool,
-    metrics: WalMetrics,
+    pub(crate) recycle: Vec<String>,
+    pub(crate) preparer: Option<Preparer>,
+    pub(crate) last_sync: Instant,
+    pub(crate) dirty: bool,
+    pub(crate) metrics: WalMetrics,
     /// Exclusive lock on the directory (real filesystem only), released on drop.
-    _lock: Option<std::fs::File>,
+    pub(crate) _lock: Option<std::fs::File>,
 }
 
 /// Name of the lock file in a log directory.
@@ -168,11 +167,15 @@ impl Wal {
         Ok(())
     }
 
-    fn storage(&self) -> &dyn Storage {
+    pub(crate) fn storage(&self) -> &dyn Storage {
         self.shared.storage.as_ref()
     }
 
-    fn io_err(&self, op: IoOp, name: &str) -> impl FnOnce(std::io::Error) -> Error + use<> {
+    pub(crate) fn io_err(
+        &self,
+        op: IoOp,
+        name: &str,
+    ) -> impl FnOnce(std::io::Error) -> Error + use<> {
         let path = self.storage().path_of(name);
         move |e| Error::io(op, path, e)
     }
@@ -248,7 +251,7 @@ impl Wal {
         if self.dirty && self.last_sync.elapsed() >= every { self.sync() } else { Ok(()) }
     }
 
-    fn check_poisoned(&self) -> Result<()> {
+    pub(crate) fn check_poisoned(&self) -> Result<()> {
         if self.shared.is_poisoned() { Err(Error::Poisoned) } else { Ok(()) }
     }
 
@@ -374,127 +377,11 @@ impl Wal {
     }
 
     /// Cuts the active segment at `offset` (zeroing what followed) and makes that durable.
-    fn cut_active(&mut self, offset: u64) -> Result<()> {
+    pub(crate) fn cut_active(&mut self, offset: u64) -> Result<()> {
         let seg = Arc::clone(&self.active);
         seg.file.set_len(offset).map_err(self.io_err(IoOp::SetLen, &seg.name))?;
         prepare::extend(self.storage(), &self.config, seg.file.as_ref(), &seg.name, offset)?;
         seg.file.sync_data().map_err(self.io_err(IoOp::Sync, &seg.name))?;
-        Ok(())
-    }
-
-    /// Removes every record after `seq`; the next append gets `seq + 1`. Used for Raft log
-    /// conflict truncation. A no-op when `seq >= last_seq()`. The cut is durable when this
-    /// returns: later segments are deleted and the rest of the cut segment is re-preallocated
-    /// (re-zeroed under [`Preallocate::ZeroFill`]), so no stale frame can reappear.
-    ///
-    /// # Errors
-    /// [`Error::TruncateBeforeFirst`] when `seq + 1 < first_seq()`; [`Error::Io`] or
-    /// [`Error::Corrupt`] when the log cannot be cut (the log is then poisoned).
-    pub fn truncate_after(&mut self, seq: Seq) -> Result<()> {
-        self.check_poisoned()?;
-        if seq >= self.last_seq() {
-            return Ok(());
-        }
-        let first = self.first_seq();
-        if seq.0.saturating_add(1) < first.0 {
-            return Err(Error::TruncateBeforeFirst { seq, first });
-        }
-        let result = self.truncate_inner(seq);
-        if result.is_err() {
-            self.shared.poison();
-        }
-        result
-    }
-
-    fn truncate_inner(&mut self, seq: Seq) -> Result<()> {
-        let target = Seq(seq.0 + 1);
-        // Newest first, so a crash part way leaves a log that is a prefix of the old one.
-        for seg in self.shared.segment_list().into_iter().rev() {
-            if seg.first <= target {
-                break;
-            }
-            self.shared.remove_segment(seg.first);
-            self.storage().remove(&seg.name).map_err(self.io_err(IoOp::Remove, &seg.name))?;
-        }
-        let (seg, _) = self.shared.locate(target).ok_or(Error::Poisoned)?;
-        let offset = self.offset_of(&seg, target)?;
-        self.shared.cut_to(seq);
-        self.active = seg;
-        self.cut_active(offset)?;
-        self.storage().sync_dir().map_err(self.io_err(IoOp::SyncDir, ""))?;
-        self.active.forget_after(seq);
-        self.active.set_end(offset);
-        self.write_offset = offset;
-        self.next_seq = target;
-        self.dirty = false;
-        info!(after = %seq, segment = %self.active.name, "wal truncated");
-        Ok(())
-    }
-
-    /// Byte offset of the frame `target` in `seg` (which must hold every seq before it).
-    fn offset_of(&mut self, seg: &Segment, target: Seq) -> Result<u64> {
-        if target == seg.first {
-            return Ok(HEADER_LEN as u64);
-        }
-        let (seq, offset) = seg.seek(target);
-        let from = WalkFrom {
-            seq,
-            offset,
-            last: Some(Seq(target.0 - 1)),
-            read_end: seg.end(),
-            max_payload: self.shared.max_payload,
-        };
-        let mut buf = std::mem::take(&mut self.buf);
-        let walk =
-            segment::walk(seg.file.as_ref(), &mut buf, from, |_, _, _| ControlFlow::Continue(()));
-        self.buf = buf;
-        let walk = walk.map_err(self.io_err(IoOp::Read, &seg.name))?;
-        recovery::walk_error(&seg.name, &walk)?;
-        Ok(walk.offset)
-    }
-
-    /// Removes every whole segment whose records all lie below `seq` (never the active one).
-    /// Under [`Preallocate::Recycle`] up to a few are kept for reuse.
-    ///
-    /// # Errors
-    /// [`Error::Io`] when a file cannot be removed or renamed (the log is then poisoned).
-    pub fn purge_before(&mut self, seq: Seq) -> Result<()> {
-        self.check_poisoned()?;
-        let result = self.purge_inner(seq);
-        if result.is_err() {
-            self.shared.poison();
-        }
-        result
-    }
-
-    fn purge_inner(&mut self, seq: Seq) -> Result<()> {
-        let segments = self.shared.segment_list();
-        let mut purged = 0usize;
-        for pair in segments.windows(2) {
-            let [seg, next] = pair else { break };
-            if next.first > seq {
-                break;
-            }
-            // Readers are redirected first; the file goes after.
-            self.shared.set_first(next.first);
-            self.shared.remove_segment(seg.first);
-            let recycle = self.config.preallocate == Preallocate::Recycle
-                && self.recycle.len() < RECYCLE_POOL_MAX;
-            if recycle {
-                let to = segment::recycle_name(seg.first);
-                self.storage()
-                    .rename(&seg.name, &to)
-                    .map_err(self.io_err(IoOp::Rename, &seg.name))?;
-                self.recycle.push(to);
-            } else {
-                self.storage().remove(&seg.name).map_err(self.io_err(IoOp::Remove, &seg.name))?;
-            }
-            purged += 1;
-        }
-        if purged > 0 {
-            self.storage().sync_dir().map_err(self.io_err(IoOp::SyncDir, ""))?;
-            info!(before = %seq, purged, first = %self.first_seq(), "wal purged");
-        }
         Ok(())
     }
 }
