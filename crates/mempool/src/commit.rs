@@ -43,6 +43,9 @@ impl Mempool {
         let mut facts = Vec::new();
         facts.push(EventKind::BlockCommitted { height: block.height, txs: block.txs.clone() });
         let mut touched: Vec<Address> = Vec::new();
+        // Removing a chain prefix would promote each next nonce to head only to remove it
+        // again; resettle refreshes each touched sender's head instead.
+        self.defer_heads = true;
         for hash in &block.txs {
             if let Some(&Known::Pool(slot)) = self.known.get(hash) {
                 let e = self.remove(slot);
@@ -52,6 +55,7 @@ impl Mempool {
             }
             self.remember_committed(*hash);
         }
+        self.defer_heads = false;
         for &(sender, nonce) in &block.nonces {
             self.raise_nonce(sender, nonce.get());
             touched.push(sender);
@@ -120,6 +124,9 @@ impl Mempool {
                 let reason = EvictReason::SenderReset;
                 facts.push(EventKind::TxEvicted { hash: e.tx.hash, reason });
             }
+        }
+        if let Some(head) = self.senders.get(&sender).and_then(|s| s.txs.get(&s.nonce).copied()) {
+            self.refresh_head(head);
         }
         self.touch_idle(sender);
     }

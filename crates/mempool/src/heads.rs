@@ -25,7 +25,7 @@ impl Mempool {
 
     /// Puts `slot` in or out of the head indexes to match its subpool and links.
     pub(crate) fn refresh_head(&mut self, slot: Slot) {
-        if !self.keeps_heads() {
+        if !self.keeps_heads() || self.defer_heads {
             return;
         }
         let e = self.entry(slot);
@@ -132,12 +132,9 @@ mod tests {
             }
             let nonces = vec![(address(rng.below(12)), Nonce(rng.below(4)))];
             let base_fee_per_gas = Some(u128::from(rng.below(15)));
-            let block = CommitBlock {
-                height: Height(height),
-                nonces,
-                base_fee_per_gas,
-                ..Default::default()
-            };
+            let limits = crate::BlockLimits { max_bytes: Some(rng.below(800)), max_gas: None };
+            let txs = p.build_block(limits).txs.iter().map(|t| t.hash).collect();
+            let block = CommitBlock { height: Height(height), txs, nonces, base_fee_per_gas };
             p.commit_block(&block).unwrap();
 
             let mut expected: Vec<(u128, Reverse<u64>, Slot)> = p

@@ -97,6 +97,9 @@ pub struct Mempool {
     pub(crate) idle: BTreeMap<u64, Address>,
     pub(crate) len: usize,
     pub(crate) len_pending: usize,
+    /// While set, head-index updates of neighbours are skipped; the caller refreshes the
+    /// heads of every sender it touched before the command ends (transient, never encoded).
+    pub(crate) defer_heads: bool,
     pub(crate) bytes: u64,
 }
 
@@ -128,6 +131,7 @@ impl Mempool {
             idle: BTreeMap::new(),
             len: 0,
             len_pending: 0,
+            defer_heads: false,
             bytes: 0,
         })
     }
@@ -341,13 +345,12 @@ impl Mempool {
 
     /// Remembers a committed hash, evicting the oldest beyond the cap.
     pub(crate) fn remember_committed(&mut self, hash: TxHash) {
-        if let Some(Known::Committed(old)) = self.known.get(&hash) {
-            self.committed.remove(old);
-        }
         let seq = self.next_cache_seq;
         self.next_cache_seq += 1;
+        if let Some(Known::Committed(old)) = self.known.insert(hash, Known::Committed(seq)) {
+            self.committed.remove(&old);
+        }
         self.committed.insert(seq, hash);
-        self.known.insert(hash, Known::Committed(seq));
         while self.committed.len() > self.config.committed_cache_size as usize {
             let Some((_, old)) = self.committed.pop_first() else { break };
             self.known.remove(&old);
