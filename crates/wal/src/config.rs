@@ -137,11 +137,14 @@ impl WalConfig {
     /// Checks the configuration.
     ///
     /// # Errors
-    /// [`Error::Config`] when the segment size is out of range.
+    /// [`Error::Config`] when the segment size is out of range or the first seq is 0.
     pub fn validate(&self) -> Result<()> {
         let size = self.segment_size_bytes;
         if !(MIN_SEGMENT_SIZE_BYTES..=MAX_SEGMENT_SIZE_BYTES).contains(&size) {
             return Err(Error::Config(ConfigError::SegmentSize(size)));
+        }
+        if self.first_seq == Seq(0) {
+            return Err(Error::Config(ConfigError::FirstSeq));
         }
         Ok(())
     }

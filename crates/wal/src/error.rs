@@ -102,6 +102,7 @@ impl Error {
                 | Self::RecordTooLarge { .. }
                 | Self::Purged { .. }
                 | Self::TruncateBeforeFirst { .. }
+                | Self::SeqOverflow
                 | Self::Config(_)
         )
     }
@@ -183,8 +184,6 @@ pub enum CorruptKind {
     HeaderChecksum,
     /// The first seq in the header differs from the one in the file name.
     HeaderSeqMismatch,
-    /// Segment first seqs are not strictly increasing.
-    SegmentOrder,
     /// A frame checksum does not match (damage before the end of the log).
     FrameChecksum,
     /// A frame length is zero or larger than the segment allows.
@@ -205,7 +204,6 @@ impl CorruptKind {
             Self::UnsupportedVersion => "unsupported-version",
             Self::HeaderChecksum => "header-checksum",
             Self::HeaderSeqMismatch => "header-seq-mismatch",
-            Self::SegmentOrder => "segment-order",
             Self::FrameChecksum => "frame-checksum",
             Self::FrameLength => "frame-length",
             Self::FrameTruncated => "frame-truncated",
@@ -234,6 +232,9 @@ pub enum ConfigError {
     /// The group size limit is zero.
     #[error("max group bytes must be at least 1")]
     MaxGroupBytes,
+    /// The first seq of a fresh log is 0 (which means "before every record").
+    #[error("first seq must be at least 1")]
+    FirstSeq,
 }
 
 /// Why [`SequencerHandle::try_submit`](crate::SequencerHandle::try_submit) refused a batch.

@@ -272,6 +272,7 @@ impl Wal {
     {
         self.check_poisoned()?;
         let max = self.shared.max_payload;
+        let mut count = 0u64;
         for record in records.clone() {
             if record.is_empty() {
                 return Err(Error::EmptyRecord);
@@ -279,6 +280,11 @@ impl Wal {
             if record.len() as u64 > max {
                 return Err(Error::RecordTooLarge { len: record.len() as u64, max });
             }
+            count += 1;
+        }
+        // Every seq of the group, and the one after it, must exist.
+        if self.next_seq.0.checked_add(count).is_none() {
+            return Err(Error::SeqOverflow);
         }
         let started = Instant::now();
         let first = self.next_seq;

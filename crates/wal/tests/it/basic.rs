@@ -212,3 +212,17 @@ fn rolls_use_segments_prepared_ahead() {
         assert_eq!(mempulse_wal::verify(dir.path()).unwrap().records, 300);
     }
 }
+
+#[test]
+fn config_and_seq_space_limits() {
+    let sim = SimStorage::new();
+    let bad = small_config(Preallocate::Fallocate).with_first_seq(Seq(0));
+    assert!(matches!(open_sim(&sim, bad), Err(Error::Config(_))));
+    let tiny = small_config(Preallocate::Fallocate).with_segment_size_bytes(100);
+    assert!(matches!(open_sim(&sim, tiny), Err(Error::Config(_))));
+    let near_end = small_config(Preallocate::Fallocate).with_first_seq(Seq(u64::MAX - 2));
+    let mut wal = open_sim(&sim, near_end).unwrap();
+    assert_eq!(wal.append(&[b"a", b"b"]).unwrap().last, Seq(u64::MAX - 1));
+    assert!(matches!(wal.append(&[b"c"]), Err(Error::SeqOverflow)));
+    assert_eq!(wal.last_seq(), Seq(u64::MAX - 1));
+}
