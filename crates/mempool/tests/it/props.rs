@@ -136,7 +136,13 @@ pub fn resolve(op: &Op, pool: &Mempool, chain: &mut Chain) -> Command {
                 .collect();
             let fork_height = match orphaned.last() {
                 Some(b) => Height(b.height.get() - 1),
-                None => pool.height(), // invalid on purpose: must be refused
+                // No orphaned block: roll the height back by one (refused at height 0); a
+                // block recorded at the old height is dropped without reopening its txs.
+                None => {
+                    let fork = Height(pool.height().get().saturating_sub(1));
+                    chain.blocks.retain(|(h, _)| *h <= fork);
+                    fork
+                }
             };
             Command::Reorg(Reorg {
                 fork_height,
@@ -166,7 +172,11 @@ fn model_apply(m: &mut Model, cmd: &Command) -> Option<(Vec<EventKind>, Option<B
         Command::CommitBlock(c) => (c.height.get() > m.height)
             .then(|| (m.commit(c.height.get(), &c.txs, &c.nonces, c.base_fee_per_gas), None)),
         Command::Reorg(r) => {
-            if r.fork_height.get() >= m.height || r.orphaned.is_empty() {
+            let mut heights: Vec<u64> = r.orphaned.iter().map(|b| b.height.get()).collect();
+            heights.sort_unstable();
+            let in_range = heights.iter().all(|&h| h > r.fork_height.get() && h <= m.height);
+            heights.dedup();
+            if r.fork_height.get() >= m.height || !in_range || heights.len() != r.orphaned.len() {
                 return None;
             }
             let mut blocks: Vec<(u64, Vec<Tx>)> =
