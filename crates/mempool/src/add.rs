@@ -23,7 +23,8 @@ impl Mempool {
         facts
     }
 
-    fn add_one(&mut self, tx: Tx, facts: &mut Vec<EventKind>) {
+    fn add_one(&mut self, mut tx: Tx, facts: &mut Vec<EventKind>) {
+        crate::check::normalize(&mut tx);
         match self.plan(&tx) {
             Err(reason) => facts.push(EventKind::TxRejected { hash: tx.hash, reason }),
             Ok(plan) => self.admit(tx, plan, facts),

@@ -32,6 +32,17 @@ pub fn is_sufficient_bump(old: &Fees, new: &Fees, bump_percent: u32) -> bool {
         && new.max_priority_fee_per_gas >= bumped(old.max_priority_fee_per_gas, bump_percent)
 }
 
+/// The size the pool measures: the length of `raw` (saturated to `u32`).
+fn raw_size(tx: &Tx) -> u32 {
+    u32::try_from(tx.raw.len()).unwrap_or(u32::MAX)
+}
+
+/// Makes `encoded_size` agree with `raw`, as the codec does on every replica, so that a
+/// pooled transaction is the same value before and after a snapshot or a Raft round trip.
+pub(crate) fn normalize(tx: &mut Tx) {
+    tx.encoded_size = raw_size(tx);
+}
+
 /// `ceil(value * (100 + percent) / 100)` in saturating integer math.
 fn bumped(value: u128, percent: u32) -> u128 {
     let percent = u128::from(percent);
@@ -57,7 +68,7 @@ impl Mempool {
             None => {}
         }
         let c = &self.config;
-        if tx.encoded_size > c.max_tx_bytes {
+        if raw_size(tx) > c.max_tx_bytes {
             return Err(RejectReason::TxTooLarge);
         }
         if tx.gas_limit > c.max_block_gas {
@@ -101,7 +112,7 @@ impl Mempool {
     fn plan_room(&self, tx: &Tx, replaced: Option<Slot>) -> Result<Vec<Slot>, RejectReason> {
         let freed_bytes = replaced.map_or(0, |s| u64::from(self.entry(s).tx.encoded_size));
         let count_after = self.len + usize::from(replaced.is_none());
-        let bytes_after = (self.bytes - freed_bytes) + u64::from(tx.encoded_size);
+        let bytes_after = (self.bytes - freed_bytes) + u64::from(raw_size(tx));
         let mut need_count = count_after.saturating_sub(self.config.max_txs as usize);
         let mut need_bytes = bytes_after.saturating_sub(self.config.max_pool_bytes);
         if need_count == 0 && need_bytes == 0 {

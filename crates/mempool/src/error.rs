@@ -101,7 +101,7 @@ impl core::fmt::Display for ConfigField {
 }
 
 /// What was wrong with a snapshot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, thiserror::Error)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SnapshotErrorKind {
     /// The magic bytes are not `MPMP`.
@@ -119,6 +119,9 @@ pub enum SnapshotErrorKind {
     /// An enum code is unknown.
     #[error("unknown code {0}")]
     UnknownCode(u8),
+    /// A pooled transaction did not decode (offsets inside are relative to its start).
+    #[error("invalid transaction: {0}")]
+    InvalidTx(#[source] mempulse_primitives::DecodeError),
     /// The embedded configuration is invalid.
     #[error("invalid config")]
     InvalidConfig,

@@ -118,11 +118,12 @@ impl Mempool {
     /// Re-admits one orphaned transaction as queued; resettle decides its subpool.
     fn reopen(
         &mut self,
-        tx: Tx,
+        mut tx: Tx,
         orphaned_height: Height,
         reopened: &mut BTreeSet<u32>,
         facts: &mut Vec<EventKind>,
     ) {
+        crate::check::normalize(&mut tx);
         let hash = tx.hash;
         let verdict = match self.known.get(&hash) {
             Some(Known::Pool(_)) => Err(RejectReason::Duplicate),

@@ -10,16 +10,16 @@
 //! state     u64 height | u128 base_fee | u64 next_seq | u64 next_cache_seq | u64 next_idle_seq
 //! senders   u32 count | count × (address[20] | u64 nonce | opt<u64 idle_seq>), address order
 //! txs       u32 count | count × (u64 seq | u64 admitted_at | u8 pending | tx), seq order
-//!   tx      hash[32] | address[20] | u64 nonce | u64 gas_limit | u128 max_fee | u128 tip
-//!           | u8 type | opt<u64 chain_id> | u32 encoded_size | u32 raw_len | raw
+//!   tx      the `Tx` layout of `mempulse_primitives::codec` (golden-vectored there); its
+//!           `encoded_size` is `raw.len()`, which admission guarantees
 //! committed u32 count | count × (u64 cache_seq | hash[32]), cache-seq order
 //! ```
 //! Arena slots are not encoded: they are an implementation detail that never reaches output.
-//! The digest is SHA-256 over exactly these bytes, streamed without building them.
+//! The digest is SHA-256 over exactly these bytes ([`DigestWriter`]), streamed without
+//! building them.
 
-use bytes::Bytes;
-use mempulse_primitives::{Address, Digest, Fees, Height, Nonce, Tx, TxHash, TxType};
-use sha2::Digest as _;
+use mempulse_primitives::codec::{Decode, Encode};
+use mempulse_primitives::{Address, Digest, DigestWriter, Height, Tx, TxHash};
 
 use crate::pool::Entry;
 use crate::senders::Sender;
@@ -33,17 +33,26 @@ pub const SNAPSHOT_VERSION: u16 = 1;
 /// Where encoded bytes go: a buffer or a hasher.
 trait Sink {
     fn put(&mut self, bytes: &[u8]);
+    fn put_tx(&mut self, tx: &Tx);
 }
 
 impl Sink for Vec<u8> {
     fn put(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
     }
+
+    fn put_tx(&mut self, tx: &Tx) {
+        tx.encode(self);
+    }
 }
 
-impl Sink for sha2::Sha256 {
+impl Sink for DigestWriter {
     fn put(&mut self, bytes: &[u8]) {
         self.update(bytes);
+    }
+
+    fn put_tx(&mut self, tx: &Tx) {
+        self.update_encoded(tx);
     }
 }
 
@@ -66,9 +75,9 @@ impl Mempool {
     /// equal.
     #[must_use]
     pub fn digest(&self) -> Digest {
-        let mut h = sha2::Sha256::new();
-        self.encode(&mut h);
-        Digest(h.finalize().into())
+        let mut w = DigestWriter::new();
+        self.encode(&mut w);
+        w.finish()
     }
 
     fn encode(&self, out: &mut impl Sink) {
@@ -103,7 +112,7 @@ impl Mempool {
             out.put(&e.seq.to_le_bytes());
             out.put(&e.admitted_at.get().to_le_bytes());
             out.put(&[u8::from(e.pending)]);
-            encode_tx(&e.tx, out);
+            out.put_tx(&e.tx);
         }
         put_count(out, self.committed.len());
         for (seq, hash) in &self.committed {
@@ -227,40 +236,12 @@ fn decode_config(r: &mut Reader<'_>) -> Result<MempoolConfig> {
     })
 }
 
-fn encode_tx(tx: &Tx, out: &mut impl Sink) {
-    out.put(&tx.hash.0);
-    out.put(&tx.sender.0);
-    out.put(&tx.nonce.get().to_le_bytes());
-    out.put(&tx.gas_limit.to_le_bytes());
-    out.put(&tx.fees.max_fee_per_gas.to_le_bytes());
-    out.put(&tx.fees.max_priority_fee_per_gas.to_le_bytes());
-    out.put(&[tx.tx_type.code()]);
-    match tx.chain_id {
-        None => out.put(&[0]),
-        Some(id) => {
-            out.put(&[1]);
-            out.put(&id.to_le_bytes());
-        }
-    }
-    out.put(&tx.encoded_size.to_le_bytes());
-    put_count(out, tx.raw.len());
-    out.put(&tx.raw);
-}
-
 fn decode_tx(r: &mut Reader<'_>) -> Result<Tx> {
-    let hash = TxHash(r.array()?);
-    let sender = Address(r.array()?);
-    let nonce = Nonce(r.u64()?);
-    let gas_limit = r.u64()?;
-    let fees = Fees { max_fee_per_gas: r.u128()?, max_priority_fee_per_gas: r.u128()? };
-    let code = r.u8()?;
-    let tx_type =
-        TxType::from_code(code).ok_or_else(|| r.fail(SnapshotErrorKind::UnknownCode(code)))?;
-    let chain_id = r.opt_u64()?;
-    let encoded_size = r.u32()?;
-    let raw_len = r.u32()? as usize;
-    let raw = Bytes::copy_from_slice(r.take(raw_len)?);
-    Ok(Tx { hash, sender, nonce, gas_limit, fees, tx_type, chain_id, encoded_size, raw })
+    let rest = r.bytes.get(r.pos..).unwrap_or_default();
+    let mut tx_reader = mempulse_primitives::Reader::new(rest);
+    let tx = Tx::decode(&mut tx_reader).map_err(|e| r.fail(SnapshotErrorKind::InvalidTx(e)))?;
+    r.pos += tx_reader.position();
+    Ok(tx)
 }
 
 fn decode_senders(pool: &mut Mempool, r: &mut Reader<'_>) -> Result<()> {
@@ -411,7 +392,7 @@ mod tests {
         let bytes = p.snapshot();
         assert_eq!(&bytes[..4], b"MPMP");
         assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), SNAPSHOT_VERSION);
-        assert_eq!(p.digest(), Digest(sha2::Sha256::digest(&bytes).into()));
+        assert_eq!(p.digest(), Digest::sha256(&bytes));
     }
 
     #[test]
@@ -419,7 +400,7 @@ mod tests {
         let p = sample();
         let q = Mempool::restore(&p.snapshot()).unwrap();
         assert_eq!((q.len(), q.pending_len(), q.bytes()), (p.len(), p.pending_len(), p.bytes()));
-        assert_eq!(q.next_nonce(&tx(1, 0, 5).sender), Nonce(1));
+        assert_eq!(q.next_nonce(&tx(1, 0, 5).sender), mempulse_primitives::Nonce(1));
         let head = q.senders.get(&tx(2, 0, 7).sender).and_then(|s| s.txs.get(&0).copied()).unwrap();
         assert!(q.entry(head).pending && q.entry(head).next.is_none());
     }

@@ -5,8 +5,7 @@
 //! their fields, so two different transactions never share a hash.
 
 use bytes::Bytes;
-use mempulse_primitives::{Address, Fees, Nonce, Tx, TxHash, TxType};
-use sha2::Digest as _;
+use mempulse_primitives::{Address, Digest, Fees, Nonce, Tx, TxHash, TxType};
 
 /// Shared zero bytes backing synthetic `raw` payloads up to this size without allocating.
 static ZEROS: [u8; 4096] = [0; 4096];
@@ -74,15 +73,15 @@ impl TxSpec {
     /// The transaction.
     #[must_use]
     pub fn build(&self) -> Tx {
-        let mut h = sha2::Sha256::new();
-        h.update(self.sender.to_le_bytes());
-        h.update(self.nonce.to_le_bytes());
-        h.update(self.max_fee.to_le_bytes());
-        h.update(self.tip.to_le_bytes());
-        h.update(self.gas_limit.to_le_bytes());
-        h.update(self.size.to_le_bytes());
-        h.update(self.salt.to_le_bytes());
-        let hash: [u8; 32] = h.finalize().into();
+        let mut fields = Vec::with_capacity(76);
+        fields.extend_from_slice(&self.sender.to_le_bytes());
+        fields.extend_from_slice(&self.nonce.to_le_bytes());
+        fields.extend_from_slice(&self.max_fee.to_le_bytes());
+        fields.extend_from_slice(&self.tip.to_le_bytes());
+        fields.extend_from_slice(&self.gas_limit.to_le_bytes());
+        fields.extend_from_slice(&self.size.to_le_bytes());
+        fields.extend_from_slice(&self.salt.to_le_bytes());
+        let hash = Digest::sha256(&fields).0;
         let size = self.size as usize;
         let raw = match ZEROS.get(..size) {
             Some(zeros) => Bytes::from_static(zeros),

@@ -420,8 +420,8 @@ fn digest_of_a_fixed_history_is_stable() {
     assert_eq!(p.digest().to_string(), GOLDEN_DIGEST);
 }
 
-const GOLDEN_LEN: usize = 1494;
-const GOLDEN_DIGEST: &str = "0x0e4d7dda34b6710d04a08d6e82a6eb59879c531d053afab3de1833fcad4852ff";
+const GOLDEN_LEN: usize = 1474;
+const GOLDEN_DIGEST: &str = "0x3e866332181e03d78686314e23a81b24bb0d4ab66ba94629e2c8901197673ebc";
 
 /// Extreme values from the chain adapter or from transactions never panic or overflow.
 #[test]
@@ -447,4 +447,19 @@ fn extreme_nonces_heights_and_fees_are_handled() {
     assert_eq!(p.sender_nonce(&address(1)), Nonce(u64::MAX));
     let out = p.apply(Command::BuildBlock { limits: all, proposer: ValidatorId(0) }).unwrap();
     assert!(out.block.unwrap().txs.is_empty());
+}
+
+#[test]
+fn admission_measures_raw_and_normalizes_encoded_size() {
+    let mut p = pool(small());
+    let mut t = tx(1, 0, 10);
+    t.encoded_size = 1; // disagrees with the 100 raw bytes
+    let facts = p.add_txs([t]);
+    let EventKind::TxAdmitted { tx: admitted, .. } = &facts[0] else { panic!("{facts:?}") };
+    assert_eq!(admitted.encoded_size, 100);
+    assert_eq!(p.bytes(), 100);
+    let mut big = TxSpec { size: 201, ..TxSpec::new(2, 0, 10) }.build();
+    big.encoded_size = 10;
+    assert_eq!(p.check_tx(&big), Err(RejectReason::TxTooLarge));
+    assert_eq!(Mempool::restore(&p.snapshot()).unwrap().digest(), p.digest());
 }
