@@ -154,3 +154,19 @@ fn arbitrary_segment_bytes_never_panic() {
         let _ = mempulse_wal::stats_storage(&sim);
     }
 }
+
+#[test]
+fn verify_reports_a_torn_tail_without_failing() {
+    let base = build(100);
+    let (name, first) = active_segment(&base);
+    let (_, start, size) = *frame_offsets(first, 100).last().unwrap();
+    let mut bytes = base.file_bytes(&name).unwrap();
+    bytes[start + size - 1] ^= 0x20;
+    base.set_file_bytes(&name, bytes);
+    let report = mempulse_wal::verify_storage(&base).unwrap();
+    assert_eq!((report.records, report.last_seq), (99, Seq(99)));
+    let torn = report.torn_tail.unwrap();
+    assert_eq!((torn.segment.as_str(), torn.offset), (name.as_str(), start as u64));
+    let stats = mempulse_wal::stats_storage(&base).unwrap();
+    assert_eq!((stats.records, stats.first_seq, stats.last_seq), (99, Seq(1), Seq(99)));
+}

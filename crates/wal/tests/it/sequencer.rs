@@ -90,12 +90,26 @@ fn pipelined_tickets_resolve_in_order() {
     }
 }
 
-/// Storage whose segment writes block while the gate is closed, and report that they started.
+/// Storage whose segment writes (or syncs) block while the gate is closed, and report that
+/// they started.
 #[derive(Debug, Clone)]
 struct GatedStorage {
     sim: SimStorage,
     gate: Arc<(Mutex<bool>, Condvar)>,
     started: Arc<Mutex<Option<SyncSender<()>>>>,
+    /// Gate `sync_data` instead of writes.
+    gate_syncs: bool,
+}
+
+impl GatedStorage {
+    fn new(gate_syncs: bool) -> Self {
+        Self {
+            sim: SimStorage::new(),
+            gate: Arc::new((Mutex::new(false), Condvar::new())),
+            started: Arc::new(Mutex::new(None)),
+            gate_syncs,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -126,10 +140,15 @@ impl StorageFile for GatedFile {
         self.inner.read_at(buf, offset)
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.storage.wait_open();
+        if !self.storage.gate_syncs {
+            self.storage.wait_open();
+        }
         self.inner.write_all_at(buf, offset)
     }
     fn sync_data(&self) -> io::Result<()> {
+        if self.storage.gate_syncs {
+            self.storage.wait_open();
+        }
         self.inner.sync_data()
     }
     fn size(&self) -> io::Result<u64> {
@@ -170,11 +189,7 @@ impl Storage for GatedStorage {
 #[test]
 fn full_queue_is_a_typed_error_and_nothing_is_lost() {
     let (tx, rx) = mpsc::sync_channel(16);
-    let storage = GatedStorage {
-        sim: SimStorage::new(),
-        gate: Arc::new((Mutex::new(false), Condvar::new())),
-        started: Arc::new(Mutex::new(None)),
-    };
+    let storage = GatedStorage::new(false);
     let wal =
         Wal::open_with_storage(small_config(Preallocate::Fallocate), Arc::new(storage.clone()))
             .unwrap();
@@ -341,4 +356,33 @@ fn async_shutdown_releases_the_directory() {
     });
     let wal = Wal::open(config).unwrap();
     assert_log(&wal.reader(), 1, 2);
+}
+
+#[test]
+fn next_group_is_written_while_the_previous_sync_runs() {
+    let (tx, rx) = mpsc::sync_channel(16);
+    let storage = GatedStorage::new(true);
+    let config = small_config(Preallocate::Fallocate).with_sync(SyncPolicy::Always);
+    let wal = Wal::open_with_storage(config, Arc::new(storage.clone())).unwrap();
+    let reader = wal.reader();
+    *storage.started.lock().unwrap() = Some(tx);
+    storage.set_closed(true);
+    let seq = Sequencer::start(wal, SequencerConfig::default()).unwrap();
+    // Nothing is unsynced yet, so the sequencer's start-up sync does not reach the storage.
+    let first = seq.try_submit(vec![payload(1)]).unwrap();
+    // Group 1 is written and its fdatasync blocks in the sync thread ...
+    rx.recv_timeout(WAIT).unwrap();
+    let second = seq.try_submit(vec![payload(2)]).unwrap();
+    // ... while group 2 is written behind it (a reader of written records sees it).
+    let deadline = std::time::Instant::now() + WAIT;
+    while reader.last_seq() < Seq(2) {
+        assert!(std::time::Instant::now() < deadline, "group 2 not written during the sync");
+        std::thread::yield_now();
+    }
+    assert_eq!(*seq.durable().borrow(), Seq(0), "nothing acknowledged before the sync");
+    assert_eq!(seq.reader().last_seq(), Seq(0), "durable readers see nothing yet");
+    storage.set_closed(false);
+    assert_eq!(first.wait().unwrap().first, Seq(1));
+    assert_eq!(second.wait().unwrap().first, Seq(2));
+    seq.shutdown_blocking().unwrap();
 }
