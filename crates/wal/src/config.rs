@@ -60,9 +60,9 @@ pub enum Preallocate {
     Recycle,
 }
 
-/// Configuration of a [`Wal`](crate::Wal).
+/// Configuration of a [`Wal`](crate::Wal). Build it with struct update syntax
+/// (`WalConfig { dir, ..WalConfig::default() }`) or the `with_*` methods.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct WalConfig {
     /// Directory holding the segment files (created if missing).
     pub dir: PathBuf,
@@ -152,7 +152,6 @@ impl WalConfig {
 
 /// Configuration of a [`Sequencer`](crate::Sequencer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct SequencerConfig {
     /// Capacity of the submission queue, in batches.
     pub queue_capacity: usize,
