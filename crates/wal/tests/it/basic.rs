@@ -226,3 +226,14 @@ fn config_and_seq_space_limits() {
     assert!(matches!(wal.append(&[b"c"]), Err(Error::SeqOverflow)));
     assert_eq!(wal.last_seq(), Seq(u64::MAX - 1));
 }
+
+#[test]
+fn handles_are_shareable_across_threads() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    fn sendable<T: Send + 'static>() {}
+    shareable::<mempulse_wal::WalReader>();
+    shareable::<mempulse_wal::SequencerHandle>();
+    sendable::<Wal>();
+    sendable::<mempulse_wal::Cursor>();
+    sendable::<mempulse_wal::AppendTicket>();
+}
