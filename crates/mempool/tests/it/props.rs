@@ -278,7 +278,7 @@ fn run(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn pool_agrees_with_the_reference_model(ordering in ordering(), ops in prop::collection::vec(op(), 1..40)) {
@@ -498,5 +498,23 @@ proptest! {
             check_invariants(&pool);
         }
         prop_assert_eq!(Mempool::restore(&pool.snapshot()).unwrap().digest(), pool.digest());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn commands_round_trip_through_the_codec(cmd in wild_command()) {
+        let bytes = cmd.to_bytes();
+        prop_assert_eq!(Command::from_bytes(&bytes), Ok(cmd));
+    }
+
+    #[test]
+    fn decoding_any_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+        if let Ok(cmd) = Command::from_bytes(&bytes) {
+            prop_assert_eq!(&cmd.to_bytes(), &bytes, "decoding is strict: one encoding per value");
+        }
+        let _ = Mempool::restore(&bytes);
     }
 }
