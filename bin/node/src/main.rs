@@ -1,10 +1,27 @@
-//! The `mempulse` binary.
+//! The `mempulse` binary: parses the command line, installs the subscriber, dispatches.
 
+mod cli;
+mod commands;
+mod config;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::Parser;
 use tikv_jemallocator::Jemalloc;
 
 #[global_allocator]
 static GLOBAL: Jemalloc = Jemalloc;
 
-fn main() -> anyhow::Result<()> {
-    Ok(())
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(cli.log_format);
+    match commands::dispatch(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "command failed");
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
 }

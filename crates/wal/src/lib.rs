@@ -35,5 +35,8 @@ pub use reader::WalReader;
 pub use record::{Record, SeqRange};
 pub use sequencer::{AppendTicket, Sequencer, SequencerHandle, Ticket};
 pub use storage::{FsStorage, Storage, StorageFile};
-pub use verify::{TornTail, VerifyReport, WalStats, stats, stats_storage, verify, verify_storage};
+pub use verify::{
+    TornTail, VerifyReport, WalStats, open_reader, open_reader_storage, stats, stats_storage,
+    verify, verify_storage,
+};
 pub use wal::Wal;

@@ -6,10 +6,13 @@ use std::{path::Path, sync::Arc};
 use mempulse_primitives::Seq;
 
 use crate::{
+    WalReader,
     codec::{self, HEADER_LEN},
     error::{Error, IoOp, Result},
+    reader::Visibility,
     recovery::{self, Tail},
     segment::Segment,
+    state::Shared,
     storage::{FsStorage, Storage},
 };
 
@@ -110,6 +113,42 @@ pub fn verify_storage(storage: &dyn Storage) -> Result<VerifyReport> {
         last_seq: Seq(tail.next_seq.0 - 1),
         torn_tail: tail.torn.then(|| TornTail { segment: active.name.clone(), offset: tail.end }),
     })
+}
+
+/// Opens `dir` for reading only: no lock is taken, nothing is created, truncated or synced, so
+/// it is safe on a log another process is writing or on segments copied off a node. A torn tail
+/// is treated as the end of the log (the writer's next open would cut it).
+///
+/// # Errors
+/// [`Error::Corrupt`] for a bad header or damage before the active tail; [`Error::Io`] when a
+/// file cannot be read.
+pub fn open_reader(dir: impl AsRef<Path>) -> Result<WalReader> {
+    open_reader_storage(Arc::new(FsStorage::read_only(dir.as_ref())))
+}
+
+/// [`open_reader`] over any [`Storage`].
+///
+/// # Errors
+/// As [`open_reader`].
+pub fn open_reader_storage(storage: Arc<dyn Storage>) -> Result<WalReader> {
+    let segments = recovery::open_segments(storage.as_ref(), &recovery::list(storage.as_ref())?)?;
+    let mut buf = Vec::new();
+    let (first, last, max_payload) = match segments.last() {
+        Some(active) => {
+            let tail = active_tail(storage.as_ref(), active, &mut buf)?;
+            active.set_end(tail.end);
+            let first = segments.first().map_or(active.first, |s| s.first);
+            // Frames may be as large as the largest segment allows, sealed ones included.
+            let max_payload = segments.iter().map(|s| max_payload_of(s)).max().unwrap_or(0);
+            (first, Seq(tail.next_seq.0 - 1), max_payload)
+        }
+        None => (Seq(1), Seq(0), 0),
+    };
+    let shared = Arc::new(Shared::new(storage, max_payload, first, last));
+    for seg in segments {
+        shared.insert_segment(seg);
+    }
+    Ok(WalReader::new(shared, Visibility::Published))
 }
 
 fn max_payload_of(seg: &Segment) -> u64 {

@@ -237,3 +237,34 @@ fn handles_are_shareable_across_threads() {
     sendable::<mempulse_wal::Cursor>();
     sendable::<mempulse_wal::AppendTicket>();
 }
+
+#[test]
+fn read_only_reader_sees_the_log_beside_a_live_writer_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = WalConfig::new(dir.path()).with_segment_size_bytes(16 << 10);
+    let mut wal = Wal::open(config).unwrap();
+    wal.append(&payloads(1, 700)).unwrap();
+    wal.sync().unwrap();
+    let listing = |dir: &std::path::Path| {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name(), e.metadata().unwrap().len())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing(dir.path());
+    // The writer holds the directory lock; a read-only reader needs none.
+    let reader = mempulse_wal::open_reader(dir.path()).unwrap();
+    assert!(before.len() > 2, "several segments expected");
+    assert_log(&reader, 1, 700);
+    assert_eq!(listing(dir.path()), before, "a read-only open changed files");
+    // An empty directory is an empty log.
+    let empty = tempfile::tempdir().unwrap();
+    let reader = mempulse_wal::open_reader(empty.path()).unwrap();
+    assert_eq!(reader.last_seq(), Seq(0));
+    assert!(reader.scan(Seq(1), 10).unwrap().is_empty());
+}

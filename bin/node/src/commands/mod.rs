@@ -1,0 +1,16 @@
+//! One module per subcommand; each returns the process exit code.
+
+mod run;
+mod wal;
+
+use std::process::ExitCode;
+
+use crate::cli::Command;
+
+/// Runs one subcommand.
+pub(crate) fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run(args) => run::run(&args),
+        Command::Wal(cmd) => wal::run(cmd),
+    }
+}

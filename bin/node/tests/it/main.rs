@@ -1,0 +1,11 @@
+//! Integration tests of the `mempulse` binary: real processes, bounded waits.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed assumption is a failed test"
+)]
+
+mod run;
+mod wal_cli;
