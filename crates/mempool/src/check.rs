@@ -220,7 +220,11 @@ impl Iterator for EvictionOrder<'_> {
 
 #[cfg(test)]
 mod tests {
+    use core::cmp::Reverse;
+
     use super::*;
+    use crate::test_utils::{SplitMix64, TxSpec};
+    use crate::{Mempool, MempoolConfig};
 
     #[test]
     fn bump_is_ceiled_and_saturating() {
@@ -245,15 +249,6 @@ mod tests {
             10
         ));
     }
-}
-
-#[cfg(test)]
-mod merge_tests {
-    use core::cmp::Reverse;
-
-    use super::*;
-    use crate::test_utils::{SplitMix64, TxSpec};
-    use crate::{Mempool, MempoolConfig};
 
     #[test]
     fn signed_fee_orders_deficits_below_zero() {
