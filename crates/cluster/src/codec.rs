@@ -7,10 +7,10 @@
 //!
 //! # Entry (one WAL record)
 //! ```text
-//! u8  version (ENTRY_VERSION = 1)
+//! u8  version (ENTRY_VERSION = 2; 1 carried a bare ClusterCommand)
 //! u64 term | u64 leader node id | u64 index          the entry's log id
 //! u8  kind: 1 blank | 2 normal | 3 membership
-//!   normal:     ClusterCommand (command.rs)
+//!   normal:     ClusterRequest (request.rs): u64 stamped_at | u32 count | ClusterCommand*
 //!   membership: u32 configs { u32 voters { u64 node id, strictly ascending } }
 //!               | u32 nodes { u64 node id, strictly ascending | ClusterNode }
 //! ClusterNode = u32 len | utf-8 raft_addr | u32 len | utf-8 api_addr
@@ -26,12 +26,12 @@ use mempulse_primitives::{
 };
 
 use crate::{
-    ClusterCommand,
+    ClusterRequest,
     types::{ClusterNode, Entry, LeaderId, LogId, Membership, Payload, Vote},
 };
 
 /// Format version that opens every encoded log entry.
-pub const ENTRY_VERSION: u8 = 1;
+pub const ENTRY_VERSION: u8 = 2;
 
 const KIND_BLANK: u8 = 1;
 const KIND_NORMAL: u8 = 2;
@@ -214,7 +214,7 @@ impl Decode for EntryBytes {
         let offset = r.position();
         let payload = match r.u8()? {
             KIND_BLANK => Payload::Blank,
-            KIND_NORMAL => Payload::Normal(ClusterCommand::decode(r)?),
+            KIND_NORMAL => Payload::Normal(ClusterRequest::decode(r)?),
             KIND_MEMBERSHIP => Payload::Membership(decode_membership(r)?),
             tag => return Err(DecodeError::UnknownTag { offset, what: "entry kind", tag }),
         };
@@ -250,7 +250,10 @@ mod tests {
             Entry { log_id: log_id(7, 3, u64::MAX), payload: Payload::Blank },
             Entry {
                 log_id: log_id(2, 1, 5),
-                payload: Payload::Normal(ClusterCommand::AddTxs(vec![tx(1, 0, 5)])),
+                payload: Payload::Normal(ClusterRequest::single(
+                    mempulse_primitives::UnixMillis(9),
+                    crate::ClusterCommand::AddTxs(vec![tx(1, 0, 5)]),
+                )),
             },
             Entry { log_id: log_id(3, 2, 6), payload: Payload::Membership(membership()) },
         ]
@@ -279,10 +282,10 @@ mod tests {
     #[test]
     fn other_version_is_refused() {
         let mut bytes = encode_entry(&samples()[0]);
-        bytes[0] = 2;
+        bytes[0] = 1;
         assert_eq!(
             decode_entry(&bytes),
-            Err(DecodeError::UnsupportedVersion { found: 2, supported: ENTRY_VERSION })
+            Err(DecodeError::UnsupportedVersion { found: 1, supported: ENTRY_VERSION })
         );
     }
 

@@ -1,6 +1,7 @@
-//! Configuration of the Raft log store. `Default` is the embedded default.
+//! Configuration of the Raft log store, the Raft timings and the write batcher. `Default` is the
+//! embedded default.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use mempulse_wal::{DEFAULT_SEGMENT_SIZE_BYTES, Preallocate};
 
@@ -61,3 +62,139 @@ impl LogStoreConfig {
 /// Most appends the writer thread groups under one `fdatasync` before it syncs anyway (bounds
 /// the latency of the first append of a long burst).
 pub const FLUSH_GROUP_MAX: usize = 64;
+
+/// Most log entries the state machine applies before it writes their facts to the sink in one
+/// batch (and answers their clients). Bounds the memory of one apply batch and the latency of
+/// the first entry's answer.
+pub const APPLY_BATCH_ENTRIES_MAX: usize = 256;
+
+/// Snapshot files kept in a node's snapshot directory (the newest ones). Two, so a crash while
+/// the newest is being replaced still leaves a complete one next to the temporary file.
+pub const SNAPSHOTS_KEPT: usize = 2;
+
+/// Event-log records read per step when the WAL fact sink looks for the last replicated fact
+/// at start.
+pub const TAIL_SCAN_WINDOW_RECORDS: u64 = 1024;
+
+/// First wait of the WAL fact sink after the sequencer's queue was full.
+pub const SINK_BACKOFF_FIRST: Duration = Duration::from_millis(1);
+
+/// Longest wait between two tries of the WAL fact sink on a full queue.
+pub const SINK_BACKOFF_MAX: Duration = Duration::from_millis(64);
+
+/// Default bound on how long the WAL fact sink retries a full queue before it fails.
+pub const SINK_FULL_WAIT_MAX: Duration = Duration::from_secs(30);
+
+/// Capacity of a node's queue of client writes waiting for the batcher. A full queue refuses
+/// the write with [`ClientError::Overloaded`](crate::ClientError::Overloaded).
+pub const WRITE_QUEUE_CAPACITY_DEFAULT: usize = 4096;
+
+/// Batches the batcher has proposed whose results it has not yet handed back (bounds the
+/// pipeline between proposing and applying).
+pub const WRITES_IN_FLIGHT_MAX: usize = 64;
+
+/// Capacity of a node's inbox in the in-process network.
+pub const INBOX_CAPACITY: usize = 256;
+
+/// Inbound RPCs a node of the in-process network serves at once.
+pub const INBOX_CONCURRENCY_MAX: usize = 16;
+
+/// Raft timing, snapshot and replication settings. `Default` suits sub-second block times on a
+/// LAN (see the tuning notes on each field).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RaftConfig {
+    /// Name of the cluster (shows in openraft's logs).
+    pub cluster_name: String,
+    /// How often the leader sends heartbeats. Default 50 ms: a third of the minimum election
+    /// timeout, so two heartbeats may be lost before a follower starts an election.
+    pub heartbeat_interval: Duration,
+    /// Shortest time a follower waits without hearing from a leader before it campaigns.
+    /// Default 150 ms; keep it 10-20× the network round trip and ≥ 3× the heartbeat interval.
+    /// Failover takes roughly this plus one election round.
+    pub election_timeout_min: Duration,
+    /// Longest such wait (the timeout is drawn from `[min, max)`, which spreads candidates).
+    /// Default 300 ms.
+    pub election_timeout_max: Duration,
+    /// Timeout of one RPC to a peer (append entries, vote). Default 100 ms: a peer slower than
+    /// that is treated as unreachable for this round.
+    pub send_timeout: Duration,
+    /// Timeout for sending and installing a whole snapshot. Default 10 s.
+    pub install_snapshot_timeout: Duration,
+    /// Build a snapshot once this many entries were applied since the last one. Default 5000.
+    pub snapshot_logs_since_last: u64,
+    /// Entries already in a snapshot kept in the log anyway, so a briefly lagging follower
+    /// catches up by log rather than by snapshot. Default 1000.
+    pub max_in_snapshot_log_to_keep: u64,
+    /// A follower further behind than this many entries is sent a snapshot. Default 5000.
+    pub replication_lag_threshold: u64,
+    /// Most entries one append-entries RPC carries. Default 300.
+    pub max_payload_entries: u64,
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        Self {
+            cluster_name: "mempulse".to_owned(),
+            heartbeat_interval: Duration::from_millis(50),
+            election_timeout_min: Duration::from_millis(150),
+            election_timeout_max: Duration::from_millis(300),
+            send_timeout: Duration::from_millis(100),
+            install_snapshot_timeout: Duration::from_secs(10),
+            snapshot_logs_since_last: 5000,
+            max_in_snapshot_log_to_keep: 1000,
+            replication_lag_threshold: 5000,
+            max_payload_entries: 300,
+        }
+    }
+}
+
+impl RaftConfig {
+    /// The openraft configuration these settings stand for, validated.
+    ///
+    /// # Errors
+    /// [`openraft::ConfigError`] for inconsistent timings (for example a minimum election
+    /// timeout not above the heartbeat interval, or min ≥ max).
+    pub fn to_openraft(&self) -> Result<openraft::Config, openraft::ConfigError> {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        openraft::Config {
+            cluster_name: self.cluster_name.clone(),
+            heartbeat_interval: ms(self.heartbeat_interval),
+            election_timeout_min: ms(self.election_timeout_min),
+            election_timeout_max: ms(self.election_timeout_max),
+            install_snapshot_timeout: ms(self.install_snapshot_timeout),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs_since_last),
+            max_in_snapshot_log_to_keep: self.max_in_snapshot_log_to_keep,
+            replication_lag_threshold: self.replication_lag_threshold,
+            max_payload_entries: self.max_payload_entries,
+            ..openraft::Config::default()
+        }
+        .validate()
+    }
+}
+
+/// Limits of the leader's write batcher: how many client commands it coalesces into one log
+/// entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchConfig {
+    /// Capacity of the queue of writes waiting for the batcher.
+    pub queue_capacity: usize,
+    /// Most commands in one entry. Default 1024.
+    pub commands_max: usize,
+    /// Most transactions (summed over the commands' `AddTxs`) in one entry. Default 8192.
+    pub txs_max: usize,
+    /// Most encoded transaction bytes in one entry. Default 4 MiB.
+    pub tx_bytes_max: u64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: WRITE_QUEUE_CAPACITY_DEFAULT,
+            commands_max: 1024,
+            txs_max: 8192,
+            tx_bytes_max: 4 << 20,
+        }
+    }
+}

@@ -2,7 +2,9 @@
 
 use std::{io, path::PathBuf};
 
-use mempulse_primitives::{DecodeError, Seq};
+use mempulse_primitives::{DecodeError, NodeId, Seq};
+
+use crate::ClusterNode;
 
 /// Result of a cluster operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -186,4 +188,93 @@ pub enum MetaCorruptKind {
     /// The contents do not decode.
     #[error("malformed contents")]
     Malformed(#[source] DecodeError),
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The Raft log store could not be opened.
+    #[error("raft log store failed to open")]
+    LogStore(#[from] Error),
+    /// The newest snapshot could not be read or restored.
+    #[error("snapshot failed to load")]
+    Snapshot(#[from] crate::state_machine::SnapshotError),
+    /// The mempool configuration is invalid.
+    #[error("mempool config invalid")]
+    Mempool(#[source] mempulse_mempool::Error),
+    /// The Raft timings are inconsistent.
+    #[error("raft config invalid")]
+    RaftConfig(#[from] openraft::ConfigError),
+    /// openraft refused to start (it could not read its initial state).
+    #[error("raft failed to start")]
+    Raft(#[from] openraft::errors::Fatal<crate::TypeConfig>),
+    /// A blocking start-up task could not run.
+    #[error("start-up task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// Why a client request failed, and how to react ([`ClientError::is_retryable`],
+/// [`ClientError::forward_to`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// This node is not the leader: send the request to the leader (when known). Nothing was
+    /// written.
+    #[error("not the leader; leader is {leader_id:?}")]
+    ForwardToLeader {
+        /// The current leader, when known.
+        leader_id: Option<NodeId>,
+        /// Its addresses, when known.
+        leader: Option<ClusterNode>,
+    },
+    /// The write was appended, then discarded by a leader change before this node learned its
+    /// fate: it may or may not commit. Retry only with a command that is safe to repeat (an
+    /// `AddTxs` retried is a `duplicate` rejection, not a second admission).
+    #[error("write outcome unknown after a leader change; leader is {leader_id:?}")]
+    Indeterminate {
+        /// The new leader, when known.
+        leader_id: Option<NodeId>,
+        /// Its addresses, when known.
+        leader: Option<ClusterNode>,
+    },
+    /// The write queue is full. Nothing was written; retry later.
+    #[error("write queue full ({capacity} writes)")]
+    Overloaded {
+        /// Capacity of the queue.
+        capacity: usize,
+    },
+    /// A linearizable read could not confirm leadership with a quorum.
+    #[error("no quorum confirmed leadership")]
+    NoQuorum,
+    /// The node is stopping or stopped (after a shutdown or a fatal error).
+    #[error("raft node stopped")]
+    Stopped,
+}
+
+impl ClientError {
+    /// Whether the same request may succeed later on this node or on the leader.
+    #[must_use]
+    pub const fn is_retryable(&self) -> bool {
+        match self {
+            Self::ForwardToLeader { .. } | Self::Overloaded { .. } | Self::NoQuorum => true,
+            Self::Indeterminate { .. } | Self::Stopped => false,
+        }
+    }
+
+    /// The leader to send the request to, when the error says to forward it.
+    #[must_use]
+    pub const fn forward_to(&self) -> Option<NodeId> {
+        match self {
+            Self::ForwardToLeader { leader_id, .. } => *leader_id,
+            Self::Indeterminate { .. }
+            | Self::Overloaded { .. }
+            | Self::NoQuorum
+            | Self::Stopped => None,
+        }
+    }
+
+    pub(crate) fn forward(f: openraft::errors::ForwardToLeader<crate::TypeConfig>) -> Self {
+        Self::ForwardToLeader { leader_id: f.leader_id, leader: f.leader_node }
+    }
 }

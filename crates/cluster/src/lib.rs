@@ -33,10 +33,10 @@
 //! ## Example
 //! ```
 //! use mempulse_cluster::{
-//!     ClusterCommand, Entry, LeaderId, LogId, LogStore, LogStoreConfig, Payload, TypeConfig,
-//!     decode_entry, encode_entry,
+//!     ClusterCommand, ClusterRequest, Entry, LeaderId, LogId, LogStore, LogStoreConfig, Payload,
+//!     TypeConfig, decode_entry, encode_entry,
 //! };
-//! use mempulse_primitives::NodeId;
+//! use mempulse_primitives::{NodeId, UnixMillis};
 //! use openraft::{
 //!     storage::{IOFlushed, RaftLogStorage},
 //!     type_config::TypeConfigExt,
@@ -44,7 +44,8 @@
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let log_id = LogId { leader_id: LeaderId { term: 1, node_id: NodeId(1) }, index: 0 };
-//! let entry = Entry { log_id, payload: Payload::Normal(ClusterCommand::AddTxs(vec![])) };
+//! let request = ClusterRequest::single(UnixMillis(1), ClusterCommand::AddTxs(vec![]));
+//! let entry = Entry { log_id, payload: Payload::Normal(request) };
 //! assert_eq!(decode_entry(&encode_entry(&entry))?, entry);
 //!
 //! let dir = tempfile::tempdir()?;
@@ -72,16 +73,31 @@ mod config;
 mod error;
 mod log_store;
 mod meta;
+mod network;
+mod node;
+mod request;
+mod state_machine;
 mod types;
 
 pub use codec::{ENTRY_VERSION, decode_entry, encode_entry};
 pub use command::ClusterCommand;
 pub use config::{
-    FLUSH_GROUP_MAX, LogStoreConfig, READ_BATCH_ENTRIES_MAX, WAL_DIR, WRITE_QUEUE_CAPACITY,
+    APPLY_BATCH_ENTRIES_MAX, BatchConfig, FLUSH_GROUP_MAX, INBOX_CAPACITY, INBOX_CONCURRENCY_MAX,
+    LogStoreConfig, READ_BATCH_ENTRIES_MAX, RaftConfig, SINK_BACKOFF_FIRST, SINK_BACKOFF_MAX,
+    SINK_FULL_WAIT_MAX, SNAPSHOTS_KEPT, TAIL_SCAN_WINDOW_RECORDS, WAL_DIR, WRITE_QUEUE_CAPACITY,
+    WRITE_QUEUE_CAPACITY_DEFAULT, WRITES_IN_FLIGHT_MAX,
 };
-pub use error::{Error, MetaCorruptKind, MetaOp, Result};
+pub use error::{ClientError, Error, MetaCorruptKind, MetaOp, Result, StartError};
 pub use log_store::{LogReader, LogStore};
+pub use network::{InProcessConnection, InProcessFactory, InProcessNetwork, LinkError, Transport};
+pub use node::{ClusterRaft, NodeConfig, RaftNode, ReadConsistency, SNAPSHOT_DIR};
+pub use request::ClusterRequest;
+pub use state_machine::{
+    ClusterSnapshot, ClusterStateMachine, FactSink, MemorySink, SNAPSHOT_FILE_VERSION, SinkError,
+    SinkFuture, SnapshotBuilder, SnapshotError, StateHandle, StateView, WalFactSink,
+    WrittenThrough,
+};
 pub use types::{
-    ClusterNode, ClusterResponse, Entry, LeaderId, LogId, Membership, Payload, StoredMembership,
-    TypeConfig, Vote,
+    ApplyResponse, ClusterNode, ClusterResponse, Entry, LeaderId, LogId, Membership, Payload,
+    Snapshot, SnapshotMeta, StoredMembership, TypeConfig, Vote,
 };

@@ -5,17 +5,18 @@ use core::fmt;
 use mempulse_mempool::Outcome;
 use mempulse_primitives::{NodeId, RaftIndex};
 
-use crate::ClusterCommand;
+use crate::ClusterRequest;
 
 openraft::declare_raft_types!(
     /// The openraft type configuration of a mempulse cluster.
     ///
     /// Node ids are [`NodeId`]s, terms are `u64`, a leader id is `(term, node id)` (openraft's
     /// "advanced" leader id, which lets the log entry carry the leader's node), the replicated data
-    /// is a [`ClusterCommand`] and applying one yields a [`ClusterResponse`].
+    /// is a [`ClusterRequest`] (a leader-stamped batch of commands) and applying one yields an
+    /// [`ApplyResponse`].
     pub TypeConfig:
-        D = ClusterCommand,
-        R = ClusterResponse,
+        D = ClusterRequest,
+        R = ApplyResponse,
         NodeId = NodeId,
         Node = ClusterNode,
         Term = u64,
@@ -25,8 +26,8 @@ openraft::declare_raft_types!(
 
 /// A Raft log entry of a mempulse cluster.
 pub type Entry = openraft::Entry<LeaderId, Payload>;
-/// The payload of a log entry: blank, a [`ClusterCommand`] or a membership change.
-pub type Payload = openraft::EntryPayload<ClusterCommand, NodeId, ClusterNode>;
+/// The payload of a log entry: blank, a [`ClusterRequest`] or a membership change.
+pub type Payload = openraft::EntryPayload<ClusterRequest, NodeId, ClusterNode>;
 /// Identifier of a leader: `(term, node id)`.
 pub type LeaderId = openraft::impls::leader_id_adv::LeaderId<u64, NodeId>;
 /// Identifier of a log entry: its leader and its index.
@@ -65,21 +66,40 @@ impl fmt::Display for ClusterNode {
     }
 }
 
-/// What applying one log entry produced, returned to the client that proposed it.
+/// What applying one log entry produced: one result per command of its [`ClusterRequest`], in
+/// order (none for a blank or membership entry).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApplyResponse {
+    /// Raft index of the applied entry.
+    pub index: RaftIndex,
+    /// The mempool's outcome of each command, or the error it deterministically refused the
+    /// command with (the state is then unchanged by that command on every replica).
+    pub results: Vec<Result<Outcome, mempulse_mempool::Error>>,
+}
+
+impl ApplyResponse {
+    /// The response of an entry that carries no command (blank or membership).
+    #[must_use]
+    pub const fn empty(index: RaftIndex) -> Self {
+        Self { index, results: Vec::new() }
+    }
+}
+
+/// What one client command produced, returned to the caller of
+/// [`RaftNode::write`](crate::RaftNode::write).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterResponse {
-    /// Raft index of the applied entry.
+    /// Raft index of the entry that carried the command (several callers' commands may share
+    /// one entry).
     pub index: RaftIndex,
     /// The mempool's outcome (its facts and, for a block build, the proposal), or the error it
     /// deterministically refused the command with (the state is then unchanged on every
-    /// replica). Blank and membership entries yield an empty outcome.
+    /// replica).
     pub result: Result<Outcome, mempulse_mempool::Error>,
 }
 
-impl ClusterResponse {
-    /// The response of an entry that carries no command (blank or membership).
-    #[must_use]
-    pub fn empty(index: RaftIndex) -> Self {
-        Self { index, result: Ok(Outcome::default()) }
-    }
-}
+/// What a snapshot covers: the last applied log id and the membership at that point.
+pub type SnapshotMeta = openraft::SnapshotMeta<LeaderId, NodeId, ClusterNode>;
+/// A Raft snapshot of the mempool state machine: its metadata and its bytes.
+pub type Snapshot =
+    openraft::Snapshot<LeaderId, NodeId, ClusterNode, crate::state_machine::ClusterSnapshot>;

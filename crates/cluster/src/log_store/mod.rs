@@ -100,6 +100,13 @@ impl LogStore {
         }
     }
 
+    /// Takes the signal that resolves once the writer thread has stopped and the WAL is closed
+    /// (after the store was dropped), so an owner that hands the store to openraft can still
+    /// wait for the directory lock to be released. `None` when already taken.
+    pub(crate) fn take_closed(&mut self) -> Option<oneshot::Receiver<()>> {
+        self.closed.take()
+    }
+
     /// The current last purged and last log ids.
     #[must_use]
     pub fn log_state(&self) -> LogState<TypeConfig> {

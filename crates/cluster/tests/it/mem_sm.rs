@@ -7,7 +7,7 @@ use std::{
 };
 
 use futures_util::{Stream, TryStreamExt};
-use mempulse_cluster::{ClusterResponse, LogId, Payload, StoredMembership, TypeConfig};
+use mempulse_cluster::{ApplyResponse, LogId, Payload, StoredMembership, TypeConfig};
 use mempulse_primitives::RaftIndex;
 use openraft::{
     OptionalSend, RaftSnapshotBuilder,
@@ -84,7 +84,7 @@ impl RaftStateMachine<TypeConfig> for MemStateMachine {
                 }
             }
             if let Some(responder) = responder {
-                responder.send(ClusterResponse::empty(RaftIndex(entry.log_id.index)));
+                responder.send(ApplyResponse::empty(RaftIndex(entry.log_id.index)));
             }
         }
         Ok(())

@@ -2,8 +2,8 @@
 //! truncations, purges, re-anchoring after a purge past the end).
 
 use mempulse_cluster::{
-    ClusterCommand, Entry, Error, LeaderId, LogId, LogStore, LogStoreConfig, Payload, TypeConfig,
-    Vote,
+    ClusterCommand, ClusterRequest, Entry, Error, LeaderId, LogId, LogStore, LogStoreConfig,
+    Payload, TypeConfig, Vote,
 };
 use mempulse_primitives::NodeId;
 use mempulse_wal::MIN_SEGMENT_SIZE_BYTES;
@@ -20,7 +20,8 @@ fn log_id(term: u64, index: u64) -> LogId {
 
 fn entry(term: u64, index: u64) -> Entry {
     let command = ClusterCommand::AddTxs(vec![mempulse_mempool::test_utils::tx(index, 0, 1)]);
-    Entry { log_id: log_id(term, index), payload: Payload::Normal(command) }
+    let request = ClusterRequest::single(mempulse_primitives::UnixMillis(index), command);
+    Entry { log_id: log_id(term, index), payload: Payload::Normal(request) }
 }
 
 fn open(dir: &TempDir) -> LogStore {

@@ -1,0 +1,287 @@
+//! Node assembly: one Raft member of a mempulse cluster ([`RaftNode`]), wiring openraft to the
+//! WAL log store, the mempool state machine, a fact sink and a [`Transport`].
+
+mod batcher;
+
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
+
+use mempulse_mempool::MempoolConfig;
+use mempulse_primitives::NodeId;
+use openraft::{
+    ReadPolicy, ServerState,
+    async_runtime::WatchReceiver,
+    errors::{InitializeError, LinearizableReadError, RaftError},
+};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+
+use self::batcher::PendingWrite;
+use crate::{
+    ClientError, ClusterCommand, ClusterNode, ClusterResponse, LogStore, LogStoreConfig,
+    TypeConfig,
+    config::{BatchConfig, RaftConfig},
+    error::StartError,
+    network::Transport,
+    state_machine::{ClusterStateMachine, FactSink, StateHandle, StateView},
+    types::LogId,
+};
+
+/// The openraft handle of a mempulse node.
+pub type ClusterRaft = openraft::Raft<TypeConfig, ClusterStateMachine>;
+
+/// Name of the snapshot directory inside a node's Raft directory.
+pub const SNAPSHOT_DIR: &str = "snapshots";
+
+/// Everything a node needs to start.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct NodeConfig {
+    /// This node's id (stable across restarts).
+    pub id: NodeId,
+    /// The Raft log store; its directory is the node's Raft directory (must persist), which
+    /// also holds the `snapshots/` directory.
+    pub log: LogStoreConfig,
+    /// Raft timings, snapshot policy, replication limits.
+    pub raft: RaftConfig,
+    /// Limits of the leader's write batcher.
+    pub batch: BatchConfig,
+    /// The mempool's configuration (used when no snapshot exists yet).
+    pub mempool: MempoolConfig,
+}
+
+impl NodeConfig {
+    /// The embedded defaults for node `id` with its Raft directory at `dir`.
+    #[must_use]
+    pub fn new(id: NodeId, dir: impl Into<PathBuf>) -> Self {
+        Self {
+            id,
+            log: LogStoreConfig::new(dir),
+            raft: RaftConfig::default(),
+            batch: BatchConfig::default(),
+            mempool: MempoolConfig::default(),
+        }
+    }
+
+    /// Sets the Raft settings.
+    #[must_use]
+    pub fn with_raft(mut self, raft: RaftConfig) -> Self {
+        self.raft = raft;
+        self
+    }
+
+    /// Sets the log store settings (its directory becomes the node's Raft directory).
+    #[must_use]
+    pub fn with_log(mut self, log: LogStoreConfig) -> Self {
+        self.log = log;
+        self
+    }
+
+    /// Sets the batcher limits.
+    #[must_use]
+    pub const fn with_batch(mut self, batch: BatchConfig) -> Self {
+        self.batch = batch;
+        self
+    }
+}
+
+/// How fresh a read must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadConsistency {
+    /// Served from this node's state as it is: any node, no round trip, may lag the leader.
+    Weak,
+    /// The leader confirms its leadership with a quorum (read index) and waits until its state
+    /// machine has applied up to that point; a follower answers
+    /// [`ClientError::ForwardToLeader`].
+    Linearizable,
+}
+
+/// A running Raft member: its openraft instance, its replicated state and its write batcher.
+pub struct RaftNode {
+    id: NodeId,
+    raft: ClusterRaft,
+    state: StateHandle,
+    writes: mpsc::Sender<PendingWrite>,
+    write_capacity: usize,
+    batcher: JoinHandle<()>,
+    stop_serving: Box<dyn FnOnce() + Send + Sync>,
+    log_closed: Option<oneshot::Receiver<()>>,
+}
+
+impl std::fmt::Debug for RaftNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftNode").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl RaftNode {
+    /// Opens the node's Raft directory (log store and newest snapshot), starts openraft, serves
+    /// the node on `transport` and starts the write batcher. A restarted node rebuilds its state
+    /// from the newest snapshot, then re-applies the committed log once it learns the commit
+    /// point, without writing facts the sink already holds.
+    ///
+    /// # Errors
+    /// [`StartError`] naming what could not be opened or started.
+    pub async fn start<T: Transport + Clone>(
+        config: NodeConfig,
+        sink: Arc<dyn FactSink>,
+        transport: &T,
+    ) -> Result<Self, StartError> {
+        let raft_config = Arc::new(config.raft.to_openraft()?);
+        let log_config = config.log.clone();
+        let mempool = config.mempool.clone();
+        let (mut store, state_machine) = tokio::task::spawn_blocking(move || {
+            let snapshot_dir = log_config.dir.join(SNAPSHOT_DIR);
+            let state_machine = ClusterStateMachine::open(snapshot_dir, mempool, sink)?;
+            let store = LogStore::open(&log_config)?;
+            Ok::<_, StartError>((store, state_machine))
+        })
+        .await
+        .map_err(StartError::Task)??;
+        let log_closed = store.take_closed();
+        let state = state_machine.handle();
+        let id = config.id;
+        let network = transport.connect(id, config.raft.send_timeout);
+        let raft = ClusterRaft::new(id, raft_config, network, store, state_machine).await?;
+        transport.serve(id, raft.clone());
+        let (writes, queue) = mpsc::channel(config.batch.queue_capacity);
+        let batcher = tokio::spawn(batcher::run(raft.clone(), queue, config.batch));
+        let transport = transport.clone();
+        tracing::info!(node = id.0, "raft node started");
+        Ok(Self {
+            id,
+            raft,
+            state,
+            writes,
+            write_capacity: config.batch.queue_capacity,
+            batcher,
+            stop_serving: Box::new(move || transport.stop_serving(id)),
+            log_closed,
+        })
+    }
+
+    /// This node's id.
+    #[must_use]
+    pub const fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The openraft handle (metrics, membership changes, waits in tests).
+    #[must_use]
+    pub const fn raft(&self) -> &ClusterRaft {
+        &self.raft
+    }
+
+    /// Read access to the replicated state.
+    #[must_use]
+    pub fn state(&self) -> &StateHandle {
+        &self.state
+    }
+
+    /// Makes this node the first member of a new cluster of `members` (call on one node, once).
+    ///
+    /// # Errors
+    /// openraft's [`InitializeError`] when the node is already initialized or `members` does
+    /// not include it.
+    pub async fn initialize(
+        &self,
+        members: BTreeMap<NodeId, ClusterNode>,
+    ) -> Result<(), RaftError<TypeConfig, InitializeError<TypeConfig>>> {
+        self.raft.initialize(members).await
+    }
+
+    /// Replicates `command` and returns its outcome once it is applied on this node (the
+    /// leader) and its facts are durable. Concurrent writes share log entries (see the
+    /// batcher), each caller still gets its own command's outcome.
+    ///
+    /// # Errors
+    /// [`ClientError::ForwardToLeader`] on a follower (nothing written; forwarding comes with
+    /// the TCP transport); [`ClientError::Overloaded`] when the write queue is full;
+    /// [`ClientError::Indeterminate`] when a leader change discarded the entry;
+    /// [`ClientError::Stopped`] when the node is stopping.
+    pub async fn write(&self, command: ClusterCommand) -> Result<ClusterResponse, ClientError> {
+        if let Err(forward) = self.raft.as_leader() {
+            return Err(ClientError::forward(forward));
+        }
+        let (reply, answer) = oneshot::channel();
+        self.writes.try_send(PendingWrite { command, reply }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                ClientError::Overloaded { capacity: self.write_capacity }
+            }
+            mpsc::error::TrySendError::Closed(_) => ClientError::Stopped,
+        })?;
+        answer.await.map_err(|_| ClientError::Stopped)?
+    }
+
+    /// Runs `read` on the replicated state at the requested consistency.
+    ///
+    /// # Errors
+    /// For [`ReadConsistency::Linearizable`]: [`ClientError::ForwardToLeader`] on a follower,
+    /// [`ClientError::NoQuorum`] when leadership cannot be confirmed, [`ClientError::Stopped`]
+    /// when the node is stopping.
+    pub async fn read<R>(
+        &self,
+        consistency: ReadConsistency,
+        read: impl FnOnce(StateView<'_>) -> R,
+    ) -> Result<R, ClientError> {
+        match consistency {
+            ReadConsistency::Weak => {}
+            ReadConsistency::Linearizable => {
+                self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(
+                    |e| match e {
+                        RaftError::APIError(LinearizableReadError::ForwardToLeader(f)) => {
+                            ClientError::forward(f)
+                        }
+                        RaftError::APIError(LinearizableReadError::QuorumNotEnough(_)) => {
+                            ClientError::NoQuorum
+                        }
+                        RaftError::Fatal(_) => ClientError::Stopped,
+                    },
+                )?;
+            }
+        }
+        Ok(self.state.read(read))
+    }
+
+    /// Whether this node is the leader *and* has applied an entry of its own term, which
+    /// implies it has applied everything committed before its term. Until then a new leader
+    /// must not act as leader (no block building): its state may lack committed entries.
+    #[must_use]
+    pub fn is_ready_leader(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.state == ServerState::Leader
+            && m.vote.committed
+            && m.vote.leader_id.node_id == self.id
+            && m.last_applied.is_some_and(|applied: LogId| applied.leader_id == m.vote.leader_id)
+    }
+
+    /// The current leader, as this node knows it.
+    #[must_use]
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// Stops the node: no new writes, openraft shut down (writes in flight fail with
+    /// [`ClientError::Stopped`]), the transport stops delivering to it, and the log store's
+    /// writer thread has released the directory when this returns (bounded by `timeout`).
+    pub async fn shutdown(self, timeout: Duration) {
+        let Self { id, raft, writes, batcher, stop_serving, log_closed, .. } = self;
+        stop_serving();
+        drop(writes);
+        if let Err(e) = raft.shutdown().await {
+            tracing::warn!(node = id.0, error = %e, "raft shutdown failed");
+        }
+        // Answers what is in flight with `Stopped` now that openraft is down.
+        let _ = tokio::time::timeout(timeout, batcher).await;
+        drop(raft);
+        if let Some(closed) = log_closed
+            && tokio::time::timeout(timeout, closed).await.is_err()
+        {
+            tracing::warn!(node = id.0, "raft log store did not close in time");
+        }
+        tracing::info!(node = id.0, "raft node stopped");
+    }
+}

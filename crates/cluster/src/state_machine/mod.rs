@@ -1,0 +1,325 @@
+//! The state machine adapter: openraft's `RaftStateMachine` over the mempool.
+//!
+//! ```text
+//!  committed entries (log order) ──► apply to Mempool (under the state lock, no await)
+//!                                      │ facts → Event { observed_at: leader stamp,
+//!                                      │          source: Mempool, origin: Replicated{index} }
+//!                                      ▼
+//!                         FactSink::append (one batch per ≤ APPLY_BATCH_ENTRIES_MAX entries)
+//!                                      │ durable
+//!                                      ▼
+//!                         respond to clients, return to openraft (entries now "applied")
+//! ```
+//! The design and its alternatives are in `docs/design/cluster-state-machine.md`.
+
+mod sink;
+mod snapshot;
+mod wal_sink;
+
+use std::{
+    fmt, io,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
+
+use futures_util::{Stream, TryStreamExt};
+use mempulse_mempool::{Mempool, MempoolConfig};
+use mempulse_primitives::{Event, Origin, RaftIndex, Source, UnixMillis};
+use openraft::{
+    OptionalSend, RaftSnapshotBuilder,
+    storage::{ApplyResponder, EntryResponder, RaftStateMachine},
+};
+
+use self::snapshot::SnapshotStore;
+pub use self::{
+    sink::{FactSink, MemorySink, SinkError, SinkFuture, WrittenThrough},
+    snapshot::{ClusterSnapshot, SNAPSHOT_FILE_VERSION, SnapshotError},
+    wal_sink::WalFactSink,
+};
+use crate::{
+    ClusterRequest, TypeConfig,
+    config::APPLY_BATCH_ENTRIES_MAX,
+    error::StartError,
+    types::{ApplyResponse, Entry, LogId, Payload, Snapshot, SnapshotMeta, StoredMembership},
+};
+
+/// The replicated state: the mempool and the Raft position it reflects.
+#[derive(Clone, Debug)]
+struct SmState {
+    mempool: Mempool,
+    applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+/// Shared read access to a node's replicated state.
+#[derive(Clone, Debug)]
+pub struct StateHandle {
+    state: Arc<Mutex<SmState>>,
+}
+
+/// What a reader sees of the replicated state.
+#[derive(Debug)]
+pub struct StateView<'a> {
+    /// The last applied log id.
+    pub applied: Option<LogId>,
+    /// The mempool after applying it.
+    pub mempool: &'a Mempool,
+}
+
+impl StateHandle {
+    fn lock(&self) -> MutexGuard<'_, SmState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `read` on the current state under the state lock (keep it short: apply waits).
+    pub fn read<R>(&self, read: impl FnOnce(StateView<'_>) -> R) -> R {
+        let state = self.lock();
+        read(StateView { applied: state.applied, mempool: &state.mempool })
+    }
+
+    /// The last applied log id.
+    #[must_use]
+    pub fn applied(&self) -> Option<LogId> {
+        self.lock().applied
+    }
+}
+
+/// The current snapshot, shared with builders (which run on their own task).
+type CurrentSnapshot = Arc<Mutex<Option<(SnapshotMeta, ClusterSnapshot)>>>;
+
+/// openraft's state machine for a mempulse node: applies committed entries to the mempool in
+/// log order, writes their facts to a [`FactSink`] and only then reports them applied.
+pub struct ClusterStateMachine {
+    state: StateHandle,
+    sink: Arc<dyn FactSink>,
+    /// Replicated facts already in the sink's log (skipped when re-applied after a restart).
+    written: Option<WrittenThrough>,
+    store: SnapshotStore,
+    current: CurrentSnapshot,
+}
+
+impl fmt::Debug for ClusterStateMachine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterStateMachine")
+            .field("applied", &self.state.applied())
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterStateMachine {
+    /// A state machine whose snapshots live in `snapshot_dir`, restored from the newest one
+    /// there (an empty pool with `mempool` config when there is none). Blocking IO.
+    ///
+    /// # Errors
+    /// [`StartError::Snapshot`] when the newest snapshot cannot be read or restored;
+    /// [`StartError::Mempool`] for an invalid mempool config.
+    pub fn open(
+        snapshot_dir: impl Into<std::path::PathBuf>,
+        mempool: MempoolConfig,
+        sink: Arc<dyn FactSink>,
+    ) -> Result<Self, StartError> {
+        let store = SnapshotStore::new(snapshot_dir);
+        let (state, current) = match store.load_latest()? {
+            None => {
+                let mempool = Mempool::new(mempool).map_err(StartError::Mempool)?;
+                (SmState { mempool, applied: None, membership: StoredMembership::default() }, None)
+            }
+            Some((meta, snapshot)) => (restore(&meta, &snapshot)?, Some((meta, snapshot))),
+        };
+        let written = sink.written_through();
+        Ok(Self {
+            state: StateHandle { state: Arc::new(Mutex::new(state)) },
+            sink,
+            written,
+            store,
+            current: Arc::new(Mutex::new(current)),
+        })
+    }
+
+    /// Read access to the replicated state.
+    #[must_use]
+    pub fn handle(&self) -> StateHandle {
+        self.state.clone()
+    }
+
+    /// Applies one entry to `state`; returns its response and its facts as events, minus the
+    /// facts the sink's log already holds.
+    fn apply_entry(&self, state: &mut SmState, entry: Entry) -> (ApplyResponse, Vec<Event>) {
+        let index = RaftIndex(entry.log_id.index);
+        state.applied = Some(entry.log_id);
+        let request = match entry.payload {
+            Payload::Blank => return (ApplyResponse::empty(index), Vec::new()),
+            Payload::Membership(membership) => {
+                state.membership = StoredMembership::new(Some(entry.log_id), membership);
+                return (ApplyResponse::empty(index), Vec::new());
+            }
+            Payload::Normal(request) => request,
+        };
+        let ClusterRequest { stamped_at, commands } = request;
+        let mut events = Vec::new();
+        let mut results = Vec::with_capacity(commands.len());
+        for command in commands {
+            let result = state.mempool.apply(command.into());
+            if let Ok(outcome) = &result {
+                events.extend(
+                    outcome.facts.iter().cloned().map(|kind| event(stamped_at, index, kind)),
+                );
+            }
+            results.push(result);
+        }
+        let skip = match self.written {
+            Some(w) if index < w.index => events.len(),
+            Some(w) if index == w.index => usize::try_from(w.facts).unwrap_or(usize::MAX),
+            _ => 0,
+        };
+        events.drain(..skip.min(events.len()));
+        (ApplyResponse { index, results }, events)
+    }
+
+    /// Makes `events` durable, then answers the clients of the entries they came from.
+    async fn flush(
+        &self,
+        events: &mut Vec<Event>,
+        pending: &mut Vec<(Option<ApplyResponder<TypeConfig>>, ApplyResponse)>,
+    ) -> io::Result<()> {
+        if !events.is_empty() {
+            let batch = std::mem::take(events);
+            let count = batch.len();
+            self.sink.append(batch).await.map_err(io::Error::other)?;
+            tracing::debug!(facts = count, entries = pending.len(), "facts durable");
+        }
+        for (responder, response) in pending.drain(..) {
+            if let Some(responder) = responder {
+                responder.send(response);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn event(
+    observed_at: UnixMillis,
+    raft_index: RaftIndex,
+    kind: mempulse_primitives::EventKind,
+) -> Event {
+    Event { observed_at, source: Source::Mempool, origin: Origin::Replicated { raft_index }, kind }
+}
+
+/// Decodes and checks `snapshot` against `meta` and rebuilds the state it holds.
+fn restore(meta: &SnapshotMeta, snapshot: &ClusterSnapshot) -> Result<SmState, SnapshotError> {
+    let (header, pool) = snapshot.decode().map_err(SnapshotError::Corrupt)?;
+    if header != *meta {
+        return Err(SnapshotError::MetaMismatch);
+    }
+    let mempool = Mempool::restore(pool).map_err(SnapshotError::Mempool)?;
+    Ok(SmState { mempool, applied: meta.last_log_id, membership: meta.last_membership.clone() })
+}
+
+fn lock_current(
+    current: &CurrentSnapshot,
+) -> MutexGuard<'_, Option<(SnapshotMeta, ClusterSnapshot)>> {
+    current.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Builds a snapshot from a copy of the state taken when openraft asked for it, so applying
+/// continues while the bytes are encoded and written.
+#[derive(Debug)]
+pub struct SnapshotBuilder {
+    state: SmState,
+    store: SnapshotStore,
+    current: CurrentSnapshot,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = ClusterSnapshot;
+
+    #[tracing::instrument(level = "info", skip_all, fields(applied = ?self.state.applied))]
+    async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
+        let meta = SnapshotMeta {
+            last_log_id: self.state.applied,
+            last_membership: self.state.membership.clone(),
+        };
+        let mempool = self.state.mempool.clone();
+        let store = self.store.clone();
+        let task_meta = meta.clone();
+        let snapshot = tokio::task::spawn_blocking(move || {
+            let snapshot = ClusterSnapshot::encode(&task_meta, &mempool.snapshot());
+            store.save(&task_meta, &snapshot).map(|()| snapshot)
+        })
+        .await
+        .map_err(io::Error::other)?
+        .map_err(SnapshotError::into_io)?;
+        tracing::info!(bytes = snapshot.as_bytes().len(), "snapshot built");
+        *lock_current(&self.current) = Some((meta.clone(), snapshot.clone()));
+        Ok(Snapshot { meta, snapshot })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for ClusterStateMachine {
+    type SnapshotData = ClusterSnapshot;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
+        let state = self.state.lock();
+        Ok((state.applied, state.membership.clone()))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> io::Result<()>
+    where
+        Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
+    {
+        let mut events = Vec::new();
+        let mut pending = Vec::new();
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let (response, new_events) = {
+                let mut state = self.state.lock();
+                self.apply_entry(&mut state, entry)
+            };
+            events.extend(new_events);
+            pending.push((responder, response));
+            if pending.len() >= APPLY_BATCH_ENTRIES_MAX {
+                self.flush(&mut events, &mut pending).await?;
+            }
+        }
+        self.flush(&mut events, &mut pending).await
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        // Called between `apply` calls, so every fact of the copied state is durable: a snapshot
+        // never covers an entry whose facts could still be lost.
+        SnapshotBuilder {
+            state: self.state.lock().clone(),
+            store: self.store.clone(),
+            current: Arc::clone(&self.current),
+        }
+    }
+
+    #[tracing::instrument(level = "info", skip_all, fields(last = ?meta.last_log_id))]
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: ClusterSnapshot,
+    ) -> io::Result<()> {
+        let store = self.store.clone();
+        let task_meta = meta.clone();
+        let state = tokio::task::spawn_blocking(move || {
+            let state = restore(&task_meta, &snapshot)?;
+            store.save(&task_meta, &snapshot)?;
+            Ok::<_, SnapshotError>((state, snapshot))
+        })
+        .await
+        .map_err(io::Error::other)?
+        .map_err(SnapshotError::into_io)?;
+        let (state, snapshot) = state;
+        *self.state.lock() = state;
+        *lock_current(&self.current) = Some((meta.clone(), snapshot));
+        tracing::info!("snapshot installed");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
+        let current = lock_current(&self.current).clone();
+        Ok(current.map(|(meta, snapshot)| Snapshot { meta, snapshot }))
+    }
+}

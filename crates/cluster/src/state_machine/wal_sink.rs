@@ -1,0 +1,122 @@
+//! The real [`FactSink`]: the node's canonical event log, through its `mempulse-wal` sequencer.
+
+use std::{ops::ControlFlow, time::Duration};
+
+use mempulse_primitives::{Event, RaftIndex, Seq};
+use mempulse_wal::{SequencerHandle, SubmitError, WalReader};
+use tokio::time::Instant;
+
+use super::sink::{FactSink, SinkError, SinkFuture, WrittenThrough};
+use crate::config::{SINK_BACKOFF_FIRST, SINK_BACKOFF_MAX, TAIL_SCAN_WINDOW_RECORDS};
+
+/// A [`FactSink`] that appends facts to the canonical event log through its sequencer.
+///
+/// **A full queue never loses facts.** Replicated facts cannot be dropped and recorded as a
+/// drop the way ingest does: every replica must write the same facts. When the sequencer's
+/// queue is full the sink retries with an exponential backoff (1 ms doubling to 64 ms between
+/// tries), for at most `full_wait_max`; meanwhile the state machine does not apply further
+/// entries, which is back-pressure on apply only (Raft keeps replicating and committing, the
+/// log grows, clients wait). Past the bound the sink fails with [`SinkError::Stalled`], which
+/// stops the state machine: the node restarts and re-applies from its last snapshot, skipping
+/// the facts already in the log.
+#[derive(Clone, Debug)]
+pub struct WalFactSink {
+    handle: SequencerHandle,
+    written: Option<WrittenThrough>,
+    full_wait_max: Duration,
+}
+
+impl WalFactSink {
+    /// A sink over `handle`, after reading the log's tail to learn how far the replicated facts
+    /// already in it reach ([`FactSink::written_through`]).
+    ///
+    /// This reads the log (blocking IO): call it before starting the node, or from a blocking
+    /// task.
+    ///
+    /// # Errors
+    /// [`SinkError::Wal`] when the tail cannot be read; [`SinkError::Corrupt`] when a record
+    /// there is not an event.
+    pub fn open(handle: SequencerHandle, full_wait_max: Duration) -> Result<Self, SinkError> {
+        let written = scan_written_through(&handle.reader())?;
+        Ok(Self { handle, written, full_wait_max })
+    }
+}
+
+impl FactSink for WalFactSink {
+    fn append(&self, events: Vec<Event>) -> SinkFuture {
+        let records: Vec<Vec<u8>> = events.iter().map(Event::to_bytes).collect();
+        let handle = self.handle.clone();
+        let full_wait_max = self.full_wait_max;
+        Box::pin(async move {
+            let started = Instant::now();
+            let mut backoff = SINK_BACKOFF_FIRST;
+            let ticket = loop {
+                match handle.try_submit(records.clone()) {
+                    Ok(ticket) => break ticket,
+                    Err(SubmitError::Full { .. }) => {
+                        let waited = started.elapsed();
+                        if waited >= full_wait_max {
+                            let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+                            return Err(SinkError::Stalled { waited_ms });
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(SINK_BACKOFF_MAX);
+                    }
+                    Err(SubmitError::Closed) => return Err(SinkError::Closed),
+                    Err(SubmitError::Invalid(e)) => return Err(SinkError::Wal(e)),
+                    Err(e) => return Err(SinkError::Refused(e)),
+                }
+            };
+            ticket.await.map(|_| ()).map_err(SinkError::Wal)
+        })
+    }
+
+    fn written_through(&self) -> Option<WrittenThrough> {
+        self.written
+    }
+}
+
+/// Reads the log backwards, one window of records at a time, until the replicated facts of the
+/// newest Raft index are all counted.
+fn scan_written_through(reader: &WalReader) -> Result<Option<WrittenThrough>, SinkError> {
+    let first = reader.first_seq().0.max(1);
+    let mut high = reader.last_seq().0;
+    let mut found: Option<WrittenThrough> = None;
+    while high >= first {
+        let low = high.saturating_sub(TAIL_SCAN_WINDOW_RECORDS - 1).max(first);
+        let window = read_origins(reader, Seq(low), high - low + 1)?;
+        for index in window.iter().rev().flatten() {
+            match &mut found {
+                None => found = Some(WrittenThrough { index: *index, facts: 1 }),
+                Some(w) if w.index == *index => w.facts += 1,
+                Some(_) => return Ok(found),
+            }
+        }
+        high = low - 1;
+    }
+    Ok(found)
+}
+
+/// The Raft index of each record in `[from, from + count)` (`None` for a local event).
+fn read_origins(
+    reader: &WalReader,
+    from: Seq,
+    count: u64,
+) -> Result<Vec<Option<RaftIndex>>, SinkError> {
+    let mut out = Vec::new();
+    let mut failure: Option<SinkError> = None;
+    let limit = usize::try_from(count).unwrap_or(usize::MAX);
+    reader
+        .scan_with(from, limit, |seq, payload| match Event::from_bytes(payload) {
+            Ok(event) => {
+                out.push(event.origin.raft_index());
+                ControlFlow::Continue(())
+            }
+            Err(source) => {
+                failure = Some(SinkError::Corrupt { seq, source });
+                ControlFlow::Break(())
+            }
+        })
+        .map_err(SinkError::Wal)?;
+    failure.map_or(Ok(out), Err)
+}
