@@ -3,6 +3,7 @@
 //! Adding a benchmark is a new module with an `Args` struct and a `run(&Args) -> Result<Report>`
 //! function, plus one arm in [`Command`].
 
+mod mempool;
 mod report;
 mod wal;
 
@@ -23,11 +24,14 @@ struct Cli {
 enum Command {
     /// Append, scan and reopen a write-ahead log: mempulse-wal, raft-engine or okaywal.
     Wal(wal::Args),
+    /// Add, build, commit + recheck, snapshot + digest of the mempool state machine.
+    Mempool(mempool::Args),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
     let report = match Cli::parse().command {
         Command::Wal(args) => wal::run(&args)?,
+        Command::Mempool(args) => mempool::run(&args)?,
     };
     report.emit()
 }

@@ -136,3 +136,53 @@ fn non_empty_dir_is_refused() {
     assert!(output.stdout.is_empty());
     assert!(String::from_utf8_lossy(&output.stderr).contains("not empty"));
 }
+
+/// Fields every `mempool` line carries.
+const MEMPOOL_FIELDS: [&str; 12] = [
+    "pool_size",
+    "senders",
+    "policy",
+    "adds_per_s",
+    "add_ns_per_op",
+    "build_10k_ms",
+    "build_ns_per_tx",
+    "block_txs",
+    "commit_recheck_ms",
+    "snapshot_digest_ms",
+    "snapshot_ms",
+    "digest_ms",
+];
+
+#[test]
+fn mempool_measures_every_field_under_both_policies() {
+    for policy in ["priority", "fifo"] {
+        let output = Command::new(BIN)
+            .args(["mempool", "--pool-size", "2000", "--senders", "200", "--block-txs", "500"])
+            .args(["--reps", "1", "--seed", "7", "--policy", policy])
+            .output()
+            .expect("run mempulse-bench");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "mempool --policy {policy} failed: {stderr}");
+        let line = json_line(&output);
+        for field in MEMPOOL_FIELDS {
+            assert!(line.contains_key(field), "{policy}: no `{field}` in {line:?}");
+        }
+        assert_eq!(line["policy"], policy);
+        assert_eq!(line["pool_size"], 2000);
+        assert_eq!(line["admitted"], 2000);
+        // A block of about 500 transactions, all committed out of the pool.
+        let block = line["block_txs"].as_u64().expect("block_txs");
+        assert!((400..=600).contains(&block), "{line:?}");
+        assert_eq!(line["pool_after_commit"].as_u64(), Some(2000 - block));
+        for rate in ["adds_per_s", "add_ns_per_op", "build_ns_per_tx", "snapshot_digest_ms"] {
+            assert!(line[rate].as_f64().is_some_and(|r| r > 0.0), "{rate} in {line:?}");
+        }
+    }
+}
+
+#[test]
+fn mempool_rejects_a_zero_pool_size() {
+    let output = Command::new(BIN).args(["mempool", "--pool-size", "0"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "clap usage error");
+    assert!(output.stdout.is_empty());
+}
