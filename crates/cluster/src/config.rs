@@ -167,6 +167,9 @@ impl RaftConfig {
             max_in_snapshot_log_to_keep: self.max_in_snapshot_log_to_keep,
             replication_lag_threshold: self.replication_lag_threshold,
             max_payload_entries: self.max_payload_entries,
+            // A node cut off from the cluster must not disrupt the leader when it comes back
+            // with an inflated term: it first asks whether it could win.
+            enable_pre_vote: Some(true),
             ..openraft::Config::default()
         }
         .validate()

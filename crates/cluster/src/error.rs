@@ -209,6 +209,14 @@ pub enum StartError {
     /// openraft refused to start (it could not read its initial state).
     #[error("raft failed to start")]
     Raft(#[from] openraft::errors::Fatal<crate::TypeConfig>),
+    /// The batcher's entry size limit does not fit the log's segments.
+    #[error("batch limit {tx_bytes_max} bytes exceeds the largest entry, {entry_bytes_max} bytes")]
+    BatchTooLarge {
+        /// The configured `tx_bytes_max`.
+        tx_bytes_max: u64,
+        /// Half a log segment: the largest entry allowed.
+        entry_bytes_max: u64,
+    },
     /// A blocking start-up task could not run.
     #[error("start-up task failed")]
     Task(#[source] tokio::task::JoinError),
@@ -244,6 +252,14 @@ pub enum ClientError {
         /// Capacity of the queue.
         capacity: usize,
     },
+    /// The command alone is larger than one log entry may be. Nothing was written; split it.
+    #[error("command of {bytes} bytes exceeds the entry limit of {max} bytes")]
+    TooLarge {
+        /// Estimated bytes of the command in an entry.
+        bytes: u64,
+        /// The limit (`BatchConfig::tx_bytes_max`).
+        max: u64,
+    },
     /// A linearizable read could not confirm leadership with a quorum.
     #[error("no quorum confirmed leadership")]
     NoQuorum,
@@ -258,7 +274,7 @@ impl ClientError {
     pub const fn is_retryable(&self) -> bool {
         match self {
             Self::ForwardToLeader { .. } | Self::Overloaded { .. } | Self::NoQuorum => true,
-            Self::Indeterminate { .. } | Self::Stopped => false,
+            Self::Indeterminate { .. } | Self::TooLarge { .. } | Self::Stopped => false,
         }
     }
 
@@ -269,6 +285,7 @@ impl ClientError {
             Self::ForwardToLeader { leader_id, .. } => *leader_id,
             Self::Indeterminate { .. }
             | Self::Overloaded { .. }
+            | Self::TooLarge { .. }
             | Self::NoQuorum
             | Self::Stopped => None,
         }

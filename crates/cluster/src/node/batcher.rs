@@ -38,15 +38,29 @@ struct InFlight {
     replies: Vec<WriteReply>,
 }
 
-/// Transactions and their encoded bytes in a command (0 for non-`AddTxs` commands).
-fn weight(command: &ClusterCommand) -> (usize, u64) {
+/// Bytes a transaction's fixed fields take in an entry besides its raw encoding (hash, sender,
+/// nonce, gas, fees, type, chain id, lengths), rounded up.
+const TX_OVERHEAD_BYTES: u64 = 128;
+
+/// Bytes of `txs` in an entry (raw encodings plus fixed fields).
+fn txs_bytes(txs: &[mempulse_primitives::Tx]) -> u64 {
+    txs.iter().map(|tx| u64::from(tx.encoded_size).saturating_add(TX_OVERHEAD_BYTES)).sum()
+}
+
+/// Transactions a command adds and an upper estimate of its bytes in an entry.
+pub(crate) fn weight(command: &ClusterCommand) -> (usize, u64) {
     match command {
-        ClusterCommand::AddTxs(txs) => {
-            (txs.len(), txs.iter().map(|tx| u64::from(tx.encoded_size)).sum())
+        ClusterCommand::AddTxs(txs) => (txs.len(), txs_bytes(txs)),
+        ClusterCommand::BuildBlock { .. } => (0, TX_OVERHEAD_BYTES),
+        ClusterCommand::CommitBlock(block) => {
+            let fields = (block.txs.len() + block.nonces.len()) as u64;
+            (0, fields.saturating_mul(32).saturating_add(TX_OVERHEAD_BYTES))
         }
-        ClusterCommand::BuildBlock { .. }
-        | ClusterCommand::CommitBlock(_)
-        | ClusterCommand::Reorg(_) => (0, 0),
+        ClusterCommand::Reorg(reorg) => {
+            let txs = reorg.orphaned.iter().map(|b| txs_bytes(&b.txs)).sum::<u64>();
+            let nonces = (reorg.nonces.len() as u64).saturating_mul(32);
+            (0, txs.saturating_add(nonces).saturating_add(TX_OVERHEAD_BYTES))
+        }
     }
 }
 
@@ -217,7 +231,10 @@ mod tests {
         batch.push(reorg);
         let empty = write(ClusterCommand::AddTxs(vec![]));
         assert!(!batch.fits(&empty, &limits), "commands over the limit");
-        assert_eq!((batch.txs, batch.bytes), (4, 400));
+        assert_eq!(
+            (batch.txs, batch.bytes),
+            (4, 4 * (100 + TX_OVERHEAD_BYTES) + TX_OVERHEAD_BYTES)
+        );
     }
 
     #[test]

@@ -105,6 +105,7 @@ pub struct RaftNode {
     state: StateHandle,
     writes: mpsc::Sender<PendingWrite>,
     write_capacity: usize,
+    entry_bytes_max: u64,
     batcher: JoinHandle<()>,
     stop_serving: Box<dyn FnOnce() + Send + Sync>,
     log_closed: Option<oneshot::Receiver<()>>,
@@ -130,6 +131,15 @@ impl RaftNode {
         transport: &T,
     ) -> Result<Self, StartError> {
         let raft_config = Arc::new(config.raft.to_openraft()?);
+        // An entry must fit in a log segment with room to spare, or appending it would fail
+        // and stop the node.
+        let entry_bytes_max = config.log.segment_size_bytes / 2;
+        if config.batch.tx_bytes_max > entry_bytes_max {
+            return Err(StartError::BatchTooLarge {
+                tx_bytes_max: config.batch.tx_bytes_max,
+                entry_bytes_max,
+            });
+        }
         let log_config = config.log.clone();
         let mempool = config.mempool.clone();
         let (mut store, state_machine) = tokio::task::spawn_blocking(move || {
@@ -156,6 +166,7 @@ impl RaftNode {
             state,
             writes,
             write_capacity: config.batch.queue_capacity,
+            entry_bytes_max: config.batch.tx_bytes_max,
             batcher,
             stop_serving: Box::new(move || transport.stop_serving(id)),
             log_closed,
@@ -198,10 +209,15 @@ impl RaftNode {
     ///
     /// # Errors
     /// [`ClientError::ForwardToLeader`] on a follower (nothing written; forwarding comes with
-    /// the TCP transport); [`ClientError::Overloaded`] when the write queue is full;
+    /// the TCP transport); [`ClientError::TooLarge`] for a command larger than one entry may
+    /// be; [`ClientError::Overloaded`] when the write queue is full;
     /// [`ClientError::Indeterminate`] when a leader change discarded the entry;
     /// [`ClientError::Stopped`] when the node is stopping.
     pub async fn write(&self, command: ClusterCommand) -> Result<ClusterResponse, ClientError> {
+        let (_, bytes) = batcher::weight(&command);
+        if bytes > self.entry_bytes_max {
+            return Err(ClientError::TooLarge { bytes, max: self.entry_bytes_max });
+        }
         if let Err(forward) = self.raft.as_leader() {
             return Err(ClientError::forward(forward));
         }

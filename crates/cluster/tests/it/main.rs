@@ -6,6 +6,8 @@
     reason = "test code: a failed unwrap or assertion is the test report"
 )]
 
+mod cluster;
+mod harness;
 mod mem_sm;
 mod reopen;
 mod suite;
