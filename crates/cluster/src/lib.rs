@@ -1,34 +1,50 @@
-//! openraft glue for mempulse: the Raft type configuration, the replicated command and its
-//! encoding, and a Raft log store on `mempulse-wal`.
+//! openraft glue for mempulse: the Raft type configuration, the replicated request and its
+//! encoding, a Raft log store on `mempulse-wal`, the mempool state machine adapter with its
+//! snapshots, the node assembly with its write batcher, and an in-process transport.
 //!
 //! ## Role
 //! ```text
-//!  client writes ──► ClusterCommand (AddTxs, BuildBlock, CommitBlock, Reorg)
-//!                        │ encode (command.rs, codec.rs): versioned, explicit LE
+//!  RaftNode::write(ClusterCommand) ──► batcher (bounded queue) ──► ClusterRequest
+//!    (follower: ClientError::ForwardToLeader)   { leader stamp, commands of many callers }
+//!                        │ encode (request.rs, command.rs, codec.rs): versioned, explicit LE
 //!                        ▼
 //!  openraft core ──► LogStore::append ──► writer thread: WAL write ──► readable
 //!                        │                      └─► fdatasync (grouped) ──► IOFlushed callback
 //!                        ├─ save_vote / purge ──► raft-meta (temp, fsync, rename, dir fsync)
 //!                        └─ truncate_after ────► Wal::truncate_after (synced)
-//!  replication tasks ◄── LogReader (cloneable, concurrent scans of the WAL)
+//!  replication tasks ◄── LogReader ──► Transport (InProcessNetwork; TCP later)
+//!                        ▼ committed, in log order
+//!  ClusterStateMachine: Mempool::apply per command ──► facts as replicated Events
+//!                        ──► FactSink::append (WalFactSink: event-log sequencer) ──► durable
+//!                        ──► answer each caller ──► openraft marks the entries applied
+//!  snapshots: pool copy under the lock ──► encode + write off the lock (snapshots/ dir)
 //! ```
-//! The state machine adapter (applying commands to `mempulse-mempool` and writing facts to the
-//! canonical event log), the node-to-node transport, forwarding and membership administration
-//! are later slices of this crate.
+//! Forwarding over the network, the TCP transport with mutual TLS, membership administration
+//! and leader transfer on shutdown are later slices of this crate.
 //!
 //! ## Invariants
 //! - **Durable before acknowledged.** An append's openraft callback fires only after the
 //!   `fdatasync` that covers it; a vote is fsynced before `save_vote` returns; a purge point and
 //!   a re-anchor are fsynced before the WAL changes. No `fsync` runs on an async worker.
+//! - **Facts before applied.** An entry is reported applied, and its client answered, only
+//!   after the sink made its facts durable; a snapshot never covers an entry whose facts are
+//!   not durable. A restart skips the facts the event log already holds
+//!   ([`WrittenThrough`]).
+//! - **Same entries, same events.** Facts carry the leader's stamp and the entry's Raft index;
+//!   apply reads no clock, so every replica writes identical replicated events.
 //! - **Serial writes.** One writer thread runs appends, votes, truncations and purges in arrival
 //!   order; appends queued before another request are synced and reported before it runs.
 //! - **No holes.** An append that does not continue the log is refused
 //!   ([`Error::NotContiguous`]) and writes nothing; every read checks that each record holds
 //!   the index its position implies.
-//! - **Deterministic bytes.** Entries, memberships and votes have one encoding each; decoding any
-//!   bytes returns a value or a typed error, never panics.
+//! - **Deterministic bytes.** Entries, memberships, votes and snapshots have one encoding each;
+//!   decoding any bytes returns a value or a typed error, never panics.
+//! - **Bounded.** The write queue, the in-flight proposals, the transport inboxes and the apply
+//!   batches all have named capacities in `config.rs`.
 //!
-//! The on-disk layout and the index ↔ WAL seq mapping are in `docs/design/raft-log.md`.
+//! The on-disk layout and the index ↔ WAL seq mapping are in `docs/design/raft-log.md`; the
+//! state machine, snapshots, batching and node assembly in
+//! `docs/design/cluster-state-machine.md`.
 //!
 //! ## Example
 //! ```
@@ -57,6 +73,42 @@
 //!     durable.await??;
 //!     assert_eq!(store.log_state().last_log_id, Some(log_id));
 //!     store.close().await;
+//!     Ok(())
+//! })
+//! # }
+//! ```
+//!
+//! A one-node cluster (the embedded default runs the same code path):
+//! ```
+//! use std::{collections::BTreeMap, sync::Arc, time::Duration};
+//!
+//! use mempulse_cluster::{
+//!     ClusterCommand, ClusterNode, FactSink, InProcessNetwork, MemorySink, NodeConfig, RaftNode,
+//!     ReadConsistency,
+//! };
+//! use mempulse_primitives::NodeId;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! runtime.block_on(async {
+//!     let sink = MemorySink::new();
+//!     let facts: Arc<dyn FactSink> = Arc::new(sink.clone());
+//!     let network = InProcessNetwork::new();
+//!     let node = RaftNode::start(NodeConfig::new(NodeId(1), dir.path()), facts, &network).await?;
+//!     node.initialize(BTreeMap::from([(NodeId(1), ClusterNode::new("n1:7000", "n1:8080"))]))
+//!         .await?;
+//!     node.raft()
+//!         .wait(Some(Duration::from_secs(10)))
+//!         .metrics(|m| m.current_leader == Some(NodeId(1)), "leader")
+//!         .await?;
+//!     let tx = mempulse_mempool::test_utils::tx(7, 0, 10);
+//!     let response = node.write(ClusterCommand::AddTxs(vec![tx.clone()])).await?;
+//!     assert_eq!(response.result?.facts.len(), 1); // admitted
+//!     assert_eq!(sink.len(), 1); // the same fact, durable in the sink
+//!     let len = node.read(ReadConsistency::Linearizable, |v| v.mempool.len()).await?;
+//!     assert_eq!(len, 1);
+//!     node.shutdown(Duration::from_secs(5)).await;
 //!     Ok(())
 //! })
 //! # }

@@ -11,3 +11,4 @@ mod harness;
 mod mem_sm;
 mod reopen;
 mod suite;
+mod wal_sink;
