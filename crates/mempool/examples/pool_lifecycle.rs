@@ -1,6 +1,6 @@
 //! Admit, build, commit and snapshot with the mempool state machine.
 //!
-//! Run with `cargo run -p mempulse-mempool --example basic`.
+//! Run with `cargo run -p mempulse-mempool --example pool_lifecycle`.
 
 use mempulse_mempool::test_utils::{TxSpec, tx};
 use mempulse_mempool::{BlockLimits, Command, CommitBlock, Mempool, MempoolConfig, OrderingPolicy};

@@ -1,6 +1,6 @@
 //! Append through the sequencer, follow the log with a cursor, then reopen and verify.
 //!
-//! Run: `cargo run -p mempulse-wal --example basic`.
+//! Run: `cargo run -p mempulse-wal --example append_scan`.
 
 use std::ops::ControlFlow;
 
