@@ -77,6 +77,9 @@ pub struct WalConfig {
     /// Prepare the next segment file on a helper thread while the current one fills, so a
     /// segment roll does not stall appends on preallocation.
     pub prepare_ahead: bool,
+    /// Value of the `log` label on this log's metrics, so two logs in one process (the event
+    /// log and the Raft log) keep separate series. A fixed name, never data.
+    pub metrics_label: &'static str,
 }
 
 impl Default for WalConfig {
@@ -88,6 +91,7 @@ impl Default for WalConfig {
             preallocate: Preallocate::ZeroFill,
             first_seq: Seq(1),
             prepare_ahead: true,
+            metrics_label: "events",
         }
     }
 }
@@ -131,6 +135,13 @@ impl WalConfig {
     #[must_use]
     pub const fn with_prepare_ahead(mut self, prepare_ahead: bool) -> Self {
         self.prepare_ahead = prepare_ahead;
+        self
+    }
+
+    /// Sets the `log` label of this log's metrics.
+    #[must_use]
+    pub const fn with_metrics_label(mut self, label: &'static str) -> Self {
+        self.metrics_label = label;
         self
     }
 

@@ -25,6 +25,9 @@ pub const DROPPED_TOTAL: &str = "mempulse_wal_dropped_total";
 /// Torn tails cut off during recovery.
 pub const TORN_TAILS_TOTAL: &str = "mempulse_wal_torn_tails_total";
 
+/// Label naming which log a series belongs to (`WalConfig::metrics_label`).
+pub const LOG_LABEL: &str = "log";
+
 static DESCRIBE: Once = Once::new();
 
 fn describe() {
@@ -61,15 +64,16 @@ pub(crate) struct WalMetrics {
 }
 
 impl WalMetrics {
-    pub(crate) fn new() -> Self {
+    /// Handles labelled `log = label` (see `WalConfig::metrics_label`).
+    pub(crate) fn new(label: &'static str) -> Self {
         describe();
         Self {
-            append_duration: metrics::histogram!(APPEND_DURATION_SECONDS),
-            fsync_duration: metrics::histogram!(FSYNC_DURATION_SECONDS),
-            bytes_written: metrics::counter!(BYTES_WRITTEN_TOTAL),
-            records_appended: metrics::counter!(RECORDS_APPENDED_TOTAL),
-            segments_rolled: metrics::counter!(SEGMENTS_ROLLED_TOTAL),
-            torn_tails: metrics::counter!(TORN_TAILS_TOTAL),
+            append_duration: metrics::histogram!(APPEND_DURATION_SECONDS, LOG_LABEL => label),
+            fsync_duration: metrics::histogram!(FSYNC_DURATION_SECONDS, LOG_LABEL => label),
+            bytes_written: metrics::counter!(BYTES_WRITTEN_TOTAL, LOG_LABEL => label),
+            records_appended: metrics::counter!(RECORDS_APPENDED_TOTAL, LOG_LABEL => label),
+            segments_rolled: metrics::counter!(SEGMENTS_ROLLED_TOTAL, LOG_LABEL => label),
+            torn_tails: metrics::counter!(TORN_TAILS_TOTAL, LOG_LABEL => label),
         }
     }
 }
@@ -83,12 +87,13 @@ pub(crate) struct QueueMetrics {
 }
 
 impl QueueMetrics {
-    pub(crate) fn new() -> Self {
+    /// Handles labelled `log = label`.
+    pub(crate) fn new(label: &'static str) -> Self {
         describe();
         Self {
-            depth: metrics::gauge!(QUEUE_DEPTH),
-            capacity: metrics::gauge!(QUEUE_CAPACITY),
-            dropped: metrics::counter!(DROPPED_TOTAL),
+            depth: metrics::gauge!(QUEUE_DEPTH, LOG_LABEL => label),
+            capacity: metrics::gauge!(QUEUE_CAPACITY, LOG_LABEL => label),
+            dropped: metrics::counter!(DROPPED_TOTAL, LOG_LABEL => label),
         }
     }
 }

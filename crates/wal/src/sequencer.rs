@@ -58,7 +58,7 @@ impl Sequencer {
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity + 1);
         let (durable_tx, durable_rx) = watch::channel(wal.last_seq());
         let depth = Arc::new(AtomicUsize::new(0));
-        let metrics = QueueMetrics::new();
+        let metrics = QueueMetrics::new(wal.config().metrics_label);
         metrics.capacity.set(config.queue_capacity as f64);
         metrics.depth.set(0.0);
         let reader = wal.published_reader();

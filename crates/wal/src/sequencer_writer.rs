@@ -93,7 +93,7 @@ impl Writer {
         let (sync_tx, sync_rx) = std::sync::mpsc::sync_channel(crate::sequencer::SYNC_JOBS_MAX);
         let shared = Arc::clone(self.wal.shared());
         let durable = Arc::clone(&self.durable);
-        let metrics = WalMetrics::new();
+        let metrics = WalMetrics::new(self.wal.config().metrics_label);
         let syncer = crate::sequencer::spawn("mempulse-wal-sync", move || {
             sync_loop(&sync_rx, &shared, &metrics, &durable);
         });

@@ -127,7 +127,7 @@ impl Wal {
             preparer: None,
             last_sync: Instant::now(),
             dirty: false,
-            metrics: WalMetrics::new(),
+            metrics: WalMetrics::new(config.metrics_label),
             config,
             _lock: None,
         };

@@ -69,7 +69,8 @@ impl LogStore {
             .with_sync(SyncPolicy::Never)
             .with_first_seq(meta.anchor.seq)
             .with_segment_size_bytes(config.segment_size_bytes)
-            .with_preallocate(config.preallocate);
+            .with_preallocate(config.preallocate)
+            .with_metrics_label("raft");
         let wal = Wal::open(wal_config)?;
         if wal.last_seq().0 + 1 < meta.anchor.seq.0 {
             return Err(Error::WalBehindAnchor {
