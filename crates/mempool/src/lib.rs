@@ -9,6 +9,7 @@ mod commit;
 mod config;
 mod error;
 mod heads;
+mod lookup;
 mod pool;
 mod query;
 mod reorg;

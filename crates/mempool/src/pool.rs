@@ -7,13 +7,12 @@
 //! broke, so they never reach an output.
 
 use core::cmp::Reverse;
-#[allow(clippy::disallowed_types, reason = "private lookup index by hash, never iterated")]
-use std::collections::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
 
 use mempulse_primitives::{Address, EventKind, EvictReason, Height, Nonce, Subpool, Tx, TxHash};
 
 use crate::MempoolConfig;
+use crate::lookup::HashIndex;
 use crate::senders::SenderTable;
 
 /// Index of an entry in the arena.
@@ -75,8 +74,7 @@ pub struct Mempool {
     pub(crate) next_idle_seq: u64,
     pub(crate) slab: Vec<Option<Entry>>,
     pub(crate) free: Vec<Slot>,
-    #[allow(clippy::disallowed_types, reason = "private lookup index by hash, never iterated")]
-    pub(crate) known: HashMap<TxHash, Known>,
+    pub(crate) known: HashIndex<Known>,
     pub(crate) senders: SenderTable,
     /// Every entry by tip (eviction candidates, merged with `by_max_fee`).
     pub(crate) by_tip: BTreeSet<FeeKey>,

@@ -6,11 +6,10 @@
 //! (a heap keyed by unique values, sums, checks).
 
 use std::collections::BTreeMap;
-#[allow(clippy::disallowed_types, reason = "private lookup index by address, never iterated")]
-use std::collections::HashMap;
 
 use mempulse_primitives::Address;
 
+use crate::lookup::{AddressKey, AddressMap};
 use crate::pool::Slot;
 
 /// One sender's nonce chain.
@@ -39,8 +38,7 @@ impl Sender {
 /// Senders by address.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SenderTable {
-    #[allow(clippy::disallowed_types, reason = "private lookup index by address, never iterated")]
-    ids: HashMap<Address, u32>,
+    ids: AddressMap<u32>,
     slab: Vec<Option<(Address, Sender)>>,
     free: Vec<u32>,
 }
@@ -51,18 +49,18 @@ impl SenderTable {
     }
 
     pub(crate) fn get(&self, address: &Address) -> Option<&Sender> {
-        let id = *self.ids.get(address)?;
+        let id = *self.ids.get(&AddressKey(*address))?;
         self.slab.get(id as usize)?.as_ref().map(|(_, s)| s)
     }
 
     pub(crate) fn get_mut(&mut self, address: &Address) -> Option<&mut Sender> {
-        let id = *self.ids.get(address)?;
+        let id = *self.ids.get(&AddressKey(*address))?;
         self.slab.get_mut(id as usize)?.as_mut().map(|(_, s)| s)
     }
 
     /// The sender, created empty (nonce 0) when unknown.
     pub(crate) fn get_or_default(&mut self, address: Address) -> &mut Sender {
-        let id = match self.ids.get(&address) {
+        let id = match self.ids.get(&AddressKey(address)) {
             Some(&id) => id,
             None => self.insert(address, Sender::default()),
         };
@@ -75,7 +73,7 @@ impl SenderTable {
 
     /// Inserts or replaces a sender, returning its slot.
     pub(crate) fn insert(&mut self, address: Address, sender: Sender) -> u32 {
-        if let Some(&id) = self.ids.get(&address) {
+        if let Some(&id) = self.ids.get(&AddressKey(address)) {
             if let Some(slot) = self.slab.get_mut(id as usize) {
                 *slot = Some((address, sender));
             }
@@ -93,12 +91,12 @@ impl SenderTable {
                 u32::try_from(self.slab.len() - 1).unwrap_or(u32::MAX)
             }
         };
-        self.ids.insert(address, id);
+        self.ids.insert(AddressKey(address), id);
         id
     }
 
     pub(crate) fn remove(&mut self, address: &Address) -> Option<Sender> {
-        let id = self.ids.remove(address)?;
+        let id = self.ids.remove(&AddressKey(*address))?;
         self.free.push(id);
         self.slab.get_mut(id as usize)?.take().map(|(_, s)| s)
     }
