@@ -279,10 +279,10 @@ mod tests {
             }
             let mut seen = BTreeSet::new();
             let merged: Vec<Slot> = p.eviction_order().filter(|s| seen.insert(*s)).collect();
-            let mut expected: Vec<(SignedFee, Reverse<u64>, Slot)> = p
-                .by_age
-                .values()
-                .map(|&slot| {
+            let mut expected: Vec<(SignedFee, Reverse<u64>, Slot)> = (0..)
+                .zip(&p.slab)
+                .filter(|(_, e)| e.is_some())
+                .map(|(slot, _)| {
                     let e = p.entry(slot);
                     (eviction_fee(&e.tx.fees, p.base_fee), Reverse(e.seq), slot)
                 })

@@ -138,11 +138,14 @@ impl Mempool {
             return;
         }
         let cutoff = self.height.get() - ttl;
-        while let Some((&(admitted_at, _), &slot)) = self.by_age.first_key_value() {
-            if admitted_at > cutoff {
-                break;
+        // Oldest height first, then admission order: records of entries that left the pool
+        // (or that an earlier eviction of this loop took) are stale and skipped.
+        while let Some((_, records)) = self.by_age.pop_expired(cutoff) {
+            for (seq, slot) in records {
+                if Self::holds(&self.slab, slot, seq) {
+                    self.evict_chain(slot, EvictReason::Expired, Some(cutoff), facts);
+                }
             }
-            self.evict_chain(slot, EvictReason::Expired, Some(cutoff), facts);
         }
     }
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod add;
+mod age;
 mod build;
 mod check;
 mod command;

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use mempulse_primitives::{Address, EventKind, EvictReason, Height, Nonce, Subpool, Tx, TxHash};
 
 use crate::MempoolConfig;
+use crate::age::AgeIndex;
 use crate::lookup::HashIndex;
 use crate::senders::SenderTable;
 
@@ -80,8 +81,9 @@ pub struct Mempool {
     pub(crate) by_tip: BTreeSet<FeeKey>,
     /// Every entry by max fee.
     pub(crate) by_max_fee: BTreeSet<FeeKey>,
-    /// Every entry by (admission height, seq): TTL expiry.
-    pub(crate) by_age: BTreeMap<(u64, u64), Slot>,
+    /// Entries by admission height, with lazy deletion: TTL expiry (empty when the TTL is
+    /// off; see `age.rs`).
+    pub(crate) by_age: AgeIndex,
     /// Pending entries by seq: FIFO building (maintained under the FIFO policy only).
     pub(crate) fifo: BTreeMap<u64, Slot>,
     /// Heads (each sender's first pending entry) by tip: priority building (maintained under
@@ -121,7 +123,7 @@ impl Mempool {
             senders: SenderTable::default(),
             by_tip: BTreeSet::new(),
             by_max_fee: BTreeSet::new(),
-            by_age: BTreeMap::new(),
+            by_age: AgeIndex::default(),
             fifo: BTreeMap::new(),
             heads_by_tip: BTreeSet::new(),
             heads_by_max_fee: BTreeSet::new(),
@@ -140,6 +142,11 @@ impl Mempool {
             // Indexes only ever hold live slots; anything else is a bug in this crate.
             _ => unreachable!("index points at a free arena slot"),
         }
+    }
+
+    /// Whether `slot` holds the entry admitted with `seq` (seqs are never reused).
+    pub(crate) fn holds(slab: &[Option<Entry>], slot: Slot, seq: u64) -> bool {
+        matches!(slab.get(slot as usize), Some(Some(e)) if e.seq == seq)
     }
 
     fn entry_mut(&mut self, slot: Slot) -> &mut Entry {
@@ -179,7 +186,13 @@ impl Mempool {
         };
         self.by_tip.insert((fees.max_priority_fee_per_gas, Reverse(seq), slot));
         self.by_max_fee.insert((fees.max_fee_per_gas, Reverse(seq), slot));
-        self.by_age.insert((age, seq), slot);
+        if self.config.ttl_heights > 0 {
+            self.by_age.push(age, seq, slot);
+            if self.by_age.wants_compaction(self.len) {
+                let slab = &self.slab;
+                self.by_age.retain(|seq, slot| Self::holds(slab, slot, seq));
+            }
+        }
         if pending {
             self.len_pending += 1;
             if self.keeps_fifo() {
@@ -224,7 +237,6 @@ impl Mempool {
         let seq = entry.seq;
         self.by_tip.remove(&(entry.tx.fees.max_priority_fee_per_gas, Reverse(seq), slot));
         self.by_max_fee.remove(&(entry.tx.fees.max_fee_per_gas, Reverse(seq), slot));
-        self.by_age.remove(&(entry.admitted_at.get(), seq));
         if entry.pending {
             self.len_pending -= 1;
             if self.keeps_fifo() {
@@ -393,7 +405,7 @@ mod tests {
         assert_eq!(p.entry(b).seq, 1);
         let e = p.remove(a);
         assert_eq!(e.tx.nonce, Nonce(0));
-        assert_eq!((p.len, p.len_pending, p.by_max_fee.len(), p.by_age.len()), (1, 0, 1, 1));
+        assert_eq!((p.len, p.len_pending, p.by_max_fee.len(), p.by_age.records()), (1, 0, 1, 2));
         // The freed slot is reused.
         assert_eq!(p.insert(tx(2, 0, 1), true), a);
     }

@@ -102,10 +102,11 @@ impl Mempool {
             }
         }
         put_count(out, self.len);
-        // The age index holds every entry; its key ends with the seq, but admission heights
-        // are not monotonic across reorgs, so order by seq through the TTL-free `seq` sort.
-        let mut order: Vec<(u64, u32)> =
-            self.by_age.iter().map(|(&(_, seq), &slot)| (seq, slot)).collect();
+        // Arena slots differ between replicas: order by the unique admission seq.
+        let mut order: Vec<(u64, u32)> = (0..)
+            .zip(&self.slab)
+            .filter_map(|(slot, e)| e.as_ref().map(|e| (e.seq, slot)))
+            .collect();
         order.sort_unstable();
         for (_, slot) in order {
             let e = self.entry(slot);
