@@ -25,6 +25,9 @@ impl Mempool {
 
     fn add_one(&mut self, mut tx: Tx, facts: &mut Vec<EventKind>) {
         crate::check::normalize(&mut tx);
+        if self.may_need_room(tx.encoded_size) {
+            self.ensure_eviction_index();
+        }
         match self.plan(&tx) {
             Err(reason) => facts.push(EventKind::TxRejected { hash: tx.hash, reason }),
             Ok(plan) => self.admit(tx, plan, facts),

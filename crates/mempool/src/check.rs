@@ -5,6 +5,7 @@
 //! `nonce_too_low`, `nonce_gap_too_large` (also for nonce `u64::MAX`, invalid under EIP-2681),
 //! `replacement_underpriced`, `sender_slots_full`, `pool_full`.
 
+use core::cmp::Reverse;
 use core::iter::Peekable;
 use std::collections::BTreeSet;
 use std::collections::btree_set;
@@ -155,11 +156,25 @@ impl Mempool {
 
     /// Every entry, lowest effective tip first, then newest first (see [`Self::plan_room`]).
     /// An entry may appear twice; callers keep the first appearance.
+    /// Without the eviction indexes (see `evict.rs`), sorts every entry by the same order.
     pub(crate) fn eviction_order(&self) -> EvictionOrder<'_> {
-        EvictionOrder {
-            by_tip: self.by_tip.iter().peekable(),
-            by_max_fee: self.by_max_fee.iter().peekable(),
-            base_fee: self.base_fee,
+        match &self.evict {
+            Some(index) => EvictionOrder::Merge(MergeOrder {
+                by_tip: index.by_tip.iter().peekable(),
+                by_max_fee: index.by_max_fee.iter().peekable(),
+                base_fee: self.base_fee,
+            }),
+            None => {
+                let mut all: Vec<(SignedFee, Reverse<u64>, Slot)> = (0..)
+                    .zip(&self.slab)
+                    .filter_map(|(slot, e)| {
+                        let e = e.as_ref()?;
+                        Some((eviction_fee(&e.tx.fees, self.base_fee), Reverse(e.seq), slot))
+                    })
+                    .collect();
+                all.sort_unstable();
+                EvictionOrder::Sorted(all.into_iter())
+            }
         }
     }
 }
@@ -190,15 +205,35 @@ pub(crate) fn eviction_fee(fees: &Fees, base_fee: u128) -> SignedFee {
         .min(SignedFee::headroom(fees.max_fee_per_gas, base_fee))
 }
 
+/// Every entry in eviction order: from the indexes, or from a sorted copy.
+#[derive(Debug)]
+pub(crate) enum EvictionOrder<'a> {
+    /// Merge of the eviction indexes.
+    Merge(MergeOrder<'a>),
+    /// Every entry, sorted.
+    Sorted(std::vec::IntoIter<(SignedFee, Reverse<u64>, Slot)>),
+}
+
+impl Iterator for EvictionOrder<'_> {
+    type Item = Slot;
+
+    fn next(&mut self) -> Option<Slot> {
+        match self {
+            Self::Merge(merge) => merge.next(),
+            Self::Sorted(sorted) => sorted.next().map(|(_, _, slot)| slot),
+        }
+    }
+}
+
 /// Merge of the two fee indexes in effective-tip space.
 #[derive(Debug)]
-pub(crate) struct EvictionOrder<'a> {
+pub(crate) struct MergeOrder<'a> {
     by_tip: Peekable<btree_set::Iter<'a, FeeKey>>,
     by_max_fee: Peekable<btree_set::Iter<'a, FeeKey>>,
     base_fee: u128,
 }
 
-impl Iterator for EvictionOrder<'_> {
+impl Iterator for MergeOrder<'_> {
     type Item = Slot;
 
     fn next(&mut self) -> Option<Slot> {
@@ -220,8 +255,6 @@ impl Iterator for EvictionOrder<'_> {
 
 #[cfg(test)]
 mod tests {
-    use core::cmp::Reverse;
-
     use super::*;
     use crate::test_utils::{SplitMix64, TxSpec};
     use crate::{Mempool, MempoolConfig};
@@ -277,6 +310,7 @@ mod tests {
                 };
                 p.add_txs([spec.build()]);
             }
+            p.ensure_eviction_index();
             let mut seen = BTreeSet::new();
             let merged: Vec<Slot> = p.eviction_order().filter(|s| seen.insert(*s)).collect();
             let mut expected: Vec<(SignedFee, Reverse<u64>, Slot)> = (0..)

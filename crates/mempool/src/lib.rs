@@ -9,6 +9,7 @@ mod command_codec;
 mod commit;
 mod config;
 mod error;
+mod evict;
 mod heads;
 mod lookup;
 mod pool;

@@ -13,6 +13,7 @@ use mempulse_primitives::{Address, EventKind, EvictReason, Height, Nonce, Subpoo
 
 use crate::MempoolConfig;
 use crate::age::AgeIndex;
+use crate::evict::EvictionIndex;
 use crate::lookup::HashIndex;
 use crate::senders::SenderTable;
 
@@ -77,10 +78,8 @@ pub struct Mempool {
     pub(crate) free: Vec<Slot>,
     pub(crate) known: HashIndex<Known>,
     pub(crate) senders: SenderTable,
-    /// Every entry by tip (eviction candidates, merged with `by_max_fee`).
-    pub(crate) by_tip: BTreeSet<FeeKey>,
-    /// Every entry by max fee.
-    pub(crate) by_max_fee: BTreeSet<FeeKey>,
+    /// Every entry by tip and by max fee, while the pool is near a cap (see `evict.rs`).
+    pub(crate) evict: Option<EvictionIndex>,
     /// Entries by admission height, with lazy deletion: TTL expiry (empty when the TTL is
     /// off; see `age.rs`).
     pub(crate) by_age: AgeIndex,
@@ -121,8 +120,7 @@ impl Mempool {
             free: Vec::new(),
             known: Default::default(),
             senders: SenderTable::default(),
-            by_tip: BTreeSet::new(),
-            by_max_fee: BTreeSet::new(),
+            evict: None,
             by_age: AgeIndex::default(),
             fifo: BTreeMap::new(),
             heads_by_tip: BTreeSet::new(),
@@ -168,7 +166,6 @@ impl Mempool {
     pub(crate) fn insert_entry(&mut self, entry: Entry) -> Slot {
         let (seq, pending, age) = (entry.seq, entry.pending, entry.admitted_at.get());
         let (sender, nonce, hash) = (entry.tx.sender, entry.tx.nonce.get(), entry.tx.hash);
-        let fees = entry.tx.fees;
         self.bytes += u64::from(entry.tx.encoded_size);
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -184,8 +181,9 @@ impl Mempool {
                 slot
             }
         };
-        self.by_tip.insert((fees.max_priority_fee_per_gas, Reverse(seq), slot));
-        self.by_max_fee.insert((fees.max_fee_per_gas, Reverse(seq), slot));
+        if let (Some(index), Some(Some(e))) = (&mut self.evict, self.slab.get(slot as usize)) {
+            index.insert(e, slot);
+        }
         if self.config.ttl_heights > 0 {
             self.by_age.push(age, seq, slot);
             if self.by_age.wants_compaction(self.len) {
@@ -235,8 +233,9 @@ impl Mempool {
         };
         self.free.push(slot);
         let seq = entry.seq;
-        self.by_tip.remove(&(entry.tx.fees.max_priority_fee_per_gas, Reverse(seq), slot));
-        self.by_max_fee.remove(&(entry.tx.fees.max_fee_per_gas, Reverse(seq), slot));
+        if let Some(index) = &mut self.evict {
+            index.remove(&entry, slot);
+        }
         if entry.pending {
             self.len_pending -= 1;
             if self.keeps_fifo() {
@@ -260,6 +259,9 @@ impl Mempool {
         }
         self.len -= 1;
         self.bytes -= u64::from(entry.tx.encoded_size);
+        if self.evict.is_some() {
+            self.maybe_drop_eviction_index();
+        }
         entry
     }
 
@@ -401,11 +403,11 @@ mod tests {
         let mut p = Mempool::new(config).unwrap();
         let a = p.insert(tx(1, 0, 10), true);
         let b = p.insert(tx(1, 1, 5), false);
-        assert_eq!((p.len, p.len_pending, p.by_tip.len(), p.fifo.len()), (2, 1, 2, 1));
+        assert_eq!((p.len, p.len_pending, p.fifo.len()), (2, 1, 1));
         assert_eq!(p.entry(b).seq, 1);
         let e = p.remove(a);
         assert_eq!(e.tx.nonce, Nonce(0));
-        assert_eq!((p.len, p.len_pending, p.by_max_fee.len(), p.by_age.records()), (1, 0, 1, 2));
+        assert_eq!((p.len, p.len_pending, p.by_age.records()), (1, 0, 2));
         // The freed slot is reused.
         assert_eq!(p.insert(tx(2, 0, 1), true), a);
     }

@@ -124,6 +124,9 @@ impl Mempool {
         facts: &mut Vec<EventKind>,
     ) {
         crate::check::normalize(&mut tx);
+        if self.may_need_room(tx.encoded_size) {
+            self.ensure_eviction_index();
+        }
         let hash = tx.hash;
         let verdict = match self.known.get(&hash) {
             Some(Known::Pool(_)) => Err(RejectReason::Duplicate),
