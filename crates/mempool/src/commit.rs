@@ -67,7 +67,7 @@ impl Mempool {
             self.resettle(sender, &BTreeSet::new(), &mut facts);
         }
         if let Some(base_fee) = block.base_fee_per_gas {
-            self.base_fee = base_fee;
+            self.set_base_fee(base_fee);
         }
         self.height = block.height;
         self.expire(&mut facts);

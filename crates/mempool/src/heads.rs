@@ -1,4 +1,4 @@
-//! The head indexes: each sender's first pending entry, by tip and by max fee, for priority
+//! The head indexes: each sender's first pending entry, ordered by effective tip, for priority
 //! building without visiting every sender.
 //!
 //! An entry is a head exactly when it is pending and its sender has no pooled entry at the
@@ -6,9 +6,13 @@
 //! restores that equivalence after any change to an entry's subpool or links.
 //!
 //! Priority building wants heads by effective tip `min(tip, max_fee - base_fee)`, highest
-//! first. Walking both indexes downwards in effective-tip space, an entry's *second*
-//! appearance is at its effective tip, so emitting entries on their second appearance yields
-//! them in exactly that order (ties: oldest first) with no index that depends on the base fee.
+//! first. The heads are split by the current base fee: a head is *tip-bound* when its slack
+//! `max_fee - tip` is at least the base fee (its effective tip is its tip) and *fee-bound*
+//! otherwise (its effective tip is `max_fee - base_fee`). The tip-bound set is keyed by tip,
+//! the fee-bound set by max fee, so each set lists its heads in exact effective-tip order, and
+//! merging the two is exact: building visits only the heads it takes (plus one per set), never
+//! the whole pool. When the base fee moves, only the heads whose slack lies between the old and
+//! the new base fee change sets; a third index by slack finds exactly those.
 
 use core::cmp::Reverse;
 use core::iter::{Peekable, Rev};
@@ -16,6 +20,19 @@ use std::collections::btree_set;
 
 use crate::Mempool;
 use crate::pool::{Entry, FeeKey, Slot};
+
+/// Key of the slack index: `max_fee - tip`, then the seq and slot of the head.
+pub(crate) type SlackKey = (u128, u64, Slot);
+
+/// A head's keys: its slack key (none when the tip exceeds the max fee: always fee-bound), and
+/// its key in the tip-bound or fee-bound set under `base_fee`, with `true` for tip-bound.
+fn head_keys(e: &Entry, slot: Slot, base_fee: u128) -> (Option<SlackKey>, bool, FeeKey) {
+    let fees = &e.tx.fees;
+    let slack = fees.max_fee_per_gas.checked_sub(fees.max_priority_fee_per_gas);
+    let tip_bound = slack.is_some_and(|s| s >= base_fee);
+    let fee = if tip_bound { fees.max_priority_fee_per_gas } else { fees.max_fee_per_gas };
+    (slack.map(|s| (s, e.seq, slot)), tip_bound, (fee, Reverse(e.seq), slot))
+}
 
 impl Mempool {
     /// Whether the head indexes are maintained: only the priority policy reads them.
@@ -33,14 +50,14 @@ impl Mempool {
         if want == e.is_head {
             return;
         }
-        let (tip, max_fee, seq) =
-            (e.tx.fees.max_priority_fee_per_gas, e.tx.fees.max_fee_per_gas, Reverse(e.seq));
+        let (slack, tip_bound, key) = head_keys(e, slot, self.base_fee);
+        let set = if tip_bound { &mut self.heads_tip } else { &mut self.heads_fee };
         if want {
-            self.heads_by_tip.insert((tip, seq, slot));
-            self.heads_by_max_fee.insert((max_fee, seq, slot));
+            set.insert(key);
+            slack.map(|k| self.heads_slack.insert(k));
         } else {
-            self.heads_by_tip.remove(&(tip, seq, slot));
-            self.heads_by_max_fee.remove(&(max_fee, seq, slot));
+            set.remove(&key);
+            slack.map(|k| self.heads_slack.remove(&k));
         }
         if let Some(Some(e)) = self.slab.get_mut(slot as usize) {
             e.is_head = want;
@@ -49,30 +66,54 @@ impl Mempool {
 
     /// Removes a head that is leaving the arena.
     pub(crate) fn drop_head(&mut self, e: &Entry, slot: Slot) {
-        let seq = Reverse(e.seq);
-        self.heads_by_tip.remove(&(e.tx.fees.max_priority_fee_per_gas, seq, slot));
-        self.heads_by_max_fee.remove(&(e.tx.fees.max_fee_per_gas, seq, slot));
+        let (slack, tip_bound, key) = head_keys(e, slot, self.base_fee);
+        let set = if tip_bound { &mut self.heads_tip } else { &mut self.heads_fee };
+        set.remove(&key);
+        slack.map(|k| self.heads_slack.remove(&k));
+    }
+
+    /// Sets the base fee and moves the heads whose slack lies between the old and the new
+    /// value to their new set.
+    pub(crate) fn set_base_fee(&mut self, base_fee: u128) {
+        let old = self.base_fee;
+        self.base_fee = base_fee;
+        if !self.keeps_heads() || old == base_fee {
+            return;
+        }
+        let (low, high) = (old.min(base_fee), old.max(base_fee));
+        let movers: Vec<Slot> =
+            self.heads_slack.range((low, 0, 0)..(high, 0, 0)).map(|&(_, _, slot)| slot).collect();
+        for slot in movers {
+            let e = self.entry(slot);
+            let (tip, max_fee, seq) =
+                (e.tx.fees.max_priority_fee_per_gas, e.tx.fees.max_fee_per_gas, Reverse(e.seq));
+            if base_fee > old {
+                // Slack below the new base fee: now fee-bound.
+                self.heads_tip.remove(&(tip, seq, slot));
+                self.heads_fee.insert((max_fee, seq, slot));
+            } else {
+                self.heads_fee.remove(&(max_fee, seq, slot));
+                self.heads_tip.insert((tip, seq, slot));
+            }
+        }
     }
 
     /// Heads that can pay the base fee, highest effective tip first, ties oldest first.
     pub(crate) fn best_heads(&self) -> BestHeads<'_> {
         BestHeads {
-            by_tip: self.heads_by_tip.iter().rev().peekable(),
-            by_max_fee: self.heads_by_max_fee.iter().rev().peekable(),
+            tip_bound: self.heads_tip.iter().rev().peekable(),
+            fee_bound: self.heads_fee.iter().rev().peekable(),
             base_fee: self.base_fee,
-            seen: vec![false; self.slab.len()],
         }
     }
 }
 
-/// Descending merge of the head indexes; see the module docs.
+/// Exact descending merge of the tip-bound and fee-bound heads; see the module docs.
 #[derive(Debug)]
 pub(crate) struct BestHeads<'a> {
-    by_tip: Peekable<Rev<btree_set::Iter<'a, FeeKey>>>,
-    by_max_fee: Peekable<Rev<btree_set::Iter<'a, FeeKey>>>,
+    tip_bound: Peekable<Rev<btree_set::Iter<'a, FeeKey>>>,
+    fee_bound: Peekable<Rev<btree_set::Iter<'a, FeeKey>>>,
     base_fee: u128,
-    /// Slots met once already.
-    seen: Vec<bool>,
 }
 
 impl Iterator for BestHeads<'_> {
@@ -80,29 +121,17 @@ impl Iterator for BestHeads<'_> {
     type Item = (u128, Reverse<u64>, Slot);
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let tip_key = self.by_tip.peek().map(|&&(tip, seq, _)| (Some(tip), seq));
-            let fee_key = self
-                .by_max_fee
-                .peek()
-                .map(|&&(max_fee, seq, _)| (max_fee.checked_sub(self.base_fee), seq));
-            let take_tip = match (tip_key, fee_key) {
-                (None, None) => return None,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some(a), Some(b)) => a >= b,
-            };
-            let (key, seq) = if take_tip { tip_key } else { fee_key }?;
-            let it = if take_tip { &mut self.by_tip } else { &mut self.by_max_fee };
-            let &(_, _, slot) = it.next()?;
-            let seen = self.seen.get_mut(slot as usize)?;
-            if !*seen {
-                *seen = true;
-                continue;
-            }
-            // Second appearance: `key` is the effective tip. Once it is `None` every
-            // remaining head cannot pay the base fee.
-            return key.map(|tip| (tip, seq, slot));
+        let tip = self.tip_bound.peek().map(|&&key| key);
+        // A fee-bound head that cannot pay the base fee ends its set: the rest pay less.
+        let fee = self.fee_bound.peek().and_then(|&&(max_fee, seq, slot)| {
+            max_fee.checked_sub(self.base_fee).map(|eff| (eff, seq, slot))
+        });
+        if tip >= fee {
+            self.tip_bound.next();
+            tip
+        } else {
+            self.fee_bound.next();
+            fee
         }
     }
 }
@@ -151,7 +180,15 @@ mod tests {
             let heads = p.slab.iter().flatten().filter(|e| e.is_head).count();
             let pending_senders =
                 p.senders.values_unordered().filter(|s| s.pending_end > s.nonce).count();
-            assert_eq!((heads, p.heads_by_tip.len()), (pending_senders, pending_senders));
+            let indexed = p.heads_tip.len() + p.heads_fee.len();
+            assert_eq!((heads, indexed), (pending_senders, pending_senders));
+            let tip_bound = p.heads_tip.iter().all(|&(_, _, slot)| {
+                let f = &p.entry(slot).tx.fees;
+                f.max_fee_per_gas.checked_sub(f.max_priority_fee_per_gas) >= Some(p.base_fee)
+            });
+            assert!(tip_bound, "height {height}");
+            let slack = p.heads_slack.len();
+            assert!(slack <= pending_senders);
             assert_eq!(p.best_heads().collect::<Vec<_>>(), expected, "height {height}");
         }
     }

@@ -14,6 +14,7 @@ use mempulse_primitives::{Address, EventKind, EvictReason, Height, Nonce, Subpoo
 use crate::MempoolConfig;
 use crate::age::AgeIndex;
 use crate::evict::EvictionIndex;
+use crate::heads::SlackKey;
 use crate::lookup::HashIndex;
 use crate::senders::SenderTable;
 
@@ -85,11 +86,13 @@ pub struct Mempool {
     pub(crate) by_age: AgeIndex,
     /// Pending entries by seq: FIFO building (maintained under the FIFO policy only).
     pub(crate) fifo: BTreeMap<u64, Slot>,
-    /// Heads (each sender's first pending entry) by tip: priority building (maintained under
-    /// the priority policy only).
-    pub(crate) heads_by_tip: BTreeSet<FeeKey>,
-    /// Heads by max fee.
-    pub(crate) heads_by_max_fee: BTreeSet<FeeKey>,
+    /// Heads (each sender's first pending entry) whose slack covers the base fee, by tip:
+    /// priority building (maintained under the priority policy only; see `heads.rs`).
+    pub(crate) heads_tip: BTreeSet<FeeKey>,
+    /// The other heads, by max fee.
+    pub(crate) heads_fee: BTreeSet<FeeKey>,
+    /// Heads by slack `max_fee - tip` (those whose tip does not exceed their max fee).
+    pub(crate) heads_slack: BTreeSet<SlackKey>,
     /// Committed cache: cache seq to hash, oldest first.
     pub(crate) committed: BTreeMap<u64, TxHash>,
     /// Idle senders (no transaction, nonzero nonce), oldest first.
@@ -123,8 +126,9 @@ impl Mempool {
             evict: None,
             by_age: AgeIndex::default(),
             fifo: BTreeMap::new(),
-            heads_by_tip: BTreeSet::new(),
-            heads_by_max_fee: BTreeSet::new(),
+            heads_tip: BTreeSet::new(),
+            heads_fee: BTreeSet::new(),
+            heads_slack: BTreeSet::new(),
             committed: BTreeMap::new(),
             idle: BTreeMap::new(),
             len: 0,

@@ -56,7 +56,7 @@ impl Mempool {
         }];
         self.height = reorg.fork_height;
         if let Some(base_fee) = reorg.base_fee_per_gas {
-            self.base_fee = base_fee;
+            self.set_base_fee(base_fee);
         }
         let mut touched = BTreeSet::new();
         for tx in blocks.iter().flat_map(|b| &b.txs) {
