@@ -16,6 +16,7 @@ impl Mempool {
         let txs = txs.into_iter();
         // Usually one fact per transaction.
         let mut facts = Vec::with_capacity(txs.size_hint().0);
+        self.reserve(txs.size_hint().0);
         for tx in txs {
             self.add_one(tx, &mut facts);
         }

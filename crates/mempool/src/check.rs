@@ -89,7 +89,8 @@ impl Mempool {
         if nonce == u64::MAX || (nonce > next && nonce - next > c.nonce_window) {
             return Err(RejectReason::NonceGapTooLarge);
         }
-        let replaced = sender.and_then(|s| s.txs.get(&nonce).copied());
+        // The sender's next nonce is never pooled (the run ends there): no lookup needed.
+        let replaced = sender.filter(|_| nonce != next).and_then(|s| s.txs.get(&nonce).copied());
         if let Some(old) = replaced {
             let old = &self.entry(old).tx.fees;
             if !is_sufficient_bump(old, &tx.fees, c.replacement_bump_percent) {

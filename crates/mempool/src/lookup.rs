@@ -140,6 +140,11 @@ impl<V> HashIndex<V> {
     pub(crate) fn remove(&mut self, hash: &TxHash) -> Option<V> {
         self.map.remove(&HashKey(*hash))
     }
+
+    /// Reserves room for `additional` more keys.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.map.reserve(additional);
+    }
 }
 
 #[cfg(test)]

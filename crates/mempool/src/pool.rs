@@ -158,6 +158,15 @@ impl Mempool {
         }
     }
 
+    /// Reserves arena and hash-index room for `additional` admissions, within the count cap,
+    /// so that a large batch does not grow (and copy) the arena step by step.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let cap = self.config.max_txs as usize;
+        let arena = additional.min(cap.saturating_sub(self.len)).saturating_sub(self.free.len());
+        self.slab.reserve(arena);
+        self.known.reserve(additional.min(cap.saturating_sub(self.len)));
+    }
+
     /// Inserts a transaction, admitted now, into every index. The caller has checked
     /// admission and will fix the sender's `pending_end`.
     pub(crate) fn insert(&mut self, tx: Tx, pending: bool) -> Slot {
