@@ -201,3 +201,42 @@ impl Default for BatchConfig {
         }
     }
 }
+
+/// Default largest frame from an authenticated peer: a largest-size log entry (half a
+/// 64 MiB segment) plus room for the request around it.
+pub const FRAME_BYTES_MAX_DEFAULT: u32 = 72 << 20;
+
+/// Default largest snapshot a node accepts from a leader.
+pub const SNAPSHOT_BYTES_MAX_DEFAULT: u64 = 4 << 30;
+
+/// Bytes of snapshot data per frame of a snapshot transfer.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+
+/// Idle outbound connections kept per peer for reuse.
+pub const POOL_IDLE_PER_PEER: usize = 4;
+
+/// Outbound connections open to one peer at once (each carries one request at a time); a
+/// call beyond waits for a slot within its timeout.
+pub const CONNECTIONS_PER_PEER_MAX: usize = 16;
+
+/// Inbound connections a node serves at once; a connection beyond is refused.
+pub const INBOUND_CONNECTIONS_MAX: usize = 256;
+
+/// Default first wait before redialling an unreachable peer (doubles per failure).
+pub const BACKOFF_FIRST: Duration = Duration::from_millis(20);
+
+/// Default longest wait before redialling an unreachable peer.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Default time a peer has for the TLS handshake and its hello.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default idle time after which an inbound connection is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a follower keeps trying to forward one write or admin request to a leader
+/// (waiting for an election, following leader changes) before it gives up.
+pub const FORWARD_DEADLINE_DEFAULT: Duration = Duration::from_secs(5);
+
+/// Most forwarding attempts of one request (each to the leader known at the time).
+pub const FORWARD_ATTEMPTS_MAX: u32 = 8;

@@ -266,6 +266,13 @@ pub enum ClientError {
     /// The node is stopping or stopped (after a shutdown or a fatal error).
     #[error("raft node stopped")]
     Stopped,
+    /// A follower could not reach the leader to forward the request before its deadline.
+    /// Nothing was delivered; retry.
+    #[error("leader {leader_id:?} unreachable for forwarding")]
+    LeaderUnreachable {
+        /// The leader the follower tried last, when one was known.
+        leader_id: Option<NodeId>,
+    },
 }
 
 impl ClientError {
@@ -273,7 +280,10 @@ impl ClientError {
     #[must_use]
     pub const fn is_retryable(&self) -> bool {
         match self {
-            Self::ForwardToLeader { .. } | Self::Overloaded { .. } | Self::NoQuorum => true,
+            Self::ForwardToLeader { .. }
+            | Self::Overloaded { .. }
+            | Self::NoQuorum
+            | Self::LeaderUnreachable { .. } => true,
             Self::Indeterminate { .. } | Self::TooLarge { .. } | Self::Stopped => false,
         }
     }
@@ -287,7 +297,8 @@ impl ClientError {
             | Self::Overloaded { .. }
             | Self::TooLarge { .. }
             | Self::NoQuorum
-            | Self::Stopped => None,
+            | Self::Stopped
+            | Self::LeaderUnreachable { .. } => None,
         }
     }
 

@@ -119,35 +119,54 @@
 //! stores has its own explicit encoding.
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+mod admin;
+pub mod certs;
 mod codec;
 mod command;
 mod config;
 mod error;
 mod log_store;
 mod meta;
+mod metrics;
 mod network;
 mod node;
 mod request;
 mod state_machine;
+mod transport;
 mod types;
+
+pub use admin::{AdminError, AdminReply, AdminRequest, ClusterStatus, NodeRole};
 
 pub use codec::{ENTRY_VERSION, decode_entry, encode_entry};
 pub use command::ClusterCommand;
 pub use config::{
-    APPLY_BATCH_ENTRIES_MAX, BatchConfig, FLUSH_GROUP_MAX, INBOX_CAPACITY, INBOX_CONCURRENCY_MAX,
-    LogStoreConfig, READ_BATCH_ENTRIES_MAX, RaftConfig, SINK_BACKOFF_FIRST, SINK_BACKOFF_MAX,
-    SINK_FULL_WAIT_MAX, SNAPSHOTS_KEPT, TAIL_SCAN_WINDOW_RECORDS, WAL_DIR, WRITE_QUEUE_CAPACITY,
+    APPLY_BATCH_ENTRIES_MAX, BACKOFF_FIRST, BACKOFF_MAX, BatchConfig, CONNECTIONS_PER_PEER_MAX,
+    FLUSH_GROUP_MAX, FORWARD_ATTEMPTS_MAX, FORWARD_DEADLINE_DEFAULT, FRAME_BYTES_MAX_DEFAULT,
+    HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, INBOUND_CONNECTIONS_MAX, INBOX_CAPACITY,
+    INBOX_CONCURRENCY_MAX, LogStoreConfig, POOL_IDLE_PER_PEER, READ_BATCH_ENTRIES_MAX, RaftConfig,
+    SINK_BACKOFF_FIRST, SINK_BACKOFF_MAX, SINK_FULL_WAIT_MAX, SNAPSHOT_BYTES_MAX_DEFAULT,
+    SNAPSHOT_CHUNK_BYTES, SNAPSHOTS_KEPT, TAIL_SCAN_WINDOW_RECORDS, WAL_DIR, WRITE_QUEUE_CAPACITY,
     WRITE_QUEUE_CAPACITY_DEFAULT, WRITES_IN_FLIGHT_MAX,
 };
 pub use error::{ClientError, Error, MetaCorruptKind, MetaOp, Result, StartError};
 pub use log_store::{LogReader, LogStore};
-pub use network::{InProcessConnection, InProcessFactory, InProcessNetwork, LinkError, Transport};
-pub use node::{ClusterRaft, NodeConfig, RaftNode, ReadConsistency, SNAPSHOT_DIR};
+pub use metrics::{
+    FRAME_REJECTED_TOTAL, FrameFault, PEER_REFUSED_TOTAL, RefusalReason, TransportStats,
+};
+pub use network::{
+    ForwardFailure, Forwarder, InProcessConnection, InProcessFactory, InProcessNetwork, LinkError,
+    Transport,
+};
+pub use node::{ClusterRaft, NodeConfig, NodeService, RaftNode, ReadConsistency, SNAPSHOT_DIR};
 pub use request::ClusterRequest;
 pub use state_machine::{
     ClusterSnapshot, ClusterStateMachine, FactSink, MemorySink, SNAPSHOT_FILE_VERSION, SinkError,
     SinkFuture, SnapshotBuilder, SnapshotError, StateHandle, StateView, WalFactSink,
     WrittenThrough,
+};
+pub use transport::{
+    PeerClient, Security, TcpConfig, TcpConnection, TcpFactory, TcpTransport, TlsIdentity,
+    TransportError, WIRE_VERSION,
 };
 pub use types::{
     ApplyResponse, ClusterNode, ClusterResponse, Entry, LeaderId, LogId, Membership, Payload,

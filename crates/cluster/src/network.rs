@@ -1,7 +1,8 @@
-//! Node-to-node Raft transport: the [`Transport`] trait a node is started with, and
+//! Node-to-node Raft transport: the [`Transport`] trait a node is started with, the
+//! [`Forwarder`] a follower sends writes and admin requests to the leader through, and
 //! [`InProcessNetwork`], which connects the nodes of one process through bounded channels (for
-//! tests, simulations and single-process deployments). The TCP transport implements the same
-//! trait.
+//! tests, simulations and single-process deployments). The TCP transport
+//! ([`TcpTransport`](crate::TcpTransport)) implements the same traits.
 //!
 //! ```text
 //!  openraft replication ──► InProcessConnection::append_entries ──► target inbox (bounded)
@@ -17,7 +18,7 @@ use std::{
     time::Duration,
 };
 
-use futures_util::{StreamExt, stream::FuturesUnordered};
+use futures_util::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use mempulse_primitives::NodeId;
 use openraft::{
     RPCTypes,
@@ -31,9 +32,10 @@ use openraft::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    ClusterNode, TypeConfig,
+    AdminError, AdminReply, AdminRequest, ClientError, ClusterCommand, ClusterNode,
+    ClusterResponse, TypeConfig,
     config::{INBOX_CAPACITY, INBOX_CONCURRENCY_MAX},
-    node::ClusterRaft,
+    node::NodeService,
     state_machine::ClusterSnapshot,
     types::{Snapshot, Vote},
 };
@@ -50,11 +52,50 @@ pub trait Transport: Send + Sync + 'static {
     /// (nor than the deadline openraft gives it).
     fn connect(&self, id: NodeId, send_timeout: Duration) -> Self::Factory;
 
-    /// Starts delivering RPCs addressed to `id` to `raft`.
-    fn serve(&self, id: NodeId, raft: ClusterRaft);
+    /// Starts delivering RPCs, forwarded writes and admin requests addressed to `id` to
+    /// `node`.
+    fn serve(&self, id: NodeId, node: NodeService);
 
-    /// Stops delivering RPCs to `id` (they fail as unreachable).
+    /// Stops delivering to `id` (calls fail as unreachable).
     fn stop_serving(&self, id: NodeId);
+
+    /// What node `id` forwards writes and admin requests to the leader through.
+    fn forwarder(&self, id: NodeId) -> Arc<dyn Forwarder>;
+}
+
+/// Why a forwarded request got no answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ForwardFailure {
+    /// Nothing reached the target (no connection, refused, backing off): safe to retry.
+    #[error("request not delivered")]
+    NotSent,
+    /// The request may have reached the target, and its answer was lost or late: a write's
+    /// outcome is unknown.
+    #[error("answer lost")]
+    Lost,
+}
+
+/// Sends client writes and admin requests to another node (the leader) and returns its
+/// answer. The target serves them itself and never forwards further.
+pub trait Forwarder: Send + Sync + std::fmt::Debug + 'static {
+    /// Asks `target` at `node` to write `command`, waiting at most `timeout`.
+    fn write<'a>(
+        &'a self,
+        target: NodeId,
+        node: &'a ClusterNode,
+        command: ClusterCommand,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Result<ClusterResponse, ClientError>, ForwardFailure>>;
+
+    /// Asks `target` at `node` to serve `request`, waiting at most `timeout`.
+    fn admin<'a>(
+        &'a self,
+        target: NodeId,
+        node: &'a ClusterNode,
+        request: AdminRequest,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Result<AdminReply, AdminError>, ForwardFailure>>;
 }
 
 /// One RPC in flight to a node's inbox, with where to send the answer.
@@ -86,6 +127,7 @@ pub enum LinkError {
 #[derive(Debug, Default)]
 struct Wires {
     inboxes: BTreeMap<NodeId, mpsc::Sender<Rpc>>,
+    nodes: BTreeMap<NodeId, NodeService>,
     isolated: BTreeSet<NodeId>,
 }
 
@@ -126,6 +168,60 @@ impl InProcessNetwork {
         }
         wires.inboxes.get(&target).cloned().ok_or(LinkError::NotServing)
     }
+
+    /// The node served as `target`, when the link from `source` is up.
+    fn route_node(&self, source: NodeId, target: NodeId) -> Result<NodeService, ForwardFailure> {
+        let wires = self.wires();
+        if wires.isolated.contains(&source) || wires.isolated.contains(&target) {
+            return Err(ForwardFailure::NotSent);
+        }
+        wires.nodes.get(&target).cloned().ok_or(ForwardFailure::NotSent)
+    }
+}
+
+/// The forwarder of one node of an [`InProcessNetwork`].
+#[derive(Clone, Debug)]
+struct InProcessForwarder {
+    source: NodeId,
+    network: InProcessNetwork,
+}
+
+impl InProcessForwarder {
+    /// Runs `call` on the target node within `timeout`; a link cut meanwhile loses the answer.
+    async fn call<R>(
+        &self,
+        target: NodeId,
+        timeout: Duration,
+        call: impl AsyncFnOnce(NodeService) -> R,
+    ) -> Result<R, ForwardFailure> {
+        let node = self.network.route_node(self.source, target)?;
+        let answer =
+            tokio::time::timeout(timeout, call(node)).await.map_err(|_| ForwardFailure::Lost)?;
+        self.network.route_node(self.source, target).map_err(|_| ForwardFailure::Lost)?;
+        Ok(answer)
+    }
+}
+
+impl Forwarder for InProcessForwarder {
+    fn write<'a>(
+        &'a self,
+        target: NodeId,
+        _node: &'a ClusterNode,
+        command: ClusterCommand,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Result<ClusterResponse, ClientError>, ForwardFailure>> {
+        Box::pin(self.call(target, timeout, async |node| node.write_local(command).await))
+    }
+
+    fn admin<'a>(
+        &'a self,
+        target: NodeId,
+        _node: &'a ClusterNode,
+        request: AdminRequest,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Result<AdminReply, AdminError>, ForwardFailure>> {
+        Box::pin(self.call(target, timeout, async |node| node.admin_local(request).await))
+    }
 }
 
 impl Transport for InProcessNetwork {
@@ -135,20 +231,29 @@ impl Transport for InProcessNetwork {
         InProcessFactory { source: id, send_timeout, network: self.clone() }
     }
 
-    fn serve(&self, id: NodeId, raft: ClusterRaft) {
+    fn serve(&self, id: NodeId, node: NodeService) {
         let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
-        self.wires().inboxes.insert(id, tx);
+        let raft = node.raft().clone();
+        let mut wires = self.wires();
+        wires.inboxes.insert(id, tx);
+        wires.nodes.insert(id, node);
         tokio::spawn(serve_inbox(raft, rx));
     }
 
     fn stop_serving(&self, id: NodeId) {
         // Dropping the sender ends the inbox task once the queued RPCs are served.
-        self.wires().inboxes.remove(&id);
+        let mut wires = self.wires();
+        wires.inboxes.remove(&id);
+        wires.nodes.remove(&id);
+    }
+
+    fn forwarder(&self, id: NodeId) -> Arc<dyn Forwarder> {
+        Arc::new(InProcessForwarder { source: id, network: self.clone() })
     }
 }
 
 /// Serves one node's inbox, at most [`INBOX_CONCURRENCY_MAX`] RPCs at once.
-async fn serve_inbox(raft: ClusterRaft, mut rx: mpsc::Receiver<Rpc>) {
+async fn serve_inbox(raft: crate::ClusterRaft, mut rx: mpsc::Receiver<Rpc>) {
     let mut running = FuturesUnordered::new();
     loop {
         tokio::select! {
@@ -162,7 +267,7 @@ async fn serve_inbox(raft: ClusterRaft, mut rx: mpsc::Receiver<Rpc>) {
     while running.next().await.is_some() {}
 }
 
-async fn handle(raft: ClusterRaft, rpc: Rpc) {
+async fn handle(raft: crate::ClusterRaft, rpc: Rpc) {
     // A dropped receiver means the caller timed out; nothing to do.
     match rpc {
         Rpc::Append(req, reply) => {

@@ -1,9 +1,17 @@
 //! Node assembly: one Raft member of a mempulse cluster ([`RaftNode`]), wiring openraft to the
-//! WAL log store, the mempool state machine, a fact sink and a [`Transport`].
+//! WAL log store, the mempool state machine, a fact sink and a [`Transport`]; what the
+//! transport serves of it ([`NodeService`]); forwarding to the leader and administration.
 
+mod admin;
 mod batcher;
+mod forward;
 
-use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
 
 use mempulse_mempool::MempoolConfig;
 use mempulse_primitives::NodeId;
@@ -21,9 +29,9 @@ use self::batcher::PendingWrite;
 use crate::{
     ClientError, ClusterCommand, ClusterNode, ClusterResponse, LogStore, LogStoreConfig,
     TypeConfig,
-    config::{BatchConfig, RaftConfig},
+    config::{BatchConfig, FORWARD_DEADLINE_DEFAULT, RaftConfig},
     error::StartError,
-    network::Transport,
+    network::{Forwarder, Transport},
     state_machine::{ClusterStateMachine, FactSink, StateHandle, StateView},
     types::LogId,
 };
@@ -49,6 +57,8 @@ pub struct NodeConfig {
     pub batch: BatchConfig,
     /// The mempool's configuration (used when no snapshot exists yet).
     pub mempool: MempoolConfig,
+    /// How long a follower keeps trying to forward one write or admin request to the leader.
+    pub forward_deadline: Duration,
 }
 
 impl NodeConfig {
@@ -61,7 +71,15 @@ impl NodeConfig {
             raft: RaftConfig::default(),
             batch: BatchConfig::default(),
             mempool: MempoolConfig::default(),
+            forward_deadline: FORWARD_DEADLINE_DEFAULT,
         }
+    }
+
+    /// Sets the forwarding deadline.
+    #[must_use]
+    pub const fn with_forward_deadline(mut self, deadline: Duration) -> Self {
+        self.forward_deadline = deadline;
+        self
     }
 
     /// Sets the Raft settings.
@@ -98,14 +116,82 @@ pub enum ReadConsistency {
     Linearizable,
 }
 
-/// A running Raft member: its openraft instance, its replicated state and its write batcher.
-pub struct RaftNode {
+/// What a transport serves of a running node: its openraft handle (for Raft RPCs) and its
+/// local client entry points (for writes and admin requests forwarded by other nodes, which
+/// are served here and never forwarded again). Clones share the node.
+#[derive(Clone)]
+pub struct NodeService {
     id: NodeId,
     raft: ClusterRaft,
-    state: StateHandle,
-    writes: mpsc::Sender<PendingWrite>,
+    /// Weak, so a transport still holding the service cannot keep the write queue (and so
+    /// the batcher) alive after the node shut down.
+    writes: mpsc::WeakSender<PendingWrite>,
     write_capacity: usize,
     entry_bytes_max: u64,
+}
+
+impl std::fmt::Debug for NodeService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeService").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl NodeService {
+    /// The node's id.
+    #[must_use]
+    pub const fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The node's openraft handle.
+    #[must_use]
+    pub const fn raft(&self) -> &ClusterRaft {
+        &self.raft
+    }
+
+    /// The ids of the node's latest membership (voters and learners; empty before the node
+    /// joined a cluster), read live.
+    #[must_use]
+    pub fn member_ids(&self) -> BTreeSet<NodeId> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.membership_config.membership().nodes().map(|(id, _)| *id).collect()
+    }
+
+    /// Writes `command` on this node, without forwarding.
+    ///
+    /// # Errors
+    /// As [`RaftNode::write`], with [`ClientError::ForwardToLeader`] on a follower.
+    pub async fn write_local(
+        &self,
+        command: ClusterCommand,
+    ) -> Result<ClusterResponse, ClientError> {
+        let (_, bytes) = batcher::weight(&command);
+        if bytes > self.entry_bytes_max {
+            return Err(ClientError::TooLarge { bytes, max: self.entry_bytes_max });
+        }
+        if let Err(forward) = self.raft.as_leader() {
+            return Err(ClientError::forward(forward));
+        }
+        let (reply, answer) = oneshot::channel();
+        let writes = self.writes.upgrade().ok_or(ClientError::Stopped)?;
+        writes.try_send(PendingWrite { command, reply }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                ClientError::Overloaded { capacity: self.write_capacity }
+            }
+            mpsc::error::TrySendError::Closed(_) => ClientError::Stopped,
+        })?;
+        answer.await.map_err(|_| ClientError::Stopped)?
+    }
+}
+
+/// A running Raft member: its openraft instance, its replicated state and its write batcher.
+pub struct RaftNode {
+    service: NodeService,
+    writes: mpsc::Sender<PendingWrite>,
+    state: StateHandle,
+    forwarder: Arc<dyn Forwarder>,
+    forward_deadline: Duration,
     batcher: JoinHandle<()>,
     stop_serving: Box<dyn FnOnce() + Send + Sync>,
     log_closed: Option<oneshot::Receiver<()>>,
@@ -113,7 +199,7 @@ pub struct RaftNode {
 
 impl std::fmt::Debug for RaftNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RaftNode").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("RaftNode").field("id", &self.service.id).finish_non_exhaustive()
     }
 }
 
@@ -155,18 +241,25 @@ impl RaftNode {
         let id = config.id;
         let network = transport.connect(id, config.raft.send_timeout);
         let raft = ClusterRaft::new(id, raft_config, network, store, state_machine).await?;
-        transport.serve(id, raft.clone());
         let (writes, queue) = mpsc::channel(config.batch.queue_capacity);
         let batcher = tokio::spawn(batcher::run(raft.clone(), queue, config.batch));
+        let service = NodeService {
+            id,
+            raft,
+            writes: writes.downgrade(),
+            write_capacity: config.batch.queue_capacity,
+            entry_bytes_max: config.batch.tx_bytes_max,
+        };
+        transport.serve(id, service.clone());
+        let forwarder = transport.forwarder(id);
         let transport = transport.clone();
         tracing::info!(node = id.0, "raft node started");
         Ok(Self {
-            id,
-            raft,
-            state,
+            service,
             writes,
-            write_capacity: config.batch.queue_capacity,
-            entry_bytes_max: config.batch.tx_bytes_max,
+            state,
+            forwarder,
+            forward_deadline: config.forward_deadline,
             batcher,
             stop_serving: Box::new(move || transport.stop_serving(id)),
             log_closed,
@@ -176,13 +269,19 @@ impl RaftNode {
     /// This node's id.
     #[must_use]
     pub const fn id(&self) -> NodeId {
-        self.id
+        self.service.id
     }
 
     /// The openraft handle (metrics, membership changes, waits in tests).
     #[must_use]
     pub const fn raft(&self) -> &ClusterRaft {
-        &self.raft
+        &self.service.raft
+    }
+
+    /// What the transport serves of this node.
+    #[must_use]
+    pub const fn service(&self) -> &NodeService {
+        &self.service
     }
 
     /// Read access to the replicated state.
@@ -200,35 +299,7 @@ impl RaftNode {
         &self,
         members: BTreeMap<NodeId, ClusterNode>,
     ) -> Result<(), RaftError<TypeConfig, InitializeError<TypeConfig>>> {
-        self.raft.initialize(members).await
-    }
-
-    /// Replicates `command` and returns its outcome once it is applied on this node (the
-    /// leader) and its facts are durable. Concurrent writes share log entries (see the
-    /// batcher), each caller still gets its own command's outcome.
-    ///
-    /// # Errors
-    /// [`ClientError::ForwardToLeader`] on a follower (nothing written; forwarding comes with
-    /// the TCP transport); [`ClientError::TooLarge`] for a command larger than one entry may
-    /// be; [`ClientError::Overloaded`] when the write queue is full;
-    /// [`ClientError::Indeterminate`] when a leader change discarded the entry;
-    /// [`ClientError::Stopped`] when the node is stopping.
-    pub async fn write(&self, command: ClusterCommand) -> Result<ClusterResponse, ClientError> {
-        let (_, bytes) = batcher::weight(&command);
-        if bytes > self.entry_bytes_max {
-            return Err(ClientError::TooLarge { bytes, max: self.entry_bytes_max });
-        }
-        if let Err(forward) = self.raft.as_leader() {
-            return Err(ClientError::forward(forward));
-        }
-        let (reply, answer) = oneshot::channel();
-        self.writes.try_send(PendingWrite { command, reply }).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
-                ClientError::Overloaded { capacity: self.write_capacity }
-            }
-            mpsc::error::TrySendError::Closed(_) => ClientError::Stopped,
-        })?;
-        answer.await.map_err(|_| ClientError::Stopped)?
+        self.service.raft.initialize(members).await
     }
 
     /// Runs `read` on the replicated state at the requested consistency.
@@ -245,7 +316,7 @@ impl RaftNode {
         match consistency {
             ReadConsistency::Weak => {}
             ReadConsistency::Linearizable => {
-                self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(
+                self.service.raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(
                     |e| match e {
                         RaftError::APIError(LinearizableReadError::ForwardToLeader(f)) => {
                             ClientError::forward(f)
@@ -266,26 +337,28 @@ impl RaftNode {
     /// must not act as leader (no block building): its state may lack committed entries.
     #[must_use]
     pub fn is_ready_leader(&self) -> bool {
-        let metrics = self.raft.metrics();
+        let metrics = self.service.raft.metrics();
         let m = metrics.borrow_watched();
         m.state == ServerState::Leader
             && m.vote.committed
-            && m.vote.leader_id.node_id == self.id
+            && m.vote.leader_id.node_id == self.service.id
             && m.last_applied.is_some_and(|applied: LogId| applied.leader_id == m.vote.leader_id)
     }
 
     /// The current leader, as this node knows it.
     #[must_use]
     pub fn leader(&self) -> Option<NodeId> {
-        self.raft.metrics().borrow_watched().current_leader
+        self.service.raft.metrics().borrow_watched().current_leader
     }
 
     /// Stops the node: no new writes, openraft shut down (writes in flight fail with
     /// [`ClientError::Stopped`]), the transport stops delivering to it, and the log store's
     /// writer thread has released the directory when this returns (bounded by `timeout`).
     pub async fn shutdown(self, timeout: Duration) {
-        let Self { id, raft, writes, batcher, stop_serving, log_closed, .. } = self;
+        let Self { service, writes, batcher, stop_serving, log_closed, forwarder, .. } = self;
+        let NodeService { id, raft, .. } = service;
         stop_serving();
+        drop(forwarder);
         drop(writes);
         if let Err(e) = raft.shutdown().await {
             tracing::warn!(node = id.0, error = %e, "raft shutdown failed");

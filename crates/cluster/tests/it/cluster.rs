@@ -52,11 +52,12 @@ async fn three_nodes_apply_the_same_batched_writes() {
     let node = &cluster.nodes[&leader];
     assert!(node.is_ready_leader());
     let follower = cluster.nodes.keys().copied().find(|id| *id != leader).unwrap();
-    let err = cluster.nodes[&follower].write(ClusterCommand::AddTxs(vec![tx(0)])).await;
-    assert!(
-        matches!(err, Err(ClientError::ForwardToLeader { leader_id: Some(l), leader: Some(_) }) if l == leader),
-        "{err:?}"
-    );
+    // A follower forwards the write to the leader; its outcome comes back.
+    let forwarded = cluster.nodes[&follower].write(ClusterCommand::AddTxs(vec![tx(0)])).await;
+    let forwarded = forwarded.unwrap();
+    let forwarded_index = forwarded.index;
+    let facts = forwarded.result.unwrap().facts;
+    assert!(matches!(&facts[..], [EventKind::TxAdmitted { .. }]), "{facts:?}");
     assert!(!cluster.nodes[&follower].is_ready_leader());
     let huge = ClusterCommand::AddTxs((0..1000).map(tx).collect());
     let err = node.write(huge).await;
@@ -77,6 +78,7 @@ async fn three_nodes_apply_the_same_batched_writes() {
         );
     }
     assert!(indexes.len() < 20, "40 writes took {} entries", indexes.len());
+    indexes.insert(forwarded_index);
     let last = *indexes.last().unwrap();
     cluster.wait_applied(last).await;
     assert_same_state(&cluster).await;
@@ -84,12 +86,12 @@ async fn three_nodes_apply_the_same_batched_writes() {
 
     // Every fact carries its entry's index and the leader's stamp, identical on all replicas.
     let events = cluster.replicated(leader);
-    assert_eq!(events.len(), 40);
+    assert_eq!(events.len(), 41);
     assert!(events.iter().all(|e| e.origin.raft_index().is_some_and(|i| indexes.contains(&i))));
 
     // A linearizable read on the leader sees every acknowledged write; a follower forwards.
     let len = node.read(ReadConsistency::Linearizable, |v| v.mempool.len()).await.unwrap();
-    assert_eq!(len, 40);
+    assert_eq!(len, 41);
     let err = cluster.nodes[&follower].read(ReadConsistency::Linearizable, |_| ()).await;
     assert!(matches!(err, Err(ClientError::ForwardToLeader { .. })), "{err:?}");
     cluster.shutdown().await;

@@ -1,0 +1,458 @@
+//! Cluster administration: status, membership changes and leader transfer, as requests a node
+//! serves itself or forwards to the leader (the `mempulse cluster …` commands sit on these).
+//!
+//! # Byte layout (inside a transport frame, see `transport/wire.rs`)
+//! ```text
+//! AdminRequest  u8 tag: 1 Status | 2 AddLearner u64 id, ClusterNode
+//!               | 3 Promote u32 n, n × u64 id (strictly ascending) | 4 Remove u64 id
+//!               | 5 TransferLeader u64 to
+//! AdminReply    u8 tag: 1 Status ClusterStatus | 2 Done opt<u64 log index>
+//! ClusterStatus u64 node | u8 role | opt<u64 leader> | u64 term | opt<u64 last log index>
+//!               | opt<u64 committed> | opt<u64 applied> | u32 n, n × u64 voter (ascending)
+//!               | u32 n, n × (u64 id, ClusterNode) (ascending ids)
+//! AdminError    u8 tag: 1 Client ClientError | 2 InProgress | 3 EmptyMembership
+//!               | 4 LearnerNotFound u64 | 5 UnknownNode u64 | 6 Refused
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mempulse_primitives::{
+    DecodeError, NodeId,
+    codec::{Decode, Encode, Reader, put_len},
+};
+
+use crate::{ClientError, ClusterNode};
+
+/// An administrative request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AdminRequest {
+    /// The status of the node that serves the request (never forwarded).
+    Status,
+    /// Adds `id` as a learner at `node`'s addresses; returns once it has caught up.
+    AddLearner {
+        /// The new node's id.
+        id: NodeId,
+        /// Its addresses.
+        node: ClusterNode,
+    },
+    /// Makes learners voters (a membership change).
+    Promote {
+        /// The learners to promote.
+        ids: BTreeSet<NodeId>,
+    },
+    /// Removes a voter or a learner from the cluster.
+    Remove {
+        /// The node to remove.
+        id: NodeId,
+    },
+    /// Hands leadership to `to` (a voter with the leader's log).
+    TransferLeader {
+        /// The node to become leader.
+        to: NodeId,
+    },
+}
+
+impl AdminRequest {
+    /// Stable lowercase name.
+    #[must_use]
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Status => "status",
+            Self::AddLearner { .. } => "add_learner",
+            Self::Promote { .. } => "promote",
+            Self::Remove { .. } => "remove",
+            Self::TransferLeader { .. } => "transfer_leader",
+        }
+    }
+}
+
+/// What an administrative request answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AdminReply {
+    /// The status of the serving node.
+    Status(ClusterStatus),
+    /// The change is done; the index of the log entry that made it, when it wrote one.
+    Done {
+        /// Raft index of the membership entry (none for a leader transfer).
+        log_index: Option<u64>,
+    },
+}
+
+/// The role a node plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum NodeRole {
+    /// Accepts writes and replicates.
+    Leader,
+    /// A voter following a leader.
+    Follower,
+    /// A voter campaigning.
+    Candidate,
+    /// Replicates, does not vote.
+    Learner,
+    /// Stopped.
+    Shutdown,
+}
+
+impl NodeRole {
+    /// Stable lowercase name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Leader => "leader",
+            Self::Follower => "follower",
+            Self::Candidate => "candidate",
+            Self::Learner => "learner",
+            Self::Shutdown => "shutdown",
+        }
+    }
+
+    const fn code(self) -> u8 {
+        match self {
+            Self::Leader => 1,
+            Self::Follower => 2,
+            Self::Candidate => 3,
+            Self::Learner => 4,
+            Self::Shutdown => 5,
+        }
+    }
+}
+
+/// One node's view of its cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterStatus {
+    /// The node reporting.
+    pub node: NodeId,
+    /// Its role.
+    pub role: NodeRole,
+    /// The leader it knows.
+    pub leader: Option<NodeId>,
+    /// Its current term.
+    pub term: u64,
+    /// Index of its last log entry.
+    pub last_log_index: Option<u64>,
+    /// Index of the last entry it knows committed.
+    pub committed: Option<u64>,
+    /// Index of the last entry it applied.
+    pub applied: Option<u64>,
+    /// The voters of its latest membership (the union, during a joint change).
+    pub voters: BTreeSet<NodeId>,
+    /// Every member (voters and learners) with its addresses.
+    pub members: BTreeMap<NodeId, ClusterNode>,
+}
+
+impl ClusterStatus {
+    /// The members that do not vote.
+    #[must_use]
+    pub fn learners(&self) -> BTreeSet<NodeId> {
+        self.members.keys().filter(|id| !self.voters.contains(id)).copied().collect()
+    }
+}
+
+/// Why an administrative request failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// The request did not reach a leader that could serve it (not the leader, stopped, …).
+    #[error("admin request failed")]
+    Client(#[from] ClientError),
+    /// Another membership change is still in progress; retry when it is done.
+    #[error("another membership change is in progress")]
+    InProgress,
+    /// The change would leave no voter.
+    #[error("the change would leave no voter")]
+    EmptyMembership,
+    /// A node to promote is not a learner.
+    #[error("node {0} is not a learner")]
+    LearnerNotFound(NodeId),
+    /// The node named is not a member.
+    #[error("node {0} is not a member")]
+    UnknownNode(NodeId),
+    /// The leader refused the change for another reason (see its log).
+    #[error("membership change refused")]
+    Refused,
+}
+
+impl AdminError {
+    /// Whether the same request may succeed later.
+    #[must_use]
+    pub const fn is_retryable(&self) -> bool {
+        match self {
+            Self::Client(e) => e.is_retryable(),
+            Self::InProgress => true,
+            Self::EmptyMembership
+            | Self::LearnerNotFound(_)
+            | Self::UnknownNode(_)
+            | Self::Refused => false,
+        }
+    }
+}
+
+const REQ_STATUS: u8 = 1;
+const REQ_ADD_LEARNER: u8 = 2;
+const REQ_PROMOTE: u8 = 3;
+const REQ_REMOVE: u8 = 4;
+const REQ_TRANSFER: u8 = 5;
+
+impl Encode for AdminRequest {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Status => out.push(REQ_STATUS),
+            Self::AddLearner { id, node } => {
+                out.push(REQ_ADD_LEARNER);
+                id.encode(out);
+                node.encode(out);
+            }
+            Self::Promote { ids } => {
+                out.push(REQ_PROMOTE);
+                put_ids(ids, out);
+            }
+            Self::Remove { id } => {
+                out.push(REQ_REMOVE);
+                id.encode(out);
+            }
+            Self::TransferLeader { to } => {
+                out.push(REQ_TRANSFER);
+                to.encode(out);
+            }
+        }
+    }
+}
+
+impl Decode for AdminRequest {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let offset = r.position();
+        Ok(match r.u8()? {
+            REQ_STATUS => Self::Status,
+            REQ_ADD_LEARNER => {
+                Self::AddLearner { id: NodeId::decode(r)?, node: ClusterNode::decode(r)? }
+            }
+            REQ_PROMOTE => Self::Promote { ids: read_ids(r)? },
+            REQ_REMOVE => Self::Remove { id: NodeId::decode(r)? },
+            REQ_TRANSFER => Self::TransferLeader { to: NodeId::decode(r)? },
+            tag => return Err(DecodeError::UnknownTag { offset, what: "admin request", tag }),
+        })
+    }
+}
+
+fn put_ids(ids: &BTreeSet<NodeId>, out: &mut Vec<u8>) {
+    put_len(out, ids.len());
+    for id in ids {
+        id.encode(out);
+    }
+}
+
+/// Reads `u32 n | n × u64`, strictly ascending (one encoding per set).
+fn read_ids(r: &mut Reader<'_>) -> Result<BTreeSet<NodeId>, DecodeError> {
+    let offset = r.position();
+    let count = r.count(8)?;
+    let mut ids = BTreeSet::new();
+    for _ in 0..count {
+        let id = NodeId::decode(r)?;
+        if ids.last().is_some_and(|last| *last >= id) {
+            return Err(DecodeError::InvalidValue { offset, what: "node ids" });
+        }
+        ids.insert(id);
+    }
+    Ok(ids)
+}
+
+const REPLY_STATUS: u8 = 1;
+const REPLY_DONE: u8 = 2;
+
+impl Encode for AdminReply {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Status(status) => {
+                out.push(REPLY_STATUS);
+                status.encode(out);
+            }
+            Self::Done { log_index } => {
+                out.push(REPLY_DONE);
+                log_index.encode(out);
+            }
+        }
+    }
+}
+
+impl Decode for AdminReply {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let offset = r.position();
+        Ok(match r.u8()? {
+            REPLY_STATUS => Self::Status(ClusterStatus::decode(r)?),
+            REPLY_DONE => Self::Done { log_index: Option::decode(r)? },
+            tag => return Err(DecodeError::UnknownTag { offset, what: "admin reply", tag }),
+        })
+    }
+}
+
+impl Encode for ClusterStatus {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.node.encode(out);
+        out.push(self.role.code());
+        self.leader.encode(out);
+        self.term.encode(out);
+        self.last_log_index.encode(out);
+        self.committed.encode(out);
+        self.applied.encode(out);
+        put_ids(&self.voters, out);
+        put_len(out, self.members.len());
+        for (id, node) in &self.members {
+            id.encode(out);
+            node.encode(out);
+        }
+    }
+}
+
+impl Decode for ClusterStatus {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let node = NodeId::decode(r)?;
+        let offset = r.position();
+        let role = match r.u8()? {
+            1 => NodeRole::Leader,
+            2 => NodeRole::Follower,
+            3 => NodeRole::Candidate,
+            4 => NodeRole::Learner,
+            5 => NodeRole::Shutdown,
+            tag => return Err(DecodeError::UnknownTag { offset, what: "node role", tag }),
+        };
+        let leader = Option::decode(r)?;
+        let term = r.u64()?;
+        let last_log_index = Option::decode(r)?;
+        let committed = Option::decode(r)?;
+        let applied = Option::decode(r)?;
+        let voters = read_ids(r)?;
+        let offset = r.position();
+        let count = r.count(8 + 8)?;
+        let mut members = BTreeMap::new();
+        for _ in 0..count {
+            let id = NodeId::decode(r)?;
+            if members.last_key_value().is_some_and(|(last, _)| *last >= id) {
+                return Err(DecodeError::InvalidValue { offset, what: "member ids" });
+            }
+            members.insert(id, ClusterNode::decode(r)?);
+        }
+        Ok(Self { node, role, leader, term, last_log_index, committed, applied, voters, members })
+    }
+}
+
+const ERR_CLIENT: u8 = 1;
+const ERR_IN_PROGRESS: u8 = 2;
+const ERR_EMPTY: u8 = 3;
+const ERR_LEARNER_NOT_FOUND: u8 = 4;
+const ERR_UNKNOWN_NODE: u8 = 5;
+const ERR_REFUSED: u8 = 6;
+
+impl Encode for AdminError {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Client(e) => {
+                out.push(ERR_CLIENT);
+                e.encode(out);
+            }
+            Self::InProgress => out.push(ERR_IN_PROGRESS),
+            Self::EmptyMembership => out.push(ERR_EMPTY),
+            Self::LearnerNotFound(id) => {
+                out.push(ERR_LEARNER_NOT_FOUND);
+                id.encode(out);
+            }
+            Self::UnknownNode(id) => {
+                out.push(ERR_UNKNOWN_NODE);
+                id.encode(out);
+            }
+            Self::Refused => out.push(ERR_REFUSED),
+        }
+    }
+}
+
+impl Decode for AdminError {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let offset = r.position();
+        Ok(match r.u8()? {
+            ERR_CLIENT => Self::Client(ClientError::decode(r)?),
+            ERR_IN_PROGRESS => Self::InProgress,
+            ERR_EMPTY => Self::EmptyMembership,
+            ERR_LEARNER_NOT_FOUND => Self::LearnerNotFound(NodeId::decode(r)?),
+            ERR_UNKNOWN_NODE => Self::UnknownNode(NodeId::decode(r)?),
+            ERR_REFUSED => Self::Refused,
+            tag => return Err(DecodeError::UnknownTag { offset, what: "admin error", tag }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mempulse_primitives::{decode_exact, encode_to_vec};
+
+    use super::*;
+
+    fn status() -> ClusterStatus {
+        ClusterStatus {
+            node: NodeId(2),
+            role: NodeRole::Follower,
+            leader: Some(NodeId(1)),
+            term: 7,
+            last_log_index: Some(40),
+            committed: Some(39),
+            applied: None,
+            voters: BTreeSet::from([NodeId(1), NodeId(2)]),
+            members: BTreeMap::from([
+                (NodeId(1), ClusterNode::new("a:1", "a:2")),
+                (NodeId(2), ClusterNode::new("b:1", "b:2")),
+                (NodeId(5), ClusterNode::new("c:1", "")),
+            ]),
+        }
+    }
+
+    #[test]
+    fn round_trips_and_truncations_fail() {
+        let requests = [
+            AdminRequest::Status,
+            AdminRequest::AddLearner { id: NodeId(4), node: ClusterNode::new("d:1", "d:2") },
+            AdminRequest::Promote { ids: BTreeSet::from([NodeId(4), NodeId(6)]) },
+            AdminRequest::Remove { id: NodeId(3) },
+            AdminRequest::TransferLeader { to: NodeId(2) },
+        ];
+        for request in requests {
+            let bytes = encode_to_vec(&request);
+            assert_eq!(decode_exact::<AdminRequest>(&bytes), Ok(request.clone()));
+            for len in 0..bytes.len() {
+                assert!(decode_exact::<AdminRequest>(&bytes[..len]).is_err());
+            }
+        }
+        for reply in [AdminReply::Status(status()), AdminReply::Done { log_index: Some(9) }] {
+            let bytes = encode_to_vec(&reply);
+            assert_eq!(decode_exact::<AdminReply>(&bytes), Ok(reply.clone()));
+            for len in 0..bytes.len() {
+                assert!(decode_exact::<AdminReply>(&bytes[..len]).is_err());
+            }
+        }
+        let errors = [
+            AdminError::Client(ClientError::NoQuorum),
+            AdminError::InProgress,
+            AdminError::EmptyMembership,
+            AdminError::LearnerNotFound(NodeId(3)),
+            AdminError::UnknownNode(NodeId(8)),
+            AdminError::Refused,
+        ];
+        for error in errors {
+            assert_eq!(decode_exact::<AdminError>(&encode_to_vec(&error)), Ok(error.clone()));
+        }
+        assert_eq!(status().learners(), BTreeSet::from([NodeId(5)]));
+    }
+
+    #[test]
+    fn unsorted_ids_are_refused() {
+        let mut bytes = vec![REQ_PROMOTE];
+        put_len(&mut bytes, 2);
+        NodeId(2).encode(&mut bytes);
+        NodeId(1).encode(&mut bytes);
+        assert!(matches!(
+            decode_exact::<AdminRequest>(&bytes),
+            Err(DecodeError::InvalidValue { what: "node ids", .. })
+        ));
+    }
+}

@@ -1,0 +1,1 @@
+//! Round trips, truncations and arbitrary bytes for the wire protocol.
