@@ -1,0 +1,11 @@
+//! Integration tests of mempulse-net (one binary, see style B10).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub,
+    reason = "test code: a failed expectation is a test failure"
+)]
+
+mod vectors;
