@@ -4,8 +4,12 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
+    clippy::cast_possible_truncation,
     unreachable_pub,
     reason = "test code: a failed expectation is a test failure"
 )]
 
+mod checks;
+mod pool;
+mod props;
 mod vectors;
