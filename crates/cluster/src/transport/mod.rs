@@ -223,6 +223,8 @@ struct Inner {
     client: Arc<PeerClient>,
     metrics: Arc<TransportMetrics>,
     stop: watch::Sender<bool>,
+    /// Turns true once the accept loop ended and the listener is closed.
+    closed: watch::Sender<bool>,
 }
 
 /// The TCP transport of one node. Clones share the listener, the connection pools and the
@@ -276,6 +278,7 @@ impl TcpTransport {
         let metrics = Arc::new(TransportMetrics::new());
         let client = Arc::new(PeerClient::new(&config, client_tls, metrics.clone()));
         let (stop, _) = watch::channel(false);
+        let (closed, _) = watch::channel(false);
         tracing::info!(node = config.id.0, %local_addr, "raft transport listening");
         Ok(Self {
             inner: Arc::new(Inner {
@@ -286,6 +289,7 @@ impl TcpTransport {
                 client,
                 metrics,
                 stop,
+                closed,
             }),
         })
     }
@@ -300,6 +304,16 @@ impl TcpTransport {
     #[must_use]
     pub fn client(&self) -> Arc<PeerClient> {
         self.inner.client.clone()
+    }
+
+    /// Waits until the listener is closed after the node stopped serving (so the address can
+    /// be bound again). Returns at once when serving never started.
+    pub async fn stopped(&self) {
+        if self.inner.listener.lock().unwrap_or_else(PoisonError::into_inner).is_some() {
+            return;
+        }
+        let mut closed = self.inner.closed.subscribe();
+        let _ = closed.wait_for(|closed| *closed).await;
     }
 
     /// Refusals and rejected frames counted so far.
@@ -336,7 +350,11 @@ impl Transport for TcpTransport {
             idle_timeout: self.inner.config.idle_timeout,
             metrics: self.inner.metrics.clone(),
         };
-        tokio::spawn(server::run(listener, Arc::new(state), self.inner.stop.subscribe()));
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            server::run(listener, Arc::new(state), inner.stop.subscribe()).await;
+            inner.closed.send_replace(true);
+        });
     }
 
     fn stop_serving(&self, _id: NodeId) {

@@ -90,12 +90,11 @@ async fn serve_connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let handshake = tokio::time::timeout(state.handshake_timeout, authenticate(&state, tcp, peer));
+    // A refusal is counted before the connection closes, so a peer that sees the close can
+    // rely on the count.
     let (mut io, from) = match handshake.await {
-        Ok(Ok(accepted)) => accepted,
-        Ok(Err(reason)) => {
-            state.metrics.refused(reason, &peer);
-            return;
-        }
+        Ok(Some(accepted)) => accepted,
+        Ok(None) => return,
         Err(_) => {
             state.metrics.refused(RefusalReason::TlsHandshake, &peer);
             return;
@@ -149,43 +148,62 @@ const fn fault(e: &BodyError) -> FrameFault {
     }
 }
 
-/// TLS (or the loopback check), then the hello: returns the stream and the peer's node id.
+/// TLS (or the loopback check), then the hello: returns the stream and the peer's node id,
+/// or `None` after counting the refusal (the connection closes when it is dropped).
 async fn authenticate(
     state: &ServeState,
     tcp: TcpStream,
     peer: SocketAddr,
-) -> Result<(BoxIo, NodeId), RefusalReason> {
+) -> Option<(BoxIo, NodeId)> {
+    let refuse = |reason| {
+        state.metrics.refused(reason, &peer);
+        None
+    };
     let (mut io, leaf): (BoxIo, _) = match &state.tls {
         None => {
             if !peer.ip().is_loopback() {
-                return Err(RefusalReason::PlaintextNotLoopback);
+                return refuse(RefusalReason::PlaintextNotLoopback);
             }
             (Box::new(tcp), None)
         }
         Some(acceptor) => {
-            let stream = acceptor.accept(tcp).await.map_err(|e| tls::handshake_refusal(&e))?;
+            let stream = match acceptor.accept(tcp).into_fallible().await {
+                Ok(stream) => stream,
+                // `_tcp` is dropped (closed) only after the refusal is counted.
+                Err((e, _tcp)) => return refuse(tls::handshake_refusal(&e)),
+            };
             let leaf = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).cloned();
-            let Some(leaf) = leaf else { return Err(RefusalReason::NoCertificate) };
+            let Some(leaf) = leaf else { return refuse(RefusalReason::NoCertificate) };
             (Box::new(stream), Some(leaf))
         }
     };
-    let body = read_frame(&mut io, HELLO_FRAME_MAX).await.map_err(|_| RefusalReason::BadHello)?;
-    let hello = parse_body(&body).ok().and_then(|frame| Request::from_frame(&frame).ok());
-    let Some(Request::Hello { from, to }) = hello else { return Err(RefusalReason::BadHello) };
-    let verdict = if to != state.id {
-        Err(RefusalReason::WrongTarget)
-    } else if let Some(leaf) = &leaf
-        && let Err(reason) = tls::verify_names(leaf, from)
-    {
-        Err(reason)
-    } else if !state.is_member(from) {
-        Err(RefusalReason::NotAMember)
-    } else {
-        Ok(())
+    let hello = match read_frame(&mut io, HELLO_FRAME_MAX).await {
+        Ok(body) => parse_body(&body).ok().and_then(|frame| Request::from_frame(&frame).ok()),
+        Err(_) => None,
     };
+    let verdict = match hello {
+        Some(Request::Hello { from, to }) => {
+            if to != state.id {
+                Err(RefusalReason::WrongTarget)
+            } else if let Some(leaf) = &leaf
+                && let Err(reason) = tls::verify_names(leaf, from)
+            {
+                Err(reason)
+            } else if !state.is_member(from) {
+                Err(RefusalReason::NotAMember)
+            } else {
+                Ok(from)
+            }
+        }
+        _ => Err(RefusalReason::BadHello),
+    };
+    if let Err(reason) = verdict {
+        state.metrics.refused(reason, &peer);
+    }
     // Tell the peer why (best effort), so its operator sees the reason in its own log.
-    let _ = write_frame(&mut io, &Answer::HelloAck(verdict).to_frame(0)).await;
-    verdict.map(|()| (io, from))
+    let ack = Answer::HelloAck(verdict.map(|_| ())).to_frame(0);
+    let _ = write_frame(&mut io, &ack).await;
+    verdict.ok().map(|from| (io, from))
 }
 
 /// Serves one request frame; a snapshot transfer reads its chunk frames from `io` first.

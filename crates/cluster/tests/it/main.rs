@@ -11,4 +11,5 @@ mod harness;
 mod mem_sm;
 mod reopen;
 mod suite;
+mod tcp;
 mod wal_sink;
