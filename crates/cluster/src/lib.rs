@@ -1,26 +1,29 @@
 //! openraft glue for mempulse: the Raft type configuration, the replicated request and its
 //! encoding, a Raft log store on `mempulse-wal`, the mempool state machine adapter with its
-//! snapshots, the node assembly with its write batcher, and an in-process transport.
+//! snapshots, the node assembly with its write batcher, forwarding and administration, and
+//! the node-to-node transports (TCP with mutual TLS, and in-process).
 //!
 //! ## Role
 //! ```text
 //!  RaftNode::write(ClusterCommand) ──► batcher (bounded queue) ──► ClusterRequest
-//!    (follower: ClientError::ForwardToLeader)   { leader stamp, commands of many callers }
+//!    (follower: forwarded to the leader,         { leader stamp, commands of many callers }
+//!     one hop, following leader changes)
 //!                        │ encode (request.rs, command.rs, codec.rs): versioned, explicit LE
 //!                        ▼
 //!  openraft core ──► LogStore::append ──► writer thread: WAL write ──► readable
 //!                        │                      └─► fdatasync (grouped) ──► IOFlushed callback
 //!                        ├─ save_vote / purge ──► raft-meta (temp, fsync, rename, dir fsync)
 //!                        └─ truncate_after ────► Wal::truncate_after (synced)
-//!  replication tasks ◄── LogReader ──► Transport (InProcessNetwork; TCP later)
+//!  replication tasks ◄── LogReader ──► Transport: TcpTransport (mutual TLS, members only,
+//!                                       counted refusals) or InProcessNetwork
 //!                        ▼ committed, in log order
 //!  ClusterStateMachine: Mempool::apply per command ──► facts as replicated Events
 //!                        ──► FactSink::append (WalFactSink: event-log sequencer) ──► durable
 //!                        ──► answer each caller ──► openraft marks the entries applied
 //!  snapshots: pool copy under the lock ──► encode + write off the lock (snapshots/ dir)
 //! ```
-//! Forwarding over the network, the TCP transport with mutual TLS, membership administration
-//! and leader transfer on shutdown are later slices of this crate.
+//! Admin requests (status, add-learner, promote, remove, transfer-leader) travel the same
+//! authenticated protocol; [`certs`] creates the CA and node certificates.
 //!
 //! ## Invariants
 //! - **Durable before acknowledged.** An append's openraft callback fires only after the
@@ -39,12 +42,17 @@
 //!   the index its position implies.
 //! - **Deterministic bytes.** Entries, memberships, votes and snapshots have one encoding each;
 //!   decoding any bytes returns a value or a typed error, never panics.
-//! - **Bounded.** The write queue, the in-flight proposals, the transport inboxes and the apply
-//!   batches all have named capacities in `config.rs`.
+//! - **Bounded.** The write queue, the in-flight proposals, the transport inboxes, the apply
+//!   batches, frames, snapshots, connection pools and inbound connections all have named
+//!   capacities in `config.rs`.
+//! - **Only members talk.** A TCP peer is served only if its certificate chains to the
+//!   deployment CA, names `node-<id>` of the id it claims, and that id is a current member;
+//!   every refusal is counted by reason (`mempulse_cluster_peer_refused_total`).
 //!
 //! The on-disk layout and the index ↔ WAL seq mapping are in `docs/design/raft-log.md`; the
 //! state machine, snapshots, batching and node assembly in
-//! `docs/design/cluster-state-machine.md`.
+//! `docs/design/cluster-state-machine.md`; the transport, its authentication rule,
+//! forwarding and administration in `docs/design/cluster-transport.md`.
 //!
 //! ## Example
 //! ```
@@ -116,7 +124,8 @@
 //!
 //! ## Feature flags
 //! None. openraft is built with only `tokio-rt` (no `clap`, no `serde`): every byte this crate
-//! stores has its own explicit encoding.
+//! stores or sends has its own explicit encoding. TLS is rustls on the `ring` provider only
+//! (no aws-lc, no OpenSSL).
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 mod admin;
