@@ -4,6 +4,7 @@
 //! function, plus one arm in [`Command`].
 
 mod mempool;
+mod recover;
 mod report;
 mod wal;
 
@@ -26,12 +27,15 @@ enum Command {
     Wal(wal::Args),
     /// Add, build, commit + recheck, snapshot + digest of the mempool state machine.
     Mempool(mempool::Args),
+    /// Decode + sender recovery of signed Ethereum transactions on the mempulse-net worker pool.
+    Recover(recover::Args),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
     let report = match Cli::parse().command {
         Command::Wal(args) => wal::run(&args)?,
         Command::Mempool(args) => mempool::run(&args)?,
+        Command::Recover(args) => recover::run(&args)?,
     };
     report.emit()
 }
