@@ -5,6 +5,7 @@
 mod admin;
 mod batcher;
 mod forward;
+mod leadership;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
