@@ -4,6 +4,7 @@
 
 mod admin;
 mod batcher;
+mod bootstrap;
 mod forward;
 mod leadership;
 
