@@ -1,4 +1,5 @@
-//! The command line: `mempulse run`, `mempulse wal verify|dump|stats`.
+//! The command line: `mempulse run`, `mempulse cert`, `mempulse cluster …`,
+//! `mempulse wal verify|dump|stats`.
 
 use std::path::PathBuf;
 
@@ -28,9 +29,83 @@ pub(crate) enum LogFormat {
 pub(crate) enum Command {
     /// Run a node (the embedded default without `--config`).
     Run(RunArgs),
+    /// Create a CA and node certificates (PEM) for a test cluster.
+    Cert(CertArgs),
+    /// Administer a running cluster over its authenticated transport.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Inspect a write-ahead log offline (read-only).
     #[command(subcommand)]
     Wal(WalCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CertArgs {
+    /// Directory to write `ca.pem`, `ca-key.pem`, `node-<id>.pem`, `node-<id>-key.pem` into.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// Node ids to issue certificates for, comma separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub(crate) nodes: Vec<u64>,
+    /// Extra names (DNS or IP) every node certificate is valid for, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1,localhost")]
+    pub(crate) hosts: Vec<String>,
+}
+
+/// Which node an admin command talks to, and as whom.
+#[derive(Debug, Args)]
+pub(crate) struct AdminTarget {
+    /// The local node's configuration: its id and certificate authenticate the command.
+    #[command(flatten)]
+    pub(crate) node_config: RunArgs,
+    /// Node to ask: `host:port` of a configured member, or `id@host:port` (default: the local
+    /// node).
+    #[arg(long)]
+    pub(crate) node: Option<String>,
+    /// Bound on the whole command (a learner must catch up within it).
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) timeout_ms: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClusterCommand {
+    /// Print the node's view of the cluster as JSON (members, leader, term, indexes, role).
+    Status(AdminTarget),
+    /// Add a node as a learner; returns once it caught up.
+    AddLearner {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// The new node's id.
+        #[arg(long)]
+        id: u64,
+        /// The new node's raft address (`host:port`).
+        #[arg(long)]
+        addr: String,
+    },
+    /// Make learners voters.
+    Promote {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// Learner ids, comma separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        ids: Vec<u64>,
+    },
+    /// Remove a voter or a learner.
+    Remove {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// The node to remove.
+        #[arg(long)]
+        id: u64,
+    },
+    /// Hand leadership to a voter.
+    TransferLeader {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// The node to become leader.
+        #[arg(long)]
+        to: u64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -44,6 +119,21 @@ pub(crate) struct RunArgs {
     /// Event log sync policy: `always`, `never`, or an interval such as `10ms`.
     #[arg(long, env = "MEMPULSE_WAL_SYNC")]
     pub(crate) wal_sync: Option<String>,
+    /// This node's id in its cluster.
+    #[arg(long, env = "MEMPULSE_NODE_ID")]
+    pub(crate) node_id: Option<u64>,
+    /// Raft listen address (`ip:port`), also the address peers dial.
+    #[arg(long, env = "MEMPULSE_RAFT_ADDR")]
+    pub(crate) raft_addr: Option<String>,
+    /// Raft directory (must persist; default `<data-dir>/raft`).
+    #[arg(long, env = "MEMPULSE_RAFT_DIR")]
+    pub(crate) raft_dir: Option<PathBuf>,
+    /// Cluster members, `id@host:port,...` (replaces the file's list).
+    #[arg(long, env = "MEMPULSE_PEERS")]
+    pub(crate) peers: Option<String>,
+    /// Initialize the cluster when this node's Raft log is empty (`--bootstrap[=true|false]`).
+    #[arg(long, env = "MEMPULSE_BOOTSTRAP", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) bootstrap: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]

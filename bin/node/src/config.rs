@@ -1,5 +1,8 @@
 //! Node configuration: TOML file, then environment variables and flags on top.
-//! `NodeConfig::default()` is the embedded default: one node, data in `./mempulse-data`.
+//! `NodeConfig::default()` is the embedded default: one node (id 1) that bootstraps a one-node
+//! cluster, data in `./mempulse-data`, Raft on 127.0.0.1 in plaintext (loopback only).
+
+mod cluster;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -7,6 +10,7 @@ use anyhow::{Context, bail};
 use mempulse_wal::{DEFAULT_SEGMENT_SIZE_BYTES, Preallocate, SyncPolicy, WalConfig};
 use serde::Deserialize;
 
+pub(crate) use self::cluster::{ClusterSection, TlsSection, parse_peer};
 use crate::cli::RunArgs;
 
 /// Everything a node reads at start-up.
@@ -17,11 +21,20 @@ pub(crate) struct NodeConfig {
     pub(crate) data_dir: PathBuf,
     /// The canonical event log.
     pub(crate) wal: WalSection,
+    /// This node's Raft cluster.
+    pub(crate) cluster: ClusterSection,
+    /// Node-to-node transport security.
+    pub(crate) tls: TlsSection,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("mempulse-data"), wal: WalSection::default() }
+        Self {
+            data_dir: PathBuf::from("mempulse-data"),
+            wal: WalSection::default(),
+            cluster: ClusterSection::default(),
+            tls: TlsSection::default(),
+        }
     }
 }
 
@@ -65,7 +78,33 @@ impl NodeConfig {
         if let Some(sync) = &args.wal_sync {
             config.wal.sync.clone_from(sync);
         }
+        config.apply_cluster_flags(args)?;
         Ok(config)
+    }
+
+    fn apply_cluster_flags(&mut self, args: &RunArgs) -> anyhow::Result<()> {
+        let cluster = &mut self.cluster;
+        if let Some(id) = args.node_id {
+            cluster.node_id = id;
+        }
+        if let Some(addr) = &args.raft_addr {
+            cluster.raft_addr.clone_from(addr);
+        }
+        if let Some(dir) = &args.raft_dir {
+            cluster.raft_dir = Some(dir.clone());
+        }
+        if let Some(peers) = &args.peers {
+            cluster.peers = cluster::parse_peer_list(peers).context("invalid --peers")?;
+        }
+        if let Some(bootstrap) = args.bootstrap {
+            cluster.bootstrap = bootstrap;
+        }
+        Ok(())
+    }
+
+    /// The Raft directory: `[cluster] raft-dir`, else `<data-dir>/raft`.
+    pub(crate) fn raft_dir(&self) -> PathBuf {
+        self.cluster.raft_dir.clone().unwrap_or_else(|| self.data_dir.join("raft"))
     }
 
     /// The event log's configuration.
@@ -128,5 +167,64 @@ mod tests {
         assert!(toml::from_str::<NodeConfig>("datadir = \"/x\"").is_err());
         let tiny: NodeConfig = toml::from_str("[wal]\nsegment-size-bytes = 1\n").unwrap();
         assert!(tiny.event_log().is_err());
+    }
+
+    #[test]
+    fn cluster_and_tls_sections_parse() {
+        let text = "data-dir = \"/d\"\n[cluster]\nnode-id = 2\nraft-addr = \"127.0.0.1:7001\"\n\
+                    peers = [\"1@127.0.0.1:7000\", \"3@127.0.0.1:7002\"]\nbootstrap = false\n\
+                    election-timeout-min-ms = 200\nelection-timeout-max-ms = 400\n\
+                    [tls]\nca-cert = \"c/ca.pem\"\nnode-cert = \"c/n.pem\"\nnode-key = \"c/k.pem\"\n";
+        let c: NodeConfig = toml::from_str(text).unwrap();
+        assert_eq!(c.cluster.members().unwrap().len(), 3);
+        assert!(!c.cluster.bootstrap);
+        assert_eq!(c.raft_dir(), PathBuf::from("/d/raft"));
+        assert_eq!(c.cluster.raft().unwrap().election_timeout_max, Duration::from_millis(400));
+        assert_eq!(c.tls.node_key, Some(PathBuf::from("c/k.pem")));
+        assert!(toml::from_str::<NodeConfig>("[cluster]\nnodeid = 1\n").is_err());
+        assert!(toml::from_str::<NodeConfig>("[cluster]\npeers = \"2@a:1\"\n").is_err());
+    }
+
+    #[test]
+    fn the_embedded_default_is_a_one_node_plaintext_loopback_cluster() {
+        let c = NodeConfig::default();
+        let members = c.cluster.members().unwrap();
+        assert_eq!(members.keys().map(|id| id.0).collect::<Vec<_>>(), [1]);
+        assert!(c.cluster.bootstrap);
+        assert!(c.cluster.listen_addr().unwrap().ip().is_loopback());
+        assert_eq!(c.raft_dir(), PathBuf::from("mempulse-data/raft"));
+        assert!(matches!(
+            c.tls.security().unwrap(),
+            mempulse_cluster::Security::InsecurePlaintextLoopback
+        ));
+        c.cluster.raft().unwrap();
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "mempulse",
+            "run",
+            "--node-id",
+            "3",
+            "--raft-addr",
+            "127.0.0.1:9",
+            "--peers",
+            "1@127.0.0.1:7,2@127.0.0.1:8",
+            "--bootstrap=false",
+            "--raft-dir",
+            "/r",
+        ])
+        .unwrap();
+        let crate::cli::Command::Run(args) = cli.command else { unreachable!("not run") };
+        let c = NodeConfig::load(&args).unwrap();
+        assert_eq!((c.cluster.node_id, c.cluster.raft_addr.as_str()), (3, "127.0.0.1:9"));
+        assert_eq!(c.cluster.members().unwrap().len(), 3);
+        assert!(!c.cluster.bootstrap);
+        assert_eq!(c.raft_dir(), PathBuf::from("/r"));
+        let bad = crate::cli::Cli::try_parse_from(["mempulse", "run", "--peers", "1@x"]).unwrap();
+        let crate::cli::Command::Run(args) = bad.command else { unreachable!("not run") };
+        assert!(NodeConfig::load(&args).is_err());
     }
 }

@@ -1,5 +1,7 @@
 //! One module per subcommand; each returns the process exit code.
 
+mod cert;
+mod cluster;
 mod run;
 mod wal;
 
@@ -11,6 +13,8 @@ use crate::cli::Command;
 pub(crate) fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(args) => run::run(&args),
+        Command::Cert(args) => cert::run(&args),
+        Command::Cluster(cmd) => cluster::run(cmd),
         Command::Wal(cmd) => wal::run(cmd),
     }
 }
