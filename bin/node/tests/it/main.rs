@@ -7,5 +7,6 @@
     reason = "test code: a failed assumption is a failed test"
 )]
 
+mod cluster;
 mod run;
 mod wal_cli;

@@ -1,0 +1,259 @@
+//! Real `mempulse` processes forming a 3-node cluster over mutual TLS on 127.0.0.1: election,
+//! `kill -9` of the leader with failover and rejoin, and the leadership hand-over on SIGTERM.
+//! Every wait polls `mempulse cluster status` in a loop bounded by a deadline.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mempulse");
+/// Bound of every wait (a debug build on a loaded 2-core machine).
+const DEADLINE: Duration = Duration::from_secs(20);
+/// Pause between two polls of a bounded loop (pacing only: every loop has a deadline).
+const POLL_PACE: Duration = Duration::from_millis(50);
+
+/// Free loopback ports: bound to port 0 together (so they differ), then released.
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> =
+        (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// Polls `probe` until it returns a value; panics naming `what` after [`DEADLINE`].
+fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(Instant::now() < end, "timed out after {DEADLINE:?} waiting for {what}");
+        std::thread::sleep(POLL_PACE);
+    }
+}
+
+/// One node's files and, while it runs, its process and captured stderr.
+struct Node {
+    id: u64,
+    addr: String,
+    config: PathBuf,
+    child: Option<Child>,
+    log: Arc<Mutex<Vec<String>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Node {
+    fn start(&mut self) {
+        assert!(self.child.is_none(), "node {} already runs", self.id);
+        let mut child = Command::new(BIN)
+            .args(["--log-format", "compact", "run", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info,openraft=warn")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = self.log.clone();
+        self.reader = Some(std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                log.lock().unwrap().push(line);
+            }
+        }));
+        self.child = Some(child);
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        let status = Command::new("kill").args([name, &pid]).status().unwrap();
+        assert!(status.success(), "kill {name} {pid}");
+    }
+
+    /// Waits for the process to exit (bounded) and returns whether it exited with 0.
+    fn wait_exit(&mut self) -> bool {
+        let mut child = self.child.take().unwrap();
+        let status = wait_until(&format!("node {} to exit", self.id), || child.try_wait().unwrap());
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        status.success()
+    }
+
+    fn logged(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|line| line.contains(needle))
+    }
+
+    /// This node's status as it reports it, or `None` when it does not answer.
+    fn status(&self) -> Option<Value> {
+        self.status_of(&self.addr)
+    }
+
+    /// The status of the member at `addr`, asked as this node (`--node ADDR`).
+    fn status_of(&self, addr: &str) -> Option<Value> {
+        let out = Command::new(BIN)
+            .args(["cluster", "status", "--timeout-ms", "1000", "--node", addr, "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- node {} stderr ---", self.id);
+            for line in self.log.lock().unwrap().iter() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+struct Cluster {
+    _root: tempfile::TempDir,
+    nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// `mempulse cert`, three configs with mutual TLS (node 1 bootstraps), three processes.
+    fn start() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let certs = root.path().join("certs");
+        let out = Command::new(BIN)
+            .args(["cert", "--nodes", "1,2,3", "--out"])
+            .arg(&certs)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "cert: {}", String::from_utf8_lossy(&out.stderr));
+        let ports = free_ports(3);
+        let peers: Vec<String> =
+            ports.iter().enumerate().map(|(i, p)| format!("\"{}@127.0.0.1:{p}\"", i + 1)).collect();
+        let mut nodes = Vec::new();
+        for (i, port) in ports.iter().enumerate() {
+            let id = i as u64 + 1;
+            let config = root.path().join(format!("node-{id}.toml"));
+            std::fs::write(&config, node_toml(root.path(), &certs, id, *port, &peers)).unwrap();
+            nodes.push(Node {
+                id,
+                addr: format!("127.0.0.1:{port}"),
+                config,
+                child: None,
+                log: Arc::default(),
+                reader: None,
+            });
+        }
+        for node in &mut nodes {
+            node.start();
+        }
+        Self { _root: root, nodes }
+    }
+
+    fn node(&mut self, id: u64) -> &mut Node {
+        self.nodes.iter_mut().find(|n| n.id == id).unwrap()
+    }
+
+    /// Waits until every node in `ids` answers with the same leader and term, that leader is
+    /// one of them and says it leads, and the others follow; returns (leader, term).
+    fn agreed_leader(&self, ids: &[u64]) -> (u64, u64) {
+        wait_until(&format!("nodes {ids:?} to agree on a leader"), || {
+            let mut seen = None;
+            for node in self.nodes.iter().filter(|n| ids.contains(&n.id)) {
+                let s = node.status()?;
+                let view = (s["leader"].as_u64()?, s["term"].as_u64()?);
+                let role = s["role"].as_str()?;
+                let expected = if view.0 == node.id { "leader" } else { "follower" };
+                if role != expected || seen.is_some_and(|v| v != view) {
+                    return None;
+                }
+                seen = Some(view);
+            }
+            seen.filter(|(leader, _)| ids.contains(leader))
+        })
+    }
+}
+
+fn node_toml(root: &Path, certs: &Path, id: u64, port: u16, peers: &[String]) -> String {
+    let data = root.join(format!("data-{id}"));
+    format!(
+        "data-dir = {data:?}\n\
+         [wal]\nsegment-size-bytes = 1048576\n\
+         [cluster]\nnode-id = {id}\nraft-addr = \"127.0.0.1:{port}\"\npeers = [{peers}]\n\
+         bootstrap = {bootstrap}\nheartbeat-interval-ms = 50\nelection-timeout-min-ms = 300\n\
+         election-timeout-max-ms = 600\nsend-timeout-ms = 200\n\
+         [tls]\nca-cert = {ca:?}\nnode-cert = {cert:?}\nnode-key = {key:?}\n",
+        peers = peers.join(", "),
+        bootstrap = id == 1,
+        ca = certs.join("ca.pem"),
+        cert = certs.join(format!("node-{id}.pem")),
+        key = certs.join(format!("node-{id}-key.pem")),
+    )
+}
+
+#[test]
+fn kill_9_of_the_leader_elects_another_and_the_restarted_node_rejoins() {
+    let mut cluster = Cluster::start();
+    let (leader, term) = cluster.agreed_leader(&[1, 2, 3]);
+    let status = cluster.node(leader).status().unwrap();
+    assert_eq!(status["voters"], serde_json::json!([1, 2, 3]), "{status}");
+    assert_eq!(status["members"].as_array().unwrap().len(), 3);
+
+    cluster.node(leader).signal("-KILL");
+    assert!(!cluster.node(leader).wait_exit(), "a SIGKILLed process cannot exit 0");
+    let others: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let started = Instant::now();
+    let (new_leader, new_term) = cluster.agreed_leader(&others);
+    assert_ne!(new_leader, leader);
+    assert!(new_term > term, "term {new_term} after {term}");
+    eprintln!("new leader {new_leader} after {:?}", started.elapsed());
+
+    cluster.node(leader).start();
+    let (after, after_term) = cluster.agreed_leader(&[1, 2, 3]);
+    let rejoined_addr = cluster.node(leader).addr.clone();
+    let rejoined = cluster.node(after).status_of(&rejoined_addr).unwrap();
+    assert_eq!(rejoined["node"], leader, "{rejoined}");
+    assert_eq!(rejoined["role"], "follower", "{rejoined}");
+    assert!(after_term >= new_term);
+    assert_ne!(after, 0);
+    // It has caught up: it applied at least what the new leader had committed when it won.
+    let committed = cluster.node(after).status().unwrap()["committed"].as_u64().unwrap();
+    wait_until("the restarted node to apply the leader's log", || {
+        let applied =
+            cluster.nodes.iter().find(|n| n.id == leader)?.status()?["applied"].as_u64()?;
+        (applied >= committed).then_some(())
+    });
+}
+
+#[test]
+fn sigterm_on_the_leader_hands_leadership_over_and_exits_0() {
+    let mut cluster = Cluster::start();
+    let (leader, term) = cluster.agreed_leader(&[1, 2, 3]);
+    cluster.node(leader).signal("-TERM");
+    assert!(cluster.node(leader).wait_exit(), "the old leader did not exit 0");
+    let old = cluster.node(leader);
+    assert!(old.logged("handing leadership over"), "no hand-over attempted");
+    assert!(old.logged("leadership handed over"), "the hand-over did not finish before exit");
+    assert!(old.logged("node stopped"));
+    let others: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let (new_leader, new_term) = cluster.agreed_leader(&others);
+    assert_ne!(new_leader, leader);
+    assert!(new_term > term, "term {new_term} after {term}");
+}
