@@ -112,6 +112,23 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Runs `mempulse cluster <args>` as this node and returns its JSON answer.
+    fn admin(&self, args: &[&str]) -> Value {
+        let out = Command::new(BIN)
+            .arg("cluster")
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "cluster {args:?}: {stderr}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -256,4 +273,38 @@ fn sigterm_on_the_leader_hands_leadership_over_and_exits_0() {
     let (new_leader, new_term) = cluster.agreed_leader(&others);
     assert_ne!(new_leader, leader);
     assert!(new_term > term, "term {new_term} after {term}");
+}
+
+#[test]
+fn admin_commands_move_leadership_and_change_membership() {
+    let mut cluster = Cluster::start();
+    let (leader, _) = cluster.agreed_leader(&[1, 2, 3]);
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let (to, asker) = (followers[0], followers[1]);
+    // Sent to a follower, which redirects the command to the leader.
+    let done = cluster.node(asker).admin(&["transfer-leader", "--to", &to.to_string()]);
+    assert_eq!(done["ok"], true, "{done}");
+    assert_eq!(cluster.agreed_leader(&[1, 2, 3]).0, to);
+
+    let voters = |cluster: &mut Cluster, want: Value, learners: Value| {
+        let node = cluster.node(to);
+        wait_until(&format!("voters {want} learners {learners}"), || {
+            let s = node.status()?;
+            (s["voters"] == want && s["learners"] == learners).then_some(())
+        });
+    };
+    let gone = asker;
+    let gone_addr = cluster.node(gone).addr.clone();
+    let done = cluster.node(to).admin(&["remove", "--id", &gone.to_string()]);
+    assert!(done["log_index"].as_u64().is_some(), "{done}");
+    let rest: Vec<u64> = (1..=3).filter(|id| *id != gone).collect();
+    voters(&mut cluster, serde_json::json!(rest), serde_json::json!([]));
+
+    let done =
+        cluster.node(to).admin(&["add-learner", "--id", &gone.to_string(), "--addr", &gone_addr]);
+    assert_eq!(done["ok"], true, "{done}");
+    voters(&mut cluster, serde_json::json!(rest), serde_json::json!([gone]));
+    cluster.node(to).admin(&["promote", "--ids", &gone.to_string()]);
+    voters(&mut cluster, serde_json::json!([1, 2, 3]), serde_json::json!([]));
+    assert_eq!(cluster.agreed_leader(&[1, 2, 3]).0, to);
 }
