@@ -46,7 +46,8 @@ pub(crate) struct WalSection {
     pub(crate) sync: String,
     /// Segment file size in bytes.
     pub(crate) segment_size_bytes: u64,
-    /// `zero-fill`, `fallocate` or `recycle`.
+    /// `auto` (zero-fill when every group is synced, else fallocate), `zero-fill`, `fallocate` or
+    /// `recycle`.
     pub(crate) preallocate: String,
 }
 
@@ -55,7 +56,7 @@ impl Default for WalSection {
         Self {
             sync: "always".to_owned(),
             segment_size_bytes: DEFAULT_SEGMENT_SIZE_BYTES,
-            preallocate: "fallocate".to_owned(),
+            preallocate: "auto".to_owned(),
         }
     }
 }
@@ -136,10 +137,13 @@ fn parse_sync(text: &str) -> anyhow::Result<SyncPolicy> {
 
 fn parse_preallocate(text: &str) -> anyhow::Result<Preallocate> {
     Ok(match text {
+        "auto" => Preallocate::Auto,
         "zero-fill" => Preallocate::ZeroFill,
         "fallocate" => Preallocate::Fallocate,
         "recycle" => Preallocate::Recycle,
-        other => bail!("wal preallocate must be zero-fill, fallocate or recycle, got `{other}`"),
+        other => {
+            bail!("wal preallocate must be auto, zero-fill, fallocate or recycle, got `{other}`")
+        }
     })
 }
 

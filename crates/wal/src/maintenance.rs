@@ -111,7 +111,7 @@ impl Wal {
             // Readers are redirected first; the file goes after.
             self.shared.set_first(next.first);
             self.shared.remove_segment(seg.first);
-            let recycle = self.config.preallocate == Preallocate::Recycle
+            let recycle = self.config.effective_preallocate() == Preallocate::Recycle
                 && self.recycle.len() < RECYCLE_POOL_MAX;
             if recycle {
                 let to = segment::recycle_name(seg.first);

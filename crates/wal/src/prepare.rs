@@ -72,7 +72,7 @@ pub(crate) fn extend(
     from: u64,
 ) -> Result<()> {
     let size = config.segment_size_bytes;
-    match config.preallocate {
+    match config.effective_preallocate() {
         Preallocate::ZeroFill => {
             let zeros = vec![0u8; READ_CHUNK_BYTES];
             let mut at = from;
@@ -84,7 +84,8 @@ pub(crate) fn extend(
             }
             Ok(())
         }
-        Preallocate::Fallocate | Preallocate::Recycle => {
+        // `effective_preallocate` never returns `Auto`; it allocates like `Fallocate` regardless.
+        Preallocate::Auto | Preallocate::Fallocate | Preallocate::Recycle => {
             file.allocate(size).map_err(io_err(storage, IoOp::Allocate, name))
         }
     }
