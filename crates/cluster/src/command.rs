@@ -19,21 +19,16 @@
 
 use core::fmt;
 
-use mempulse_mempool::{BlockLimits, Command, CommitBlock, OrphanedBlock, Reorg};
+use mempulse_mempool::{BlockLimits, Command, CommitBlock, Reorg};
 use mempulse_primitives::{
-    Address, DecodeError, Height, Nonce, Tx, TxHash, ValidatorId,
-    codec::{Decode, Encode, Reader, put_len},
+    DecodeError, Tx, ValidatorId,
+    codec::{Decode, Encode, Reader},
 };
 
 const TAG_ADD_TXS: u8 = 1;
 const TAG_BUILD_BLOCK: u8 = 2;
 const TAG_COMMIT_BLOCK: u8 = 3;
 const TAG_REORG: u8 = 4;
-
-/// Smallest encoding of one `(Address, Nonce)` pair, for the count check before allocation.
-const NONCE_PAIR_LEN: usize = Address::LEN + 8;
-/// Smallest encoding of one orphaned block (height and an empty list).
-const ORPHANED_BLOCK_MIN_LEN: usize = 8 + 4;
 
 /// One command replicated through the Raft log and applied to the mempool on every replica.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +92,9 @@ impl fmt::Display for ClusterCommand {
     }
 }
 
+/// The tag byte is the cluster's; each body is the mempool's own encoding of that part
+/// ([`BlockLimits`], [`CommitBlock`], [`Reorg`] implement the primitives codec), so the two
+/// crates cannot drift apart on a payload layout.
 impl Encode for ClusterCommand {
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
@@ -106,27 +104,16 @@ impl Encode for ClusterCommand {
             }
             Self::BuildBlock { limits, proposer } => {
                 out.push(TAG_BUILD_BLOCK);
-                limits.max_bytes.encode(out);
-                limits.max_gas.encode(out);
+                limits.encode(out);
                 proposer.encode(out);
             }
             Self::CommitBlock(block) => {
                 out.push(TAG_COMMIT_BLOCK);
-                block.height.encode(out);
-                block.txs.encode(out);
-                encode_nonces(&block.nonces, out);
-                block.base_fee_per_gas.encode(out);
+                block.encode(out);
             }
             Self::Reorg(reorg) => {
                 out.push(TAG_REORG);
-                reorg.fork_height.encode(out);
-                put_len(out, reorg.orphaned.len());
-                for block in &reorg.orphaned {
-                    block.height.encode(out);
-                    block.txs.encode(out);
-                }
-                encode_nonces(&reorg.nonces, out);
-                reorg.base_fee_per_gas.encode(out);
+                reorg.encode(out);
             }
         }
     }
@@ -137,59 +124,21 @@ impl Decode for ClusterCommand {
         let offset = r.position();
         match r.u8()? {
             TAG_ADD_TXS => Ok(Self::AddTxs(Vec::<Tx>::decode(r)?)),
-            TAG_BUILD_BLOCK => {
-                let max_bytes = Option::<u64>::decode(r)?;
-                let max_gas = Option::<u64>::decode(r)?;
-                let proposer = ValidatorId::decode(r)?;
-                Ok(Self::BuildBlock { limits: BlockLimits { max_bytes, max_gas }, proposer })
-            }
-            TAG_COMMIT_BLOCK => Ok(Self::CommitBlock(CommitBlock {
-                height: Height::decode(r)?,
-                txs: Vec::<TxHash>::decode(r)?,
-                nonces: decode_nonces(r)?,
-                base_fee_per_gas: Option::<u128>::decode(r)?,
-            })),
-            TAG_REORG => {
-                let fork_height = Height::decode(r)?;
-                let count = r.count(ORPHANED_BLOCK_MIN_LEN)?;
-                let mut orphaned = Vec::with_capacity(count);
-                for _ in 0..count {
-                    let height = Height::decode(r)?;
-                    orphaned.push(OrphanedBlock { height, txs: Vec::<Tx>::decode(r)? });
-                }
-                Ok(Self::Reorg(Reorg {
-                    fork_height,
-                    orphaned,
-                    nonces: decode_nonces(r)?,
-                    base_fee_per_gas: Option::<u128>::decode(r)?,
-                }))
-            }
+            TAG_BUILD_BLOCK => Ok(Self::BuildBlock {
+                limits: BlockLimits::decode(r)?,
+                proposer: ValidatorId::decode(r)?,
+            }),
+            TAG_COMMIT_BLOCK => Ok(Self::CommitBlock(CommitBlock::decode(r)?)),
+            TAG_REORG => Ok(Self::Reorg(Reorg::decode(r)?)),
             tag => Err(DecodeError::UnknownTag { offset, what: "cluster command", tag }),
         }
     }
 }
 
-fn encode_nonces(nonces: &[(Address, Nonce)], out: &mut Vec<u8>) {
-    put_len(out, nonces.len());
-    for (address, nonce) in nonces {
-        address.encode(out);
-        nonce.encode(out);
-    }
-}
-
-fn decode_nonces(r: &mut Reader<'_>) -> Result<Vec<(Address, Nonce)>, DecodeError> {
-    let count = r.count(NONCE_PAIR_LEN)?;
-    let mut out = Vec::with_capacity(count);
-    for _ in 0..count {
-        out.push((Address::decode(r)?, Nonce::decode(r)?));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
-    use mempulse_mempool::test_utils::tx;
-    use mempulse_primitives::{decode_exact, encode_to_vec};
+    use mempulse_mempool::{OrphanedBlock, test_utils::tx};
+    use mempulse_primitives::{Address, Height, Nonce, TxHash, decode_exact, encode_to_vec};
     use proptest::prelude::*;
 
     use super::*;
