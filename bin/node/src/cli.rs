@@ -1,5 +1,5 @@
 //! The command line: `mempulse run`, `mempulse cert`, `mempulse cluster …`,
-//! `mempulse wal verify|dump|stats`.
+//! `mempulse wal verify|dump|stats`, `mempulse schedule`.
 
 use std::path::PathBuf;
 
@@ -37,6 +37,8 @@ pub(crate) enum Command {
     /// Inspect a write-ahead log offline (read-only).
     #[command(subcommand)]
     Wal(WalCommand),
+    /// Print the proposer and every validator's tags for a range of heights (offline).
+    Schedule(ScheduleArgs),
 }
 
 #[derive(Debug, Args)]
@@ -159,4 +161,20 @@ pub(crate) enum WalCommand {
         /// Directory of segment files.
         dir: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScheduleArgs {
+    /// The validators file (TOML) every node shares.
+    #[arg(long)]
+    pub(crate) validators: PathBuf,
+    /// First height to print (default: the file's initial height).
+    #[arg(long)]
+    pub(crate) from_height: Option<u64>,
+    /// Number of heights to print.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub(crate) count: u64,
+    /// One JSON object per line (`height`, `proposer`, `tags`) instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
 }

@@ -30,7 +30,8 @@ pub enum Error {
         /// The repeated address.
         address: Address,
     },
-    /// Two validators list the same member node.
+    /// Two validators list the same member node endpoint (`host:port`), or one validator lists
+    /// one node id twice.
     #[error("member node {node} is listed by validators {first} and {second}")]
     DuplicateNode {
         /// The repeated node address.

@@ -285,7 +285,8 @@ impl ValidatorSet {
         }
     }
 
-    /// Ids and member nodes must stay unique across the resulting set.
+    /// Ids and member node endpoints must stay unique across the resulting set; node ids
+    /// (Raft member ids, numbered per cluster) only within one validator.
     fn check_unique(&self, updates: &[Member], removals: &[Address]) -> Result<()> {
         let changed = |a: &Address| {
             removals.binary_search(a).is_ok()
@@ -294,11 +295,11 @@ impl ValidatorSet {
         let kept = self.members.iter().filter(|m| !changed(&m.validator.address));
         let mut ids = BTreeMap::new();
         let mut endpoints: BTreeMap<(&str, u16), ValidatorId> = BTreeMap::new();
-        let mut node_ids: BTreeMap<NodeId, ValidatorId> = BTreeMap::new();
         for v in kept.chain(updates).map(|m| &m.validator) {
             if ids.insert(v.id, ()).is_some() {
                 return Err(Error::DuplicateId { id: v.id });
             }
+            let mut node_ids: BTreeMap<NodeId, ()> = BTreeMap::new();
             for node in &v.nodes {
                 let dup = |first: ValidatorId| Error::DuplicateNode {
                     node: node.clone(),
@@ -308,8 +309,8 @@ impl ValidatorSet {
                 if let Some(first) = endpoints.insert((&node.host, node.port), v.id) {
                     return Err(dup(first));
                 }
-                if let Some(first) = node.node.and_then(|n| node_ids.insert(n, v.id)) {
-                    return Err(dup(first));
+                if node.node.is_some_and(|n| node_ids.insert(n, ()).is_some()) {
+                    return Err(dup(v.id));
                 }
             }
         }

@@ -3,6 +3,7 @@
 mod cert;
 mod cluster;
 mod run;
+mod schedule;
 mod wal;
 
 use std::process::ExitCode;
@@ -16,5 +17,6 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Cert(args) => cert::run(&args),
         Command::Cluster(cmd) => cluster::run(cmd),
         Command::Wal(cmd) => wal::run(cmd),
+        Command::Schedule(args) => schedule::run(&args),
     }
 }

@@ -9,4 +9,5 @@
 
 mod cluster;
 mod run;
+mod schedule;
 mod wal_cli;

@@ -137,12 +137,17 @@ fn member_nodes_are_unique_across_validators() {
         ValidatorSet::new(&[a.clone(), b]),
         Err(Error::DuplicateNode { first: ValidatorId(1), second: ValidatorId(2), .. })
     ));
-    let c = numbered(3, 1).with_nodes(vec!["1@10.0.0.1:1".parse().unwrap()]);
-    assert!(matches!(ValidatorSet::new(&[a.clone(), c]), Err(Error::DuplicateNode { .. })));
-    let d = numbered(4, 1).with_nodes(vec!["2@10.0.0.1:1".parse().unwrap()]);
+    // Node ids number the members of one cluster: unique within a validator only.
+    let c = numbered(3, 1)
+        .with_nodes(vec!["1@10.0.0.1:1".parse().unwrap(), "1@10.0.0.1:2".parse().unwrap()]);
+    assert!(matches!(
+        ValidatorSet::new(&[a.clone(), c]),
+        Err(Error::DuplicateNode { first: ValidatorId(3), second: ValidatorId(3), .. })
+    ));
+    let d = numbered(4, 1).with_nodes(vec!["1@10.0.0.1:1".parse().unwrap()]);
     let set = ValidatorSet::new(&[a, d]).unwrap();
     let nodes: Vec<String> = set.nodes().map(|(id, n)| format!("{id}:{n}")).collect();
-    assert_eq!(nodes, ["1:1@127.0.0.1:7400", "4:2@10.0.0.1:1"]);
+    assert_eq!(nodes, ["1:1@127.0.0.1:7400", "4:1@10.0.0.1:1"]);
 }
 
 #[test]
