@@ -1,0 +1,450 @@
+//! The replicated derived state: the pool view, per-sender nonce slots with their replacement
+//! history, the reopen window and the running commitment. A function of replicated events
+//! only; local events never reach it.
+//!
+//! Rules (each is part of [`crate::RULE_VERSION`]):
+//! - `tx_admitted` puts the transaction in its (sender, nonce) slot with the given subpool. A
+//!   slot already holding another transaction without a `tx_replaced` first is an anomaly: the
+//!   holder leaves the view silently (counted in `anomalies`).
+//! - `tx_replaced` takes `old` out of the view and appends it to the slot's history (the last
+//!   [`REPLACEMENTS_PER_SLOT_MAX`] are kept, all are counted); the `tx_admitted` of `new`
+//!   follows.
+//! - `tx_promoted` moves a queued transaction to pending.
+//! - `tx_evicted` and `tx_included` remove the slot (history included). An included body is kept
+//!   for [`REOPEN_WINDOW_HEIGHTS`] heights (at most [`REOPEN_BODIES_MAX`] bodies).
+//! - `tx_reopened` names only a hash: the body comes from the reopen window, and since the fact
+//!   carries no subpool the view infers it: pending when the sender has no pooled transaction
+//!   below it, or when the one right below (nonce − 1) is pending; queued otherwise. A body
+//!   outside the window is an anomaly (the transaction stays out of the view).
+//! - `block_committed` and `reorg_detected` set the height.
+//! - Every other kind only counts. A fact naming a transaction the view does not hold where it
+//!   must (promote, evict, include) is an anomaly and changes nothing else.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mempulse_primitives::{
+    Address, Decode, DecodeError, Digest, Encode, EventKind, Height, Nonce, RaftIndex, Reader, Seq,
+    Subpool, Tx, TxHash,
+};
+
+use crate::{
+    commitment::{Commitment, replaced_entry, slot_entry},
+    config::{REOPEN_BODIES_MAX, REOPEN_WINDOW_HEIGHTS, REPLACEMENTS_PER_SLOT_MAX, RULE_VERSION},
+    lookup::TxIndex,
+};
+
+/// A transaction in the pool view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Pooled {
+    pub(crate) tx: Tx,
+    pub(crate) subpool: Subpool,
+}
+
+/// One (sender, nonce) slot: the transaction holding it and the ones it replaced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub(crate) current: Option<Pooled>,
+    /// Replaced hashes, oldest first, at most [`REPLACEMENTS_PER_SLOT_MAX`].
+    pub(crate) replaced: Vec<TxHash>,
+    /// Replacements ever recorded in this slot.
+    pub(crate) replaced_total: u32,
+}
+
+impl Slot {
+    /// Ordinal of `replaced[i]`.
+    fn ordinal(&self, i: usize) -> u32 {
+        let kept = u32::try_from(self.replaced.len()).unwrap_or(u32::MAX);
+        let i = u32::try_from(i).unwrap_or(u32::MAX);
+        self.replaced_total.saturating_sub(kept).saturating_add(i)
+    }
+}
+
+type SlotKey = (Address, Nonce);
+
+/// The replicated derived state.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ReplicatedState {
+    slots: BTreeMap<SlotKey, Slot>,
+    /// Where each pooled transaction sits (lookup only).
+    by_hash: TxIndex<SlotKey>,
+    /// Bodies of recently included transactions, for `tx_reopened`.
+    included: BTreeMap<TxHash, (Height, Tx)>,
+    included_by_height: BTreeMap<Height, BTreeSet<TxHash>>,
+    pub(crate) height: Height,
+    pub(crate) pending: u64,
+    pub(crate) replicated_events: u64,
+    pub(crate) anomalies: u64,
+    /// Raft index of the last replicated event applied (0: none).
+    pub(crate) last_index: RaftIndex,
+    /// Seq of the last replicated event applied.
+    pub(crate) last_seq: Seq,
+    pub(crate) commitment: Commitment,
+}
+
+impl ReplicatedState {
+    pub(crate) fn pool_len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    pub(crate) fn contains(&self, hash: &TxHash) -> bool {
+        self.by_hash.contains(hash)
+    }
+
+    pub(crate) fn pooled(&self, hash: &TxHash) -> Option<&Pooled> {
+        let key = self.by_hash.get(hash)?;
+        self.slots.get(key)?.current.as_ref()
+    }
+
+    pub(crate) fn slot(&self, sender: &Address, nonce: Nonce) -> Option<&Slot> {
+        self.slots.get(&(*sender, nonce))
+    }
+
+    /// The slots of one sender, in nonce order.
+    pub(crate) fn sender_slots(&self, sender: Address) -> impl Iterator<Item = (Nonce, &Slot)> {
+        self.slots.range((sender, Nonce(0))..=(sender, Nonce(u64::MAX))).map(|(k, s)| (k.1, s))
+    }
+
+    /// Hashes of every pooled transaction, in (sender, nonce) order.
+    pub(crate) fn pooled_hashes(&self) -> impl Iterator<Item = &TxHash> {
+        self.slots.values().filter_map(|s| s.current.as_ref().map(|p| &p.tx.hash))
+    }
+
+    /// The digest of the state as it is now: SHA-256 over
+    /// `b"MPRD" | rule u16 | raft_index u64 | height u64 | replicated_events u64 | pool u64 |
+    /// pending u64 | anomalies u64 | commitment [32]` (little-endian).
+    pub(crate) fn digest(&self) -> Digest {
+        let mut buf = [0u8; 86];
+        buf[..4].copy_from_slice(b"MPRD");
+        buf[4..6].copy_from_slice(&RULE_VERSION.to_le_bytes());
+        let words = [
+            self.last_index.0,
+            self.height.0,
+            self.replicated_events,
+            self.pool_len() as u64,
+            self.pending,
+            self.anomalies,
+        ];
+        for (chunk, word) in buf[6..54].chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        buf[54..].copy_from_slice(&self.commitment.to_bytes());
+        Digest::sha256(&buf)
+    }
+
+    /// Applies one replicated event. Hashes that left the view as a side effect of the event
+    /// (not as its subject) are pushed to `displaced`.
+    pub(crate) fn apply(
+        &mut self,
+        seq: Seq,
+        index: RaftIndex,
+        kind: EventKind,
+        displaced: &mut Vec<TxHash>,
+    ) {
+        self.replicated_events += 1;
+        self.last_seq = seq;
+        if index < self.last_index {
+            self.anomalies += 1;
+        } else {
+            self.last_index = index;
+        }
+        match kind {
+            EventKind::TxAdmitted { tx, subpool } => self.admit(tx, subpool, displaced),
+            EventKind::TxReplaced { old, new: _, sender, nonce } => {
+                self.replace(old, sender, nonce);
+            }
+            EventKind::TxPromoted { hash } => self.promote(&hash),
+            EventKind::TxEvicted { hash, .. } => match self.remove_slot_of(&hash) {
+                Some(_) => {}
+                None => self.anomalies += 1,
+            },
+            EventKind::TxIncluded { hash, height } => match self.remove_slot_of(&hash) {
+                Some(tx) => self.keep_included(height, tx),
+                None => self.anomalies += 1,
+            },
+            EventKind::TxReopened { hash, .. } => self.reopen(&hash),
+            EventKind::BlockCommitted { height, .. } => {
+                self.height = height;
+                self.trim_included();
+            }
+            EventKind::ReorgDetected { fork_height, .. } => self.height = fork_height,
+            // Facts that do not change the view (rejections, lane facts, proposals, cluster and
+            // replay facts) and kinds newer than this build only count.
+            _ => {}
+        }
+    }
+
+    fn add_entry(&mut self, key: &SlotKey, pooled: &Pooled) {
+        self.commitment.add(&slot_entry(&key.0, key.1, &pooled.tx.hash, pooled.subpool));
+        if pooled.subpool == Subpool::Pending {
+            self.pending += 1;
+        }
+    }
+
+    fn sub_entry(&mut self, key: &SlotKey, pooled: &Pooled) {
+        self.commitment.sub(&slot_entry(&key.0, key.1, &pooled.tx.hash, pooled.subpool));
+        if pooled.subpool == Subpool::Pending {
+            self.pending = self.pending.saturating_sub(1);
+        }
+    }
+
+    fn admit(&mut self, tx: Tx, subpool: Subpool, displaced: &mut Vec<TxHash>) {
+        if self.by_hash.contains(&tx.hash) {
+            // Admitted twice: the later fact wins.
+            self.anomalies += 1;
+            self.remove_slot_of(&tx.hash);
+        }
+        let key = (tx.sender, tx.nonce);
+        let taken = self.slots.get_mut(&key).and_then(|slot| slot.current.take());
+        if let Some(holder) = taken {
+            self.anomalies += 1;
+            self.sub_entry(&key, &holder);
+            self.by_hash.remove(&holder.tx.hash);
+            displaced.push(holder.tx.hash);
+        }
+        let pooled = Pooled { tx, subpool };
+        self.add_entry(&key, &pooled);
+        self.by_hash.insert(pooled.tx.hash, key);
+        self.slots.entry(key).or_default().current = Some(pooled);
+    }
+
+    fn replace(&mut self, old: TxHash, sender: Address, nonce: Nonce) {
+        let key = (sender, nonce);
+        match self.by_hash.get(&old).copied() {
+            Some(at) if at == key => {
+                let taken = self.slots.get_mut(&key).and_then(|slot| slot.current.take());
+                if let Some(holder) = taken {
+                    self.sub_entry(&key, &holder);
+                }
+                self.by_hash.remove(&old);
+            }
+            Some(_) => {
+                // The old transaction sits in another slot: take it out there.
+                self.anomalies += 1;
+                self.remove_slot_of(&old);
+            }
+            None => self.anomalies += 1,
+        }
+        let slot = self.slots.entry(key).or_default();
+        let ordinal = slot.replaced_total;
+        slot.replaced.push(old);
+        slot.replaced_total = slot.replaced_total.saturating_add(1);
+        let dropped = if slot.replaced.len() > REPLACEMENTS_PER_SLOT_MAX {
+            let first_ordinal = slot.ordinal(0);
+            Some((slot.replaced.remove(0), first_ordinal))
+        } else {
+            None
+        };
+        self.commitment.add(&replaced_entry(&sender, nonce, &old, ordinal));
+        if let Some((hash, ordinal)) = dropped {
+            self.commitment.sub(&replaced_entry(&sender, nonce, &hash, ordinal));
+        }
+    }
+
+    fn promote(&mut self, hash: &TxHash) {
+        let Some(key) = self.by_hash.get(hash).copied() else {
+            self.anomalies += 1;
+            return;
+        };
+        let Some(pooled) = self.slots.get(&key).and_then(|s| s.current.as_ref()) else {
+            self.anomalies += 1;
+            return;
+        };
+        if pooled.subpool == Subpool::Pending {
+            self.anomalies += 1;
+            return;
+        }
+        let (old, new) = (slot_entry(&key.0, key.1, hash, pooled.subpool), {
+            slot_entry(&key.0, key.1, hash, Subpool::Pending)
+        });
+        self.commitment.sub(&old);
+        self.commitment.add(&new);
+        self.pending += 1;
+        if let Some(p) = self.slots.get_mut(&key).and_then(|s| s.current.as_mut()) {
+            p.subpool = Subpool::Pending;
+        }
+    }
+
+    /// Removes the slot holding `hash` (with its history) and returns the transaction.
+    fn remove_slot_of(&mut self, hash: &TxHash) -> Option<Tx> {
+        let key = self.by_hash.remove(hash)?;
+        let slot = self.slots.remove(&key)?;
+        for (i, old) in slot.replaced.iter().enumerate() {
+            self.commitment.sub(&replaced_entry(&key.0, key.1, old, slot.ordinal(i)));
+        }
+        let pooled = slot.current?;
+        self.sub_entry(&key, &pooled);
+        Some(pooled.tx)
+    }
+
+    fn keep_included(&mut self, height: Height, tx: Tx) {
+        let hash = tx.hash;
+        if let Some((old_height, _)) = self.included.insert(hash, (height, tx))
+            && let Some(bucket) = self.included_by_height.get_mut(&old_height)
+        {
+            bucket.remove(&hash);
+        }
+        self.included_by_height.entry(height).or_default().insert(hash);
+        while self.included.len() > REOPEN_BODIES_MAX {
+            if !self.drop_lowest_height() {
+                break;
+            }
+        }
+    }
+
+    fn drop_lowest_height(&mut self) -> bool {
+        let Some((_, bucket)) = self.included_by_height.pop_first() else { return false };
+        for hash in bucket {
+            self.included.remove(&hash);
+        }
+        true
+    }
+
+    /// Forgets bodies included at or below `height - REOPEN_WINDOW_HEIGHTS`.
+    fn trim_included(&mut self) {
+        let keep_above = Height(self.height.0.saturating_sub(REOPEN_WINDOW_HEIGHTS));
+        while self.included_by_height.first_key_value().is_some_and(|(h, _)| *h <= keep_above) {
+            self.drop_lowest_height();
+        }
+    }
+
+    fn reopen(&mut self, hash: &TxHash) {
+        if self.by_hash.contains(hash) {
+            self.anomalies += 1;
+            return;
+        }
+        let Some((height, tx)) = self.included.remove(hash) else {
+            self.anomalies += 1;
+            return;
+        };
+        if let Some(bucket) = self.included_by_height.get_mut(&height) {
+            bucket.remove(hash);
+        }
+        let key = (tx.sender, tx.nonce);
+        if self.slots.get(&key).is_some_and(|s| s.current.is_some()) {
+            self.anomalies += 1;
+            return;
+        }
+        let below = self
+            .slots
+            .range((tx.sender, Nonce(0))..key)
+            .rev()
+            .find_map(|(k, s)| s.current.as_ref().map(|p| (k.1, p.subpool)));
+        let subpool = match below {
+            None => Subpool::Pending,
+            Some((nonce, Subpool::Pending)) if nonce.0.checked_add(1) == Some(key.1.0) => {
+                Subpool::Pending
+            }
+            Some(_) => Subpool::Queued,
+        };
+        let pooled = Pooled { tx, subpool };
+        self.add_entry(&key, &pooled);
+        self.by_hash.insert(*hash, key);
+        self.slots.entry(key).or_default().current = Some(pooled);
+    }
+
+    /// Appends the canonical encoding (layout in `checkpoint/format.rs`).
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        for word in [
+            self.height.0,
+            self.replicated_events,
+            self.anomalies,
+            self.last_index.0,
+            self.last_seq.0,
+        ] {
+            word.encode(out);
+        }
+        put_count(out, self.slots.len());
+        for ((sender, nonce), slot) in &self.slots {
+            sender.encode(out);
+            nonce.encode(out);
+            match &slot.current {
+                None => out.push(0),
+                Some(p) => {
+                    out.push(1);
+                    p.tx.encode(out);
+                    p.subpool.encode(out);
+                }
+            }
+            slot.replaced_total.encode(out);
+            slot.replaced.encode(out);
+        }
+        put_count(out, self.included.len());
+        for (hash, (height, tx)) in &self.included {
+            debug_assert_eq!(*hash, tx.hash, "included bodies are keyed by their hash");
+            height.encode(out);
+            tx.encode(out);
+        }
+    }
+
+    /// Reads the encoding written by [`ReplicatedState::encode`] and rebuilds the indexes and
+    /// the commitment.
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let mut state = Self {
+            height: Height::decode(r)?,
+            replicated_events: u64::decode(r)?,
+            anomalies: u64::decode(r)?,
+            last_index: RaftIndex::decode(r)?,
+            last_seq: Seq::decode(r)?,
+            ..Self::default()
+        };
+        // A slot encodes to at least 20 + 8 + 1 + 4 + 4 bytes.
+        let slots = r.count(37)?;
+        for _ in 0..slots {
+            let offset = r.position();
+            let key = (Address::decode(r)?, Nonce::decode(r)?);
+            let current = Option::<Pooled>::decode(r)?;
+            let replaced_total = u32::decode(r)?;
+            let replaced = Vec::<TxHash>::decode(r)?;
+            let out_of_order = state.slots.last_key_value().is_some_and(|(k, _)| *k >= key);
+            let too_long = replaced.len() > REPLACEMENTS_PER_SLOT_MAX
+                || u64::try_from(replaced.len()).unwrap_or(u64::MAX) > u64::from(replaced_total);
+            if out_of_order || too_long {
+                return Err(DecodeError::InvalidValue { offset, what: "replay slot" });
+            }
+            let slot = Slot { current: None, replaced, replaced_total };
+            for (i, old) in slot.replaced.iter().enumerate() {
+                state.commitment.add(&replaced_entry(&key.0, key.1, old, slot.ordinal(i)));
+            }
+            state.slots.insert(key, slot);
+            if let Some(pooled) = current {
+                let tx = &pooled.tx;
+                if tx.sender != key.0 || tx.nonce != key.1 || state.by_hash.contains(&tx.hash) {
+                    return Err(DecodeError::InvalidValue { offset, what: "replay slot" });
+                }
+                state.add_entry(&key, &pooled);
+                state.by_hash.insert(pooled.tx.hash, key);
+                if let Some(slot) = state.slots.get_mut(&key) {
+                    slot.current = Some(pooled);
+                }
+            }
+        }
+        let included = r.count(9)?;
+        for _ in 0..included {
+            let offset = r.position();
+            let height = Height::decode(r)?;
+            let tx = Tx::decode(r)?;
+            if state.included.last_key_value().is_some_and(|(h, _)| *h >= tx.hash) {
+                return Err(DecodeError::InvalidValue { offset, what: "replay included body" });
+            }
+            state.included_by_height.entry(height).or_default().insert(tx.hash);
+            state.included.insert(tx.hash, (height, tx));
+        }
+        Ok(state)
+    }
+}
+
+/// Appends a `u32` count (the state's collections are bounded far below `u32::MAX`).
+pub(crate) fn put_count(out: &mut Vec<u8>, len: usize) {
+    mempulse_primitives::codec::put_len(out, len);
+}
+
+/// A pooled transaction as written in a slot: the transaction then the subpool code.
+impl Decode for Pooled {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self { tx: Tx::decode(r)?, subpool: Subpool::decode(r)? })
+    }
+}
+
+#[cfg(test)]
+#[path = "state_test.rs"]
+mod tests;
