@@ -1,0 +1,158 @@
+//! The route table, the middleware every route shares, and the server loop.
+
+use std::{future::Future, io, time::Duration};
+
+use axum::{
+    Extension, Router,
+    extract::{MatchedPath, Request, State},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use tokio::{net::TcpListener, sync::watch};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::{
+    ApiConfig, ApiError, ErrorCode, Services,
+    metrics::ApiMetrics,
+    routes::{blocks, events, status, stream, stream::StopSignal, txs},
+    rpc,
+    state::AppState,
+};
+
+/// Every route as (method, path), in the order of the routes table of `docs/design/api.md`.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/"),
+    ("post", "/rpc"),
+    ("post", "/v1/txs"),
+    ("get", "/v1/txs/{hash}"),
+    ("get", "/v1/events"),
+    ("get", "/v1/events/stream"),
+    ("post", "/v1/blocks/build"),
+    ("post", "/v1/blocks/commit"),
+    ("post", "/v1/reorg"),
+    ("get", "/v1/cluster"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/v1/openapi.json"),
+];
+
+/// The API's router: every route with its limits, timeouts and JSON errors, over `services`.
+///
+/// Serve it with [`serve`], or drive it in-process with `tower::ServiceExt::oneshot`.
+pub fn router(config: ApiConfig, services: Services) -> Router {
+    let timeout = config.request_timeout;
+    let state = AppState::new(config, services);
+    Router::new()
+        .route("/", post(rpc::handle))
+        .route("/rpc", post(rpc::handle))
+        .route("/v1/txs", post(txs::submit))
+        .route("/v1/txs/{hash}", get(txs::lifecycle))
+        .route("/v1/events", get(events::scan_handler))
+        .route("/v1/events/stream", get(stream::stream_handler))
+        .route("/v1/blocks/build", post(blocks::build))
+        .route("/v1/blocks/commit", post(blocks::commit))
+        .route("/v1/reorg", post(blocks::reorg))
+        .route("/v1/cluster", get(status::cluster))
+        .route("/healthz", get(status::healthz))
+        .route("/readyz", get(status::readyz))
+        .route("/metrics", get(status::metrics))
+        .route("/v1/openapi.json", get(status::openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(middleware::from_fn_with_state(timeout, deadline))
+        .layer(middleware::from_fn(count))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("api handler panicked");
+            ApiError::new(ErrorCode::Internal, "internal error").into_response()
+        }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::RouteNotFound, "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this route")
+}
+
+/// Answers 503 `TIMEOUT` when a request's handler (body reading included) takes too long. A
+/// live tail's handler returns at once, so its stream is not limited.
+async fn deadline(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(ErrorCode::Timeout, "request timed out").into_response(),
+    }
+}
+
+/// Counts requests by route template and status class.
+async fn count(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    ApiMetrics::get().request(route.as_deref(), response.status());
+    response
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then ends live tails (their
+/// final event says `shutting_down`), stops accepting, and waits up to `grace` for open
+/// requests.
+///
+/// # Errors
+/// The listener's IO error.
+pub async fn serve<F>(
+    listener: TcpListener,
+    router: Router,
+    shutdown: F,
+    grace: Duration,
+) -> io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let app = router.layer(Extension(StopSignal(stop_rx.clone())));
+    let signal = {
+        let stop_tx = stop_tx.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("api shutting down");
+            stop_tx.send_replace(true);
+        }
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let mut stopping = stop_rx;
+    let drained = async move {
+        if stopping.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(grace).await;
+    };
+    let result = tokio::select! {
+        result = server.into_future() => result,
+        () = drained => {
+            tracing::warn!(grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX), "api connections still open after the grace period");
+            Ok(())
+        }
+    };
+    drop(stop_tx);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi as _;
+
+    use super::ROUTES;
+
+    #[test]
+    fn every_route_is_in_the_openapi_document() {
+        let doc = serde_json::to_value(crate::openapi::ApiDoc::openapi()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        for (method, path) in ROUTES {
+            assert!(paths.get(*path).and_then(|p| p.get(*method)).is_some(), "{method} {path}");
+        }
+        let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+        assert_eq!(documented, ROUTES.len(), "the document has routes the router lacks");
+    }
+}

@@ -1,0 +1,131 @@
+//! `GET /v1/cluster`, `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /v1/openapi.json`.
+//!
+//! Fencing: `/readyz` answers 503 `SELF_FENCED` (a fenced node must leave load balancers);
+//! the others keep answering, since they describe the node rather than its state.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::{OpenApi as _, ToSchema};
+
+use crate::{ApiError, ErrorCode, state::AppState};
+
+/// One cluster member.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MemberBody {
+    /// Node id.
+    id: u64,
+    /// Node-to-node Raft address.
+    raft_addr: String,
+    /// Client API address.
+    api_addr: String,
+    /// Whether it votes.
+    voter: bool,
+}
+
+/// This node's view of its cluster.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ClusterBody {
+    /// The node reporting.
+    node: u64,
+    /// Its role: `leader`, `follower`, `candidate`, `learner` or `shutdown`.
+    role: &'static str,
+    /// The leader it knows.
+    leader: Option<u64>,
+    /// Its current term.
+    term: u64,
+    /// Index of its last log entry.
+    last_log_index: Option<u64>,
+    /// Index of the last entry known committed.
+    commit_index: Option<u64>,
+    /// Index of the last entry applied.
+    applied_index: Option<u64>,
+    /// Members in id order.
+    members: Vec<MemberBody>,
+}
+
+/// Cluster status: members, leader, term, commit and applied index.
+#[utoipa::path(get, path = "/v1/cluster", tag = "node",
+    responses((status = 200, description = "This node's view of its cluster", body = ClusterBody)))]
+pub(crate) async fn cluster(State(state): State<AppState>) -> Json<ClusterBody> {
+    let view = state.services.cluster.status();
+    let members = view
+        .members
+        .iter()
+        .map(|(id, node)| MemberBody {
+            id: id.0,
+            raft_addr: node.raft_addr.clone(),
+            api_addr: node.api_addr.clone(),
+            voter: view.voters.contains(id),
+        })
+        .collect();
+    Json(ClusterBody {
+        node: view.node.0,
+        role: view.role,
+        leader: view.leader.map(|l| l.0),
+        term: view.term,
+        last_log_index: view.last_log_index,
+        commit_index: view.committed,
+        applied_index: view.applied,
+        members,
+    })
+}
+
+/// Status of a probe.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProbeBody {
+    /// `ok` or `ready`.
+    status: &'static str,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "node",
+    responses((status = 200, description = "The process is up", body = ProbeBody)))]
+pub(crate) async fn healthz() -> Json<ProbeBody> {
+    Json(ProbeBody { status: "ok" })
+}
+
+/// Readiness: not fenced, the cluster has a leader, and this node has applied what is committed
+/// (within `ready_apply_lag_max` entries).
+#[utoipa::path(get, path = "/readyz", tag = "node",
+    responses(
+        (status = 200, description = "Ready", body = ProbeBody),
+        (status = 503, description = "Fenced, no leader, or not caught up", body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<ProbeBody>, ApiError> {
+    state.check_fence()?;
+    let view = state.services.cluster.status();
+    if view.leader.is_none() {
+        return Err(ApiError::new(ErrorCode::NotReady, "the cluster has no leader"));
+    }
+    let committed = view.committed.unwrap_or(0);
+    let applied = view.applied.unwrap_or(0);
+    let lag = committed.saturating_sub(applied);
+    if lag > state.config.ready_apply_lag_max {
+        return Err(ApiError::new(
+            ErrorCode::NotReady,
+            format!("applied index {applied} trails commit index {committed} by {lag} entries"),
+        ));
+    }
+    Ok(Json(ProbeBody { status: "ready" }))
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "node",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let text = (state.services.metrics)();
+    let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
+}
+
+/// The OpenAPI document of this API, generated from the handlers and types.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "node",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
+pub(crate) async fn openapi() -> Response {
+    Json(crate::openapi::ApiDoc::openapi()).into_response()
+}

@@ -1,0 +1,313 @@
+//! The services behind the routes. The node implements each trait over its components (ingest
+//! lanes, the cluster, the event log); the API owns no business logic.
+//!
+//! Every method that may wait returns a [`BoxFuture`] so the traits stay object safe and the
+//! router holds `Arc<dyn Trait>`s.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use mempulse_cluster::{ClusterNode, ClusterStatus};
+use mempulse_mempool::{BlockLimits, BuiltBlock, CommitBlock};
+use mempulse_primitives::{
+    Address, DropReason, EventKind, FenceReason, Height, Lane, NodeId, Nonce, RaftIndex,
+    RejectReason, Seq, SequencedEvent, Subpool, Tx, TxHash, ValidatorId,
+};
+use mempulse_wal::Record;
+
+use crate::ServiceError;
+
+/// Result of a service call.
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Accepts raw transactions from the JSON-RPC and REST lanes.
+pub trait TxSubmit: Send + Sync + 'static {
+    /// Submits raw EIP-2718 transactions that arrived on `lane` and answers one verdict per
+    /// input, in input order. The node decodes, recovers and admits them (through the cluster)
+    /// and answers once it knows each transaction's fate.
+    ///
+    /// # Errors
+    /// A [`ServiceError`] when the whole batch could not be handled (no leader, overloaded, …);
+    /// a refused transaction is a [`TxVerdict::Refused`], not an error.
+    fn submit(&self, lane: Lane, raws: Vec<Bytes>) -> BoxFuture<'_, ServiceResult<Vec<TxVerdict>>>;
+}
+
+/// What became of one submitted transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxVerdict {
+    /// Admitted to the pool (or queued by the lane when `subpool` is `None`).
+    Accepted {
+        /// Its hash.
+        hash: TxHash,
+        /// The subpool it entered, when the pool's answer is known.
+        subpool: Option<Subpool>,
+    },
+    /// Not admitted.
+    Refused {
+        /// Its hash, when it decoded far enough to have one.
+        hash: Option<TxHash>,
+        /// Why.
+        refusal: Refusal,
+    },
+}
+
+/// Why a submitted transaction was not admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The pool or a stateless check rejected it (a `tx_rejected` fact).
+    Rejected(RejectReason),
+    /// The lane dropped it before the pool saw it (a `tx_dropped` fact).
+    Dropped(DropReason),
+    /// Its EIP-2718 type byte is not supported.
+    UnsupportedType,
+    /// The bytes are not one canonical signed transaction.
+    Malformed,
+}
+
+impl Refusal {
+    /// Stable snake-case name (API field `reason`).
+    #[must_use]
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Rejected(reason) => reason.as_str(),
+            Self::Dropped(reason) => reason.as_str(),
+            Self::UnsupportedType => "unsupported_type",
+            Self::Malformed => "malformed",
+        }
+    }
+}
+
+/// Read-only queries of the node's current pool.
+pub trait PoolQuery: Send + Sync + 'static {
+    /// A pooled transaction by hash, with its subpool.
+    ///
+    /// # Errors
+    /// A [`ServiceError`] when the pool cannot be read.
+    fn transaction(&self, hash: TxHash) -> BoxFuture<'_, ServiceResult<Option<(Tx, Subpool)>>>;
+
+    /// Pending and queued counts.
+    ///
+    /// # Errors
+    /// A [`ServiceError`] when the pool cannot be read.
+    fn status(&self) -> BoxFuture<'_, ServiceResult<PoolStatus>>;
+
+    /// Up to `max_txs` pooled transactions in sender-address order, each sender's in nonce
+    /// order, with the pool's total count.
+    ///
+    /// # Errors
+    /// A [`ServiceError`] when the pool cannot be read.
+    fn content(&self, max_txs: usize) -> BoxFuture<'_, ServiceResult<PoolContent>>;
+}
+
+/// Sizes of the pool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Pending (buildable) transactions.
+    pub pending: u64,
+    /// Queued transactions (waiting for a nonce gap to close).
+    pub queued: u64,
+}
+
+/// Part or all of the pool, from [`PoolQuery::content`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolContent {
+    /// Transactions in sender order then nonce order, with their subpools.
+    pub txs: Vec<(Tx, Subpool)>,
+    /// Transactions in the pool (may exceed `txs.len()`).
+    pub total: u64,
+}
+
+/// Every fact the event log holds about one transaction.
+pub trait TxHistory: Send + Sync + 'static {
+    /// Up to `max` facts about `hash` (see [`EventKind::tx_hash`]) in seq order; empty when the
+    /// log knows nothing of it.
+    ///
+    /// # Errors
+    /// A [`ServiceError`] when the index or the log cannot be read.
+    fn lifecycle(
+        &self,
+        hash: TxHash,
+        max: usize,
+    ) -> BoxFuture<'_, ServiceResult<Vec<SequencedEvent>>>;
+}
+
+/// Durable records of the canonical event log. Only acknowledged (durable) records are ever
+/// returned: design rule 1, durable before visible.
+pub trait EventLog: Send + Sync + 'static {
+    /// Up to `max` durable records with seq greater than `after`, in seq order, without
+    /// waiting (empty when none is durable yet). `Seq(0)` means from the first record kept.
+    ///
+    /// # Errors
+    /// [`ServiceError::Purged`] when records after `after` were purged; another
+    /// [`ServiceError`] when the log cannot be read.
+    fn read_after(&self, after: Seq, max: usize) -> BoxFuture<'_, ServiceResult<Vec<Record>>>;
+
+    /// As [`EventLog::read_after`], but waits until at least one record after `after` is
+    /// durable (returns empty only for `max == 0`).
+    ///
+    /// # Errors
+    /// As [`EventLog::read_after`]; [`ServiceError::Unavailable`] when the log closed.
+    fn wait_after(&self, after: Seq, max: usize) -> BoxFuture<'_, ServiceResult<Vec<Record>>>;
+}
+
+/// Block building, commits and reorgs, applied through the cluster.
+pub trait BlockOps: Send + Sync + 'static {
+    /// Builds a proposal for the next height (a `block_proposed` fact).
+    ///
+    /// # Errors
+    /// A [`ServiceError`] when the command could not be applied.
+    fn build(&self, request: BuildRequest) -> BoxFuture<'_, ServiceResult<BlockOutcome>>;
+
+    /// Commits a block, then rechecks the pool.
+    ///
+    /// # Errors
+    /// [`ServiceError::Conflict`] when the height does not move up; another [`ServiceError`]
+    /// when the command could not be applied.
+    fn commit(&self, request: CommitBlock) -> BoxFuture<'_, ServiceResult<BlockOutcome>>;
+
+    /// Applies a reorg. The orphaned transactions arrive as raw EIP-2718 bytes; the node
+    /// decodes them.
+    ///
+    /// # Errors
+    /// [`ServiceError::Conflict`] for a reorg the pool refuses, [`ServiceError::InvalidTx`]
+    /// for an orphaned transaction that does not decode; another [`ServiceError`] when the
+    /// command could not be applied.
+    fn reorg(&self, request: ReorgRequest) -> BoxFuture<'_, ServiceResult<BlockOutcome>>;
+}
+
+/// A validated `POST /v1/blocks/build`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuildRequest {
+    /// Block limits.
+    pub limits: BlockLimits,
+    /// Validator the proposal is for.
+    pub proposer: ValidatorId,
+}
+
+/// A validated `POST /v1/reorg`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReorgRequest {
+    /// Highest height still canonical.
+    pub fork_height: Height,
+    /// Orphaned blocks, ascending by height, each above `fork_height`.
+    pub orphaned: Vec<OrphanedRaw>,
+    /// Authoritative committed nonces after the reorg.
+    pub nonces: Vec<(Address, Nonce)>,
+    /// Base fee per gas after the reorg.
+    pub base_fee_per_gas: Option<u128>,
+}
+
+/// One orphaned block with its raw transactions in block order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrphanedRaw {
+    /// Its height.
+    pub height: Height,
+    /// Its transactions as EIP-2718 bytes.
+    pub txs: Vec<Bytes>,
+}
+
+/// What a block command produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockOutcome {
+    /// Raft index of the entry that applied it, when known.
+    pub raft_index: Option<RaftIndex>,
+    /// The facts it derived, in order.
+    pub facts: Vec<EventKind>,
+    /// The proposal, for a build.
+    pub block: Option<BuiltBlock>,
+}
+
+/// This node's view of its cluster.
+pub trait ClusterInfo: Send + Sync + 'static {
+    /// The current view (cheap: read from the Raft metrics).
+    fn status(&self) -> ClusterView;
+}
+
+/// One node's view of its cluster, as the API reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterView {
+    /// The node reporting.
+    pub node: NodeId,
+    /// Its role's stable name (`leader`, `follower`, `candidate`, `learner`, `shutdown`).
+    pub role: &'static str,
+    /// The leader it knows.
+    pub leader: Option<NodeId>,
+    /// Its current term.
+    pub term: u64,
+    /// Index of its last log entry.
+    pub last_log_index: Option<u64>,
+    /// Index of the last entry it knows committed.
+    pub committed: Option<u64>,
+    /// Index of the last entry it applied.
+    pub applied: Option<u64>,
+    /// Voting members.
+    pub voters: BTreeSet<NodeId>,
+    /// Every member with its addresses.
+    pub members: BTreeMap<NodeId, ClusterNode>,
+}
+
+impl From<&ClusterStatus> for ClusterView {
+    fn from(s: &ClusterStatus) -> Self {
+        Self {
+            node: s.node,
+            role: s.role.as_str(),
+            leader: s.leader,
+            term: s.term,
+            last_log_index: s.last_log_index,
+            committed: s.committed,
+            applied: s.applied,
+            voters: s.voters.clone(),
+            members: s.members.clone(),
+        }
+    }
+}
+
+/// Whether the node serves state or has fenced itself (design rule 6).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FenceState {
+    /// Serving.
+    #[default]
+    Serving,
+    /// Fenced: routes that write or read current state answer 503 `SELF_FENCED`.
+    Fenced {
+        /// Why.
+        reason: FenceReason,
+        /// First divergent Raft index, when known.
+        index: Option<RaftIndex>,
+    },
+}
+
+/// Renders the Prometheus text exposition for `GET /metrics` (the node passes its exporter's
+/// handle, e.g. `move || handle.render()`).
+pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// The services the router needs.
+#[derive(Clone)]
+pub struct Services {
+    /// Transaction submission (JSON-RPC and REST lanes).
+    pub txs: Arc<dyn TxSubmit>,
+    /// Pool queries.
+    pub pool: Arc<dyn PoolQuery>,
+    /// Per-transaction history.
+    pub history: Arc<dyn TxHistory>,
+    /// The durable event log.
+    pub events: Arc<dyn EventLog>,
+    /// Block build, commit and reorg.
+    pub blocks: Arc<dyn BlockOps>,
+    /// Cluster status.
+    pub cluster: Arc<dyn ClusterInfo>,
+    /// The node's fence state.
+    pub fence: tokio::sync::watch::Receiver<FenceState>,
+    /// Prometheus text for `GET /metrics`.
+    pub metrics: MetricsRender,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services").field("fence", &*self.fence.borrow()).finish_non_exhaustive()
+    }
+}
