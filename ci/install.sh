@@ -10,3 +10,5 @@ if ! cargo deny --version >/dev/null 2>&1; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+# The ClickHouse engine (PyPI chdb-core, in a venv under ~/.cache) for the sink tests.
+"$(dirname "$0")/clickhouse.sh" install

@@ -16,6 +16,11 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
+step "clickhouse server (mempulse-sink-clickhouse's tests; stopped on exit)"
+MEMPULSE_CLICKHOUSE_URL="$(ci/clickhouse.sh start)"
+export MEMPULSE_CLICKHOUSE_URL
+trap 'ci/clickhouse.sh stop' EXIT
+
 step "nextest"
 cargo nextest run --workspace --all-features --locked --profile ci
 
