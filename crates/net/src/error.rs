@@ -1,4 +1,4 @@
-//! Typed outcomes of decoding and checking, and the errors of the worker pool.
+//! Typed outcomes of decoding and checking, and the errors of the worker pool and of ingest.
 //!
 //! A transaction that fails is not an error of this crate but a fact for the log: [`TxError`]
 //! says which stable reason to record ([`TxError::verdict`]) and carries typed context for logs.
@@ -399,6 +399,18 @@ pub enum Error {
         /// The operating system's error kind.
         kind: std::io::ErrorKind,
     },
+    /// A bound of the ingest configuration is zero.
+    #[error("ingest config field {field} must be at least 1")]
+    Config {
+        /// The field.
+        field: &'static str,
+    },
+    /// The ingest pipeline was started outside a tokio runtime.
+    #[error("ingest needs a tokio runtime")]
+    NoRuntime,
+    /// Shutdown did not drain the pipeline in time; what was left got `ShuttingDown` answers.
+    #[error("ingest shutdown timed out with work in flight")]
+    ShutdownTimedOut,
 }
 
 impl Error {
@@ -407,7 +419,11 @@ impl Error {
     pub const fn is_retryable(&self) -> bool {
         match self {
             Self::Full { .. } => true,
-            Self::Closed | Self::Spawn { .. } => false,
+            Self::Closed
+            | Self::Spawn { .. }
+            | Self::Config { .. }
+            | Self::NoRuntime
+            | Self::ShutdownTimedOut => false,
         }
     }
 }

@@ -10,6 +10,10 @@
 )]
 
 mod checks;
+mod frames;
+mod ingest;
 mod pool;
 mod props;
+mod stream;
+mod support;
 mod vectors;

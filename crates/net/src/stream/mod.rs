@@ -1,0 +1,26 @@
+//! Node tx streams: long-lived, credit-controlled streams of raw transactions between nodes
+//! (and from tx sources), over a connection the node has already authenticated.
+//!
+//! ```text
+//!  TxStreamClient ── Hello{source, version} ──────────────────────► serve_stream
+//!                 ◄────────────────────────────── Credit{window} ──  (or Close{reason})
+//!                 ── Txs[..] (≤ credit) ──► IngestHandle::submit(Lane::Stream, peer, raw)
+//!                 ◄── Credit{n} as the n transactions are answered ──
+//!                 ── Close{normal} ─────────────────────────────────► drain, return
+//! ```
+
+mod client;
+mod conn;
+mod error;
+mod frame;
+mod server;
+
+pub use self::{
+    client::{ClientSummary, TxStreamClient},
+    error::{IoOp, SendError, StreamError},
+    frame::{
+        CloseReason, FrameDecoder, FrameError, HELLO_MAGIC, STREAM_PROTOCOL_VERSION, StreamFrame,
+        TX_OVERHEAD, TXS_FRAME_OVERHEAD,
+    },
+    server::{StreamSummary, serve_stream},
+};
