@@ -76,7 +76,21 @@ impl From<ApiError> for RpcError {
             | ErrorCode::TooManyStreams => RESOURCE_UNAVAILABLE,
             ErrorCode::TooManyItems | ErrorCode::PayloadTooLarge => LIMIT_EXCEEDED,
             ErrorCode::Internal => INTERNAL_ERROR,
-            _ => SERVER_ERROR,
+            ErrorCode::InvalidJson
+            | ErrorCode::InvalidBody
+            | ErrorCode::UnsupportedMediaType
+            | ErrorCode::InvalidHex
+            | ErrorCode::InvalidHash
+            | ErrorCode::InvalidCursor
+            | ErrorCode::InvalidLimit
+            | ErrorCode::UnknownKind
+            | ErrorCode::InvalidQuery
+            | ErrorCode::NotFound
+            | ErrorCode::RouteNotFound
+            | ErrorCode::MethodNotAllowed
+            | ErrorCode::Purged
+            | ErrorCode::Conflict
+            | ErrorCode::InvalidTx => SERVER_ERROR,
         };
         let unavailable = code == RESOURCE_UNAVAILABLE;
         Self {
