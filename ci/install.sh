@@ -8,6 +8,10 @@ fi
 if ! cargo deny --version >/dev/null 2>&1; then
   cargo install cargo-deny --locked --no-default-features
 fi
+# cargo-fuzz for ci/fuzz.sh (stable toolchain with `-s none`; installs in about 40 s).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 # The ClickHouse engine (PyPI chdb-core, in a venv under ~/.cache) for the sink tests.

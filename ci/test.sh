@@ -36,4 +36,7 @@ cargo deny --log-level error check bans licenses sources
 step "layer check"
 ci/layers.sh
 
+step "fuzz (30 s per target)"
+ci/fuzz.sh 30
+
 step "all checks passed"
