@@ -46,7 +46,7 @@
 //! ```
 //!
 //! ## Feature flags
-//! - `test-utils`: in-memory fakes of every service trait ([`test_utils`]) for tests and
+//! - `test-utils`: in-memory fakes of every service trait (module `test_utils`) for tests and
 //!   benches.
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
