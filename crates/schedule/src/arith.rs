@@ -37,57 +37,94 @@ pub(crate) const fn sub_clip(a: i64, b: i64) -> i64 {
     a.saturating_sub(b)
 }
 
-/// `computeAvgProposerPriority`: the Euclidean quotient of the exact sum by the count.
-/// Returns 0 for an empty slice (CometBFT panics; a set here is never empty).
-pub(crate) fn average_priority(members: &[Member]) -> i64 {
-    let Ok(n) = i128::try_from(members.len()) else { return 0 };
+/// One pass over the priorities: minimum, maximum and exact sum (`None` when empty).
+fn stats(members: &[Member]) -> Option<(i64, i64, i128)> {
+    let first = members.first()?.priority;
+    let init = (first, first, 0i128);
+    Some(members.iter().fold(init, |(min, max, sum), m| {
+        (min.min(m.priority), max.max(m.priority), sum + i128::from(m.priority))
+    }))
+}
+
+/// `computeAvgProposerPriority` from the exact sum: the Euclidean quotient by the count.
+fn average_of(sum: i128, len: usize) -> i64 {
+    let Ok(n) = i128::try_from(len) else { return 0 };
     if n == 0 {
         return 0;
     }
-    let sum: i128 = members.iter().map(|m| i128::from(m.priority)).sum();
     let avg = sum.div_euclid(n);
     // The average of int64 values is an int64; the fallback only satisfies the type system.
     i64::try_from(avg).unwrap_or(if avg < 0 { i64::MIN } else { i64::MAX })
 }
 
-/// `computeMaxMinPriorityDiff`: `max - min` with int64 wrap-around, negated when negative.
-pub(crate) fn max_min_diff(members: &[Member]) -> i64 {
-    let mut max = i64::MIN;
-    let mut min = i64::MAX;
-    for m in members {
-        min = min.min(m.priority);
-        max = max.max(m.priority);
-    }
-    if members.is_empty() {
-        return 0;
-    }
+/// `computeAvgProposerPriority`: the Euclidean quotient of the exact sum by the count.
+/// Returns 0 for an empty slice (CometBFT panics; a set here is never empty). The elections
+/// use [`rescale_and_centre`], which shares one pass; this is CometBFT's step on its own.
+#[cfg(test)]
+pub(crate) fn average_priority(members: &[Member]) -> i64 {
+    stats(members).map_or(0, |(_, _, sum)| average_of(sum, members.len()))
+}
+
+/// `computeMaxMinPriorityDiff` from the extremes: `max - min` with int64 wrap-around, negated
+/// when negative.
+const fn diff_of(min: i64, max: i64) -> i64 {
     let diff = max.wrapping_sub(min);
     if diff < 0 { diff.wrapping_neg() } else { diff }
 }
 
-/// `RescalePriorities(diffMax)`: when the spread exceeds `diff_max`, divides every priority by
-/// `ceil(spread / diff_max)` (truncating toward zero).
-pub(crate) fn rescale(members: &mut [Member], diff_max: i64) {
+/// `computeMaxMinPriorityDiff`: `max - min` with int64 wrap-around, negated when negative.
+#[cfg(test)]
+pub(crate) fn max_min_diff(members: &[Member]) -> i64 {
+    stats(members).map_or(0, |(min, max, _)| diff_of(min, max))
+}
+
+/// The division of `RescalePriorities` given the extremes; returns whether it divided.
+fn rescale_with(members: &mut [Member], diff_max: i64, min: i64, max: i64) -> bool {
     if diff_max <= 0 {
-        return;
+        return false;
     }
-    let diff = max_min_diff(members);
+    let diff = diff_of(min, max);
     let ratio = diff.wrapping_add(diff_max).wrapping_sub(1) / diff_max;
     // `ratio` is at least 2 whenever `diff > diff_max` for any `diff_max` up to
     // `2 * MAX_TOTAL_VOTING_POWER`; the zero check stands where Go would divide by zero.
-    if diff > diff_max && ratio != 0 {
+    if diff <= diff_max || ratio == 0 {
+        return false;
+    }
+    for m in members {
+        m.priority = m.priority.wrapping_div(ratio);
+    }
+    true
+}
+
+/// `RescalePriorities(diffMax)`: when the spread exceeds `diff_max`, divides every priority by
+/// `ceil(spread / diff_max)` (truncating toward zero). CometBFT's step on its own, as
+/// [`average_priority`].
+#[cfg(test)]
+pub(crate) fn rescale(members: &mut [Member], diff_max: i64) {
+    if let Some((min, max, _)) = stats(members) {
+        rescale_with(members, diff_max, min, max);
+    }
+}
+
+/// `shiftByAvgProposerPriority` given the average (subtracting 0 changes nothing).
+fn shift_by(members: &mut [Member], avg: i64) {
+    if avg != 0 {
         for m in members {
-            m.priority = m.priority.wrapping_div(ratio);
+            m.priority = sub_clip(m.priority, avg);
         }
     }
 }
 
-/// `shiftByAvgProposerPriority`: subtracts the average priority from every priority.
-pub(crate) fn shift_by_average(members: &mut [Member]) {
-    let avg = average_priority(members);
-    for m in members {
-        m.priority = sub_clip(m.priority, avg);
-    }
+/// Rescale then centre, as `IncrementProposerPriority` starts, with one pass for the extremes
+/// and the sum (and a second for the sum only when the rescale divided).
+pub(crate) fn rescale_and_centre(members: &mut [Member], diff_max: i64) {
+    let Some((min, max, sum)) = stats(members) else { return };
+    let sum = if rescale_with(members, diff_max, min, max) {
+        stats(members).map_or(0, |(_, _, s)| s)
+    } else {
+        sum
+    };
+    shift_by(members, average_of(sum, members.len()));
 }
 
 /// `incrementProposerPriority` (one round): every priority grows by its power, the highest
@@ -116,8 +153,7 @@ pub(crate) fn increment_once(members: &mut [Member], total_power: i64) -> Option
 /// `IncrementProposerPriority(times)`: rescale to the window and centre once, then `times`
 /// rounds. Returns the proposer of the last round (`None` for an empty slice or `times == 0`).
 pub(crate) fn increment(members: &mut [Member], total_power: i64, times: u32) -> Option<usize> {
-    rescale(members, PRIORITY_WINDOW_SIZE_FACTOR.saturating_mul(total_power));
-    shift_by_average(members);
+    rescale_and_centre(members, PRIORITY_WINDOW_SIZE_FACTOR.saturating_mul(total_power));
     let mut proposer = None;
     for _ in 0..times {
         proposer = increment_once(members, total_power);

@@ -337,8 +337,10 @@ impl ValidatorSet {
         self.members = merged;
         self.total_power = self.members.iter().map(|m| m.power).sum();
         self.by_id = self.members.iter().enumerate().map(|(i, m)| (m.validator.id, i)).collect();
-        arith::rescale(&mut self.members, PRIORITY_WINDOW_SIZE_FACTOR * self.total_power);
-        arith::shift_by_average(&mut self.members);
+        arith::rescale_and_centre(
+            &mut self.members,
+            PRIORITY_WINDOW_SIZE_FACTOR * self.total_power,
+        );
     }
 
     /// The member nodes of every validator, ascending by validator id.
