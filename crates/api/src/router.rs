@@ -1,6 +1,6 @@
 //! The route table, the middleware every route shares, and the server loop.
 
-use std::{future::Future, io, time::Duration};
+use std::{future::Future, io, net::SocketAddr, time::Duration};
 
 use axum::{
     Extension, Router,
@@ -120,7 +120,8 @@ where
             stop_tx.send_replace(true);
         }
     };
-    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(signal);
     let mut stopping = stop_rx;
     let drained = async move {
         if stopping.wait_for(|s| *s).await.is_err() {

@@ -6,6 +6,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
     sync::Arc,
 };
 
@@ -33,7 +34,15 @@ pub trait TxSubmit: Send + Sync + 'static {
     /// # Errors
     /// A [`ServiceError`] when the whole batch could not be handled (no leader, overloaded, …);
     /// a refused transaction is a [`TxVerdict::Refused`], not an error.
-    fn submit(&self, lane: Lane, raws: Vec<Bytes>) -> BoxFuture<'_, ServiceResult<Vec<TxVerdict>>>;
+    ///
+    /// `client` is the submitter's address when the lane knows it (the key of its per-source
+    /// rate limit); `None` for in-process callers.
+    fn submit(
+        &self,
+        lane: Lane,
+        client: Option<IpAddr>,
+        raws: Vec<Bytes>,
+    ) -> BoxFuture<'_, ServiceResult<Vec<TxVerdict>>>;
 }
 
 /// What became of one submitted transaction.

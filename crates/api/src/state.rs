@@ -1,10 +1,15 @@
 //! State shared by every handler, and the helpers they all use: the fence check and bounded
 //! body reading.
 
-use std::sync::Arc;
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
 use axum::{
+    Extension,
     body::Body,
+    extract::ConnectInfo,
     http::{HeaderMap, header},
 };
 use bytes::{Bytes, BytesMut};
@@ -20,12 +25,21 @@ pub(crate) struct AppState {
     pub(crate) services: Services,
     /// Permits for concurrent live tails.
     pub(crate) streams: Arc<Semaphore>,
+    /// The address of the client this request came from, when the server knows it.
+    pub(crate) client: Option<IpAddr>,
 }
 
 impl AppState {
     pub(crate) fn new(config: ApiConfig, services: Services) -> Self {
         let streams = Arc::new(Semaphore::new(config.stream_connections_max));
-        Self { config: Arc::new(config), services, streams }
+        Self { config: Arc::new(config), services, streams, client: None }
+    }
+
+    /// This state for one request from `client` (`None` when the server was not started with
+    /// connection info, as in-process tests are not).
+    pub(crate) fn for_client(mut self, client: Option<Extension<ConnectInfo<SocketAddr>>>) -> Self {
+        self.client = client.map(|Extension(ConnectInfo(addr))| addr.ip());
+        self
     }
 
     /// The fence state now.

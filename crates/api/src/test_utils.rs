@@ -3,6 +3,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
     sync::{Arc, Mutex, MutexGuard},
 };
 
@@ -146,6 +147,8 @@ pub struct FakePool {
     txs: Mutex<Vec<(Tx, Subpool)>>,
     /// Every submission: the lane and the raw bytes.
     pub submitted: Mutex<Vec<(Lane, Bytes)>>,
+    /// The client address of every submission call, in order.
+    pub clients: Mutex<Vec<Option<IpAddr>>>,
     refusal: Mutex<Option<Refusal>>,
     failure: Mutex<Option<Unavailable>>,
 }
@@ -183,7 +186,13 @@ impl FakePool {
 }
 
 impl TxSubmit for FakePool {
-    fn submit(&self, lane: Lane, raws: Vec<Bytes>) -> BoxFuture<'_, ServiceResult<Vec<TxVerdict>>> {
+    fn submit(
+        &self,
+        lane: Lane,
+        client: Option<IpAddr>,
+        raws: Vec<Bytes>,
+    ) -> BoxFuture<'_, ServiceResult<Vec<TxVerdict>>> {
+        lock(&self.clients).push(client);
         let result = self.check().map(|()| {
             let refusal = *lock(&self.refusal);
             let mut submitted = lock(&self.submitted);

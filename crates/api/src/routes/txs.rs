@@ -4,10 +4,12 @@
 //! Fencing: submitting is a write and is refused while fenced; the lifecycle is history read
 //! from the durable log and stays available (it shows how the node got where it is).
 
+use std::net::SocketAddr;
+
 use axum::{
     Json,
     body::Body,
-    extract::{Path, State, rejection::PathRejection},
+    extract::{ConnectInfo, Extension, Path, State, rejection::PathRejection},
     http::HeaderMap,
 };
 use bytes::Bytes;
@@ -83,9 +85,11 @@ pub(crate) struct SubmitResponse {
 )]
 pub(crate) async fn submit(
     State(state): State<AppState>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<SubmitResponse>, ApiError> {
+    let state = state.for_client(client);
     state.check_fence()?;
     let kind = media_type(&headers);
     let bytes = read_body(&headers, body, state.config.body_bytes_max).await?;
@@ -117,7 +121,7 @@ pub(crate) async fn submit(
         ));
     }
     let count = raws.len();
-    let verdicts = state.services.txs.submit(Lane::Rest, raws).await?;
+    let verdicts = state.services.txs.submit(Lane::Rest, state.client, raws).await?;
     if verdicts.len() != count {
         tracing::error!(count, got = verdicts.len(), "tx service answered the wrong count");
         return Err(ApiError::new(ErrorCode::Internal, "internal error"));

@@ -97,7 +97,8 @@ async fn send_raw_transaction(state: &AppState, params: Value) -> Result<Value, 
     if raw.is_empty() {
         return Err(RpcError::new(SERVER_ERROR, "typed transaction too short"));
     }
-    let verdicts = state.services.txs.submit(Lane::Rpc, vec![Bytes::from(raw)]).await?;
+    let verdicts =
+        state.services.txs.submit(Lane::Rpc, state.client, vec![Bytes::from(raw)]).await?;
     match verdicts.as_slice() {
         [TxVerdict::Accepted { hash, .. }] => Ok(Value::String(hash.to_string())),
         [TxVerdict::Refused { refusal, .. }] => Err(RpcError::refusal(*refusal)),

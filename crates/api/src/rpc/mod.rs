@@ -9,10 +9,12 @@ mod error;
 mod methods;
 mod render;
 
+use std::net::SocketAddr;
+
 use axum::{
     Json,
     body::Body,
-    extract::State,
+    extract::{ConnectInfo, Extension, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
@@ -67,9 +69,11 @@ impl Reply {
 )]
 pub(crate) async fn handle(
     State(state): State<AppState>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let state = state.for_client(client);
     match handle_inner(&state, &headers, body).await {
         Ok(response) => response,
         Err(err) => err.into_response(),

@@ -70,6 +70,18 @@ async fn loopback_server_answers_rpc_rest_and_refuses_oversize() {
     let (status, _) = exchange(addr, "GET /healthz HTTP/1.1", b"").await;
     assert_eq!(status, "HTTP/1.1 200 OK");
 
+    // The lanes learn who submitted (the key of the per-source rate limit).
+    let raw = br#"{"jsonrpc":"2.0","id":2,"method":"eth_sendRawTransaction","params":["0x0102"]}"#;
+    let (status, rest) =
+        exchange(addr, "POST / HTTP/1.1\r\nContent-Type: application/json", raw).await;
+    assert_eq!(status, "HTTP/1.1 200 OK", "{rest}");
+    let (status, rest) =
+        exchange(addr, "POST /v1/txs HTTP/1.1\r\nContent-Type: application/octet-stream", &[2, 3])
+            .await;
+    assert_eq!(status, "HTTP/1.1 200 OK", "{rest}");
+    let loopback = Some(std::net::IpAddr::from([127, 0, 0, 1]));
+    assert_eq!(*node.pool.clients.lock().unwrap(), [loopback, loopback]);
+
     stop.send(()).unwrap();
     tokio::time::timeout(DEADLINE, server).await.unwrap().unwrap().unwrap();
 }
