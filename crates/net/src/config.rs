@@ -201,7 +201,7 @@ impl IngestConfig {
         }
     }
 
-    /// Checks that every bound is at least one.
+    /// Checks that every bound is at least one and the admission timeout is not zero.
     ///
     /// # Errors
     /// [`Error::Config`] naming the first field that is zero.
@@ -216,10 +216,13 @@ impl IngestConfig {
             ("dedup_capacity", self.dedup_capacity),
             ("throttle.sources_max", self.throttle.sources_max),
         ];
-        match fields.iter().find(|(_, value)| *value == 0) {
-            Some((field, _)) => Err(Error::Config { field }),
-            None => Ok(()),
+        if let Some((field, _)) = fields.iter().find(|(_, value)| *value == 0) {
+            return Err(Error::Config { field });
         }
+        if self.admission_timeout.is_zero() {
+            return Err(Error::Config { field: "admission_timeout" });
+        }
+        Ok(())
     }
 }
 

@@ -362,12 +362,16 @@ async fn a_stopped_event_log_never_blocks_ingest() {
 }
 
 #[tokio::test]
-async fn bad_configs_are_refused_and_a_runtime_is_required() {
+async fn bad_configs_are_refused() {
     let (admission, _gate) = Recording::admitting();
     let log = super::support::EventLog::open();
     let zero = IngestConfig { batch_txs_max: 0, ..config() };
     let err = mempulse_net::Ingest::start(zero, CheckConfig::default(), admission, log.writer());
     assert_eq!(err.err(), Some(Error::Config { field: "batch_txs_max" }));
+    let zero = IngestConfig { admission_timeout: Duration::ZERO, ..config() };
+    assert_eq!(zero.validate(), Err(Error::Config { field: "admission_timeout" }));
+    assert_eq!(config().validate(), Ok(()));
+    assert_eq!(IngestConfig::default().validate(), Ok(()));
 }
 
 #[test]
