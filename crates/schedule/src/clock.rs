@@ -159,7 +159,8 @@ impl SlotClock {
     }
 
     /// Checks the deadline at `now`: when it passed, the round moves on to the next proposer
-    /// and the missed slot is returned.
+    /// and the missed slot is returned. Returns `None` before the deadline (and, never in
+    /// practice, once the round reached `u32::MAX`).
     pub fn on_tick(&mut self, now: Duration) -> Option<SlotMissed> {
         if now < self.deadline {
             return None;
