@@ -51,6 +51,27 @@ async fn accepted_txs_reach_the_admission_in_submission_order_with_received_fact
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_in_flight_are_called_and_first_polled_in_order() {
+    let (admission, gate) = Recording::admitting();
+    gate.send_replace(false);
+    let config = IngestConfig { batch_txs_max: 1, batches_in_flight_max: 4, ..config() };
+    let rig = start(config, CheckConfig::default(), admission.clone());
+    let raws = sample_txs(12, 12);
+    let submitted: Vec<_> =
+        raws.iter().map(|raw| rig.ingest.submit(Lane::Rpc, SourceId::Local, raw.clone())).collect();
+    eventually("four batches in flight", || admission.first_polls.lock().unwrap().len() == 4).await;
+    assert_eq!(admission.hashes().len(), 4, "no more than four in flight");
+    gate.send_replace(true);
+    for outcome in join_all(submitted).await {
+        assert!(matches!(outcome, TxOutcome::Accepted { verdict: ADMITTED, .. }), "{outcome:?}");
+    }
+    let hashes: Vec<TxHash> = raws.iter().map(hash_of).collect();
+    assert_eq!(admission.hashes(), hashes);
+    assert_eq!(*admission.first_polls.lock().unwrap(), hashes);
+    rig.ingest.shutdown(Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_lane_drops_with_its_depth_recorded_in_the_log() {
     let (admission, gate) = Recording::admitting();
     gate.send_replace(false);

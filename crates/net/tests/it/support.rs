@@ -61,6 +61,8 @@ type VerdictFn = dyn Fn(&Tx) -> Result<PoolVerdict, AdmissionError> + Send + Syn
 /// answers each transaction with `verdict` (a batch fails with the first error).
 pub struct Recording {
     pub batches: Mutex<Vec<Vec<TxHash>>>,
+    /// The first hash of each batch, in the order the admission futures were first polled.
+    pub first_polls: Arc<Mutex<Vec<TxHash>>>,
     gate: watch::Receiver<bool>,
     verdict: Box<VerdictFn>,
     /// When set, answers with this many verdicts whatever the batch size.
@@ -78,6 +80,7 @@ impl Recording {
         let (open, gate) = watch::channel(true);
         let admission = Arc::new(Self {
             batches: Mutex::new(Vec::new()),
+            first_polls: Arc::new(Mutex::new(Vec::new())),
             gate,
             verdict: Box::new(verdict),
             verdict_count: Mutex::new(None),
@@ -108,7 +111,10 @@ impl Admission for Recording {
             (answer, _) => answer,
         };
         let mut gate = self.gate.clone();
+        let first_polls = Arc::clone(&self.first_polls);
+        let first = txs.first().map(|tx| tx.hash);
         Box::pin(async move {
+            first_polls.lock().unwrap().extend(first);
             let _ = gate.wait_for(|open| *open).await;
             answer
         })
