@@ -5,6 +5,7 @@
 
 mod mempool;
 mod recover;
+mod replay;
 mod report;
 mod wal;
 
@@ -29,6 +30,8 @@ enum Command {
     Mempool(mempool::Args),
     /// Decode + sender recovery of signed Ethereum transactions on the mempulse-net worker pool.
     Recover(recover::Args),
+    /// Rebuild the derived state from an event log: warm and cold replay, checkpoint, start-up.
+    Replay(replay::Args),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -36,6 +39,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Wal(args) => wal::run(&args)?,
         Command::Mempool(args) => mempool::run(&args)?,
         Command::Recover(args) => recover::run(&args)?,
+        Command::Replay(args) => replay::run(&args)?,
     };
     report.emit()
 }

@@ -1,0 +1,194 @@
+//! The `replay` benchmark: rebuilding the derived state from an event log on one core.
+//!
+//! 1. **generate** (untimed): `events` events of the realistic mix of
+//!    `mempulse_replay::test_utils::generate` (lane receipts and drops, admissions,
+//!    replacements, promotions, evictions, blocks with inclusions, reorgs), written to a fresh
+//!    log (64 MiB segments) and synced.
+//! 2. **warm**: open the log read-only and replay it from genesis (WAL reads, CRC checks,
+//!    `Event::from_bytes`, apply, digest points every `every` seqs); the page cache holds the
+//!    files (they were just written and read once untimed). Best of `reps`.
+//! 3. **cold**: the same after dropping the segment files from the page cache with
+//!    `posix_fadvise(POSIX_FADV_DONTNEED)` (the files are synced, so their pages are clean and
+//!    the kernel drops them). Best of `reps`.
+//! 4. **checkpoint**: writing a checkpoint of the final state (encode, write, fsync, rename,
+//!    directory fsync).
+//! 5. **start-up**: from the newest checkpoint (taken `tail` events before the end: open the
+//!    log, load and check the checkpoint, replay the tail), and from genesis (open, replay all).
+
+use std::{
+    fs,
+    os::fd::AsFd,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, ensure};
+use mempulse_primitives::{Event, Seq};
+use mempulse_replay::{
+    CheckpointStore, ReplayConfig, Replayer, replay_wal, resume,
+    test_utils::{MixConfig, generate, write_wal},
+};
+use serde_json::{Value, json};
+
+use crate::report::Report;
+
+/// Segment size of the generated log.
+const SEGMENT_BYTES: u64 = 64 << 20;
+
+/// Arguments of `mempulse-bench replay`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Events in the generated log.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1_000..=100_000_000))]
+    events: u64,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 0x7265_706c)]
+    seed: u64,
+    /// Digest point distance in seqs.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    every: u64,
+    /// Events after the checkpoint the start-up from a checkpoint replays.
+    #[arg(long, default_value_t = 10_000)]
+    tail: u64,
+    /// Repetitions of the warm and cold replays; the report gives the best.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    reps: u32,
+}
+
+/// Replays the whole log from genesis and returns the replayer and the time taken.
+fn replay_genesis(dir: &Path, config: ReplayConfig) -> anyhow::Result<(Replayer, Duration)> {
+    let started = Instant::now();
+    let reader = mempulse_wal::open_reader(dir)?;
+    let mut replayer = Replayer::new(config);
+    replay_wal(&mut replayer, &reader, None, |_, _| Ok(()))?;
+    Ok((replayer, started.elapsed()))
+}
+
+/// Drops the log's files from the page cache.
+fn drop_cache(dir: &Path) -> anyhow::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "seg") {
+            let file = fs::File::open(&path)?;
+            rustix::fs::fadvise(file.as_fd(), 0, None, rustix::fs::Advice::DontNeed)
+                .with_context(|| format!("posix_fadvise on {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::cast_precision_loss, reason = "rates for humans; counts stay below 2^53")]
+fn per_s(events: u64, d: Duration) -> f64 {
+    events as f64 / d.as_secs_f64().max(1e-12)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Runs the benchmark and returns its one-line report.
+///
+/// # Errors
+/// Fails if the log cannot be written or read, or a replay disagrees with another.
+pub(crate) fn run(args: &Args) -> anyhow::Result<Report> {
+    let work = tempfile_dir()?;
+    let wal_dir = work.join("wal");
+    let ckpt_dir = work.join("checkpoints");
+    let n = usize::try_from(args.events)?;
+    let events = generate(&MixConfig { seed: args.seed, ..MixConfig::default() }, n)?;
+    let payload_bytes: u64 = events.iter().map(|e| Event::to_bytes(e).len() as u64).sum();
+    write_wal(&wal_dir, &events, SEGMENT_BYTES)?;
+    drop(events);
+    let file_bytes = mempulse_wal::stats(&wal_dir)?.file_bytes;
+    let config = ReplayConfig { digest_every_events: args.every, ..ReplayConfig::default() };
+
+    let (reference, _) = replay_genesis(&wal_dir, config)?;
+    let (mut warm, mut cold) = (Duration::MAX, Duration::MAX);
+    for _ in 0..args.reps {
+        let (r, d) = replay_genesis(&wal_dir, config)?;
+        ensure!(r.open_digest() == reference.open_digest(), "warm replays disagree");
+        warm = warm.min(d);
+    }
+    for _ in 0..args.reps {
+        drop_cache(&wal_dir)?;
+        let (r, d) = replay_genesis(&wal_dir, config)?;
+        ensure!(r.open_digest() == reference.open_digest(), "cold replays disagree");
+        cold = cold.min(d);
+    }
+
+    let store = CheckpointStore::open(&ckpt_dir, 2)?;
+    let started = Instant::now();
+    let written = store.write(&reference)?;
+    let checkpoint = started.elapsed();
+    let checkpoint_bytes = written.bytes;
+
+    // The checkpoint the start-up uses: `tail` events before the end.
+    fs::remove_dir_all(&ckpt_dir)?;
+    let store = CheckpointStore::open(&ckpt_dir, 1)?;
+    let reader = mempulse_wal::open_reader(&wal_dir)?;
+    let at = Seq(args.events.saturating_sub(args.tail).max(1));
+    let mut partial = Replayer::new(config);
+    replay_wal(&mut partial, &reader, Some(at), |_, _| Ok(()))?;
+    store.write(&partial)?;
+    drop((partial, reader));
+    let started = Instant::now();
+    let reader = mempulse_wal::open_reader(&wal_dir)?;
+    let resumed = resume(&reader, Some(&store), config)?;
+    ensure!(resumed.checkpoint.is_some_and(|m| m.seq == at), "start-up did not use the checkpoint");
+    let mut replayer = resumed.replayer;
+    replay_wal(&mut replayer, &reader, None, |_, _| Ok(()))?;
+    let from_checkpoint = started.elapsed();
+    ensure!(replayer.open_digest() == reference.open_digest(), "checkpoint start-up disagrees");
+    let (_, from_genesis) = replay_genesis(&wal_dir, config)?;
+
+    fs::remove_dir_all(&work)?;
+    let fields = json!({
+        "events": args.events,
+        "bytes": payload_bytes,
+        "file_bytes": file_bytes,
+        "events_per_s_warm": per_s(args.events, warm),
+        "events_per_s_cold": per_s(args.events, cold),
+        "cold_method": "posix_fadvise_dontneed",
+        "checkpoint_ms": ms(checkpoint),
+        "checkpoint_bytes": checkpoint_bytes,
+        "start_from_checkpoint_ms": ms(from_checkpoint),
+        "start_from_checkpoint_tail_events": args.events - at.0,
+        "start_from_genesis_ms": ms(from_genesis),
+        "pool_txs": reference.pool_len(),
+        "lifecycle_txs": reference.lifecycle_len(),
+        "digest": reference.digest().digest.to_string(),
+        "reps": args.reps,
+    });
+    let Value::Object(fields) = fields else { unreachable!("json! of an object literal") };
+    Ok(Report::Measured(fields))
+}
+
+/// A fresh work directory under the system temp dir, named by the process id.
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("mempulse-bench-replay-{}", std::process::id()));
+    if dir.exists() {
+        fs::remove_dir_all(&dir)?;
+    }
+    fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_every_field_for_a_tiny_run() {
+        let args = Args { events: 3_000, seed: 1, every: 500, tail: 500, reps: 1 };
+        let Report::Measured(fields) = run(&args).unwrap() else {
+            unreachable!("replay is always measured");
+        };
+        assert_eq!(fields["events"], 3_000);
+        assert_eq!(fields["start_from_checkpoint_tail_events"], 500);
+        for key in
+            ["events_per_s_warm", "events_per_s_cold", "checkpoint_ms", "start_from_genesis_ms"]
+        {
+            assert!(fields[key].as_f64().unwrap() > 0.0, "{key}");
+        }
+    }
+}
