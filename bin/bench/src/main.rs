@@ -7,6 +7,7 @@ mod mempool;
 mod recover;
 mod replay;
 mod report;
+mod sink;
 mod wal;
 
 use std::process::ExitCode;
@@ -30,6 +31,8 @@ enum Command {
     Mempool(mempool::Args),
     /// Decode + sender recovery of signed Ethereum transactions on the mempulse-net worker pool.
     Recover(recover::Args),
+    /// Export a WAL to ClickHouse with the sink, against a bulk insert of the same rows.
+    Sink(sink::Args),
     /// Rebuild the derived state from an event log: warm and cold replay, checkpoint, start-up.
     Replay(replay::Args),
 }
@@ -39,6 +42,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Wal(args) => wal::run(&args)?,
         Command::Mempool(args) => mempool::run(&args)?,
         Command::Recover(args) => recover::run(&args)?,
+        Command::Sink(args) => sink::run(&args)?,
         Command::Replay(args) => replay::run(&args)?,
     };
     report.emit()

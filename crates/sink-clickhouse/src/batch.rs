@@ -127,3 +127,76 @@ impl Batch {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mempulse_primitives::{EventKind, Origin, Source, TxHash, UnixMillis};
+    use mempulse_wal::{Wal, WalConfig};
+
+    use super::*;
+
+    fn promoted(i: u8) -> Vec<u8> {
+        Event {
+            observed_at: UnixMillis(u64::from(i)),
+            source: Source::Mempool,
+            origin: Origin::Local,
+            kind: EventKind::TxPromoted { hash: TxHash([i; 32]) },
+        }
+        .to_bytes()
+    }
+
+    fn log(records: &[Vec<u8>]) -> (tempfile::TempDir, WalReader) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(WalConfig::new(dir.path())).unwrap();
+        wal.append(records).unwrap();
+        let reader = wal.reader();
+        (dir, reader)
+    }
+
+    #[test]
+    fn fills_up_to_the_row_cap_then_continues_from_next() {
+        let records: Vec<Vec<u8>> = (1..=10).map(promoted).collect();
+        let (_dir, reader) = log(&records);
+        let mut batch = Batch::new(4, 1 << 20);
+        assert_eq!(batch.fill(&reader, Seq(1)).unwrap(), 4);
+        assert!(batch.is_full());
+        assert_eq!((batch.first(), batch.last()), (Some(Seq(1)), Some(Seq(4))));
+        assert_eq!(batch.fill(&reader, Seq(5)).unwrap(), 0, "a full batch takes nothing");
+        let rows: Vec<u64> = batch.rows().map(|r| r.seq_for_test()).collect();
+        assert_eq!(rows, [1, 2, 3, 4]);
+        batch.clear();
+        assert_eq!(batch.fill(&reader, Seq(9)).unwrap(), 2);
+        assert_eq!((batch.first(), batch.last()), (Some(Seq(9)), Some(Seq(10))));
+    }
+
+    #[test]
+    fn the_byte_cap_bounds_a_batch_but_one_record_always_fits() {
+        let records: Vec<Vec<u8>> = (1..=10).map(promoted).collect();
+        let per_record = records[0].len() + RECORD_OVERHEAD_BYTES;
+        let (_dir, reader) = log(&records);
+        let mut batch = Batch::new(1_000, u64::try_from(3 * per_record).unwrap());
+        assert_eq!(batch.fill(&reader, Seq(1)).unwrap(), 3);
+        assert!(batch.size_bytes() <= 3 * per_record);
+        let mut tiny = Batch::new(1_000, 1);
+        assert_eq!(tiny.fill(&reader, Seq(1)).unwrap(), 1);
+        assert!(tiny.is_full());
+    }
+
+    #[test]
+    fn an_undecodable_record_stops_with_its_seq() {
+        let (_dir, reader) = log(&[promoted(1), vec![0xFF, 1, 2], promoted(3)]);
+        let mut batch = Batch::new(100, 1 << 20);
+        let err = batch.fill(&reader, Seq(1)).unwrap_err();
+        assert!(matches!(err, Error::Decode { seq: Seq(2), .. }), "{err:?}");
+    }
+
+    #[test]
+    fn payloads_are_the_stored_bytes() {
+        let records = vec![promoted(7), promoted(8)];
+        let (_dir, reader) = log(&records);
+        let mut batch = Batch::new(100, 1 << 20);
+        batch.fill(&reader, Seq(1)).unwrap();
+        let payloads: Vec<&[u8]> = batch.rows().map(|r| r.payload_for_test()).collect();
+        assert_eq!(payloads, [records[0].as_slice(), records[1].as_slice()]);
+    }
+}

@@ -139,6 +139,17 @@ impl<'a> EventRow<'a> {
     }
 }
 
+#[cfg(test)]
+impl<'a> EventRow<'a> {
+    pub(crate) const fn seq_for_test(&self) -> u64 {
+        self.seq
+    }
+
+    pub(crate) const fn payload_for_test(&self) -> &'a [u8] {
+        self.payload
+    }
+}
+
 /// The payload goes into a `String` column as raw bytes (serde would write `&[u8]` as an array).
 fn as_bytes<S: Serializer>(bytes: &&[u8], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_bytes(bytes)
