@@ -174,4 +174,74 @@ mod tests {
         cache.settle(&hash(9));
         assert_eq!(cache.settled_len(), 2);
     }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Op {
+        Observe(u8),
+        Settle(u8),
+        Forget(u8),
+    }
+
+    fn arb_op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u8..12).prop_map(Op::Observe),
+            (0u8..12).prop_map(Op::Settle),
+            (0u8..12).prop_map(Op::Forget),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 256, failure_persistence: None, ..Default::default()
+        })]
+
+        /// Against a naive model (a list of in-flight hashes and a settle-ordered list):
+        /// the same sightings, the same first-seen answers, the same evictions.
+        #[test]
+        fn behaves_like_the_naive_model(
+            capacity in 1usize..5,
+            ops in proptest::collection::vec(arb_op(), 0..80),
+        ) {
+            let mut cache = DedupCache::new(capacity);
+            let mut in_flight: Vec<(u8, u64)> = Vec::new();
+            let mut settled: Vec<(u8, u64)> = Vec::new();
+            for (t, op) in ops.into_iter().enumerate() {
+                let t = t as u64;
+                match op {
+                    Op::Observe(n) => {
+                        let known = in_flight.iter().chain(&settled).find(|(h, _)| *h == n);
+                        let want = match known {
+                            Some((_, at)) => Sighting::Duplicate(seen(*at)),
+                            None => {
+                                in_flight.push((n, t));
+                                Sighting::New
+                            }
+                        };
+                        proptest::prop_assert_eq!(cache.observe(hash(n), seen(t)), want);
+                    }
+                    Op::Settle(n) => {
+                        cache.settle(&hash(n));
+                        if let Some(i) = in_flight.iter().position(|(h, _)| *h == n) {
+                            settled.push(in_flight.remove(i));
+                            if settled.len() > capacity {
+                                settled.remove(0);
+                            }
+                        }
+                    }
+                    Op::Forget(n) => {
+                        cache.forget(&hash(n));
+                        in_flight.retain(|(h, _)| *h != n);
+                        settled.retain(|(h, _)| *h != n);
+                    }
+                }
+                proptest::prop_assert_eq!(cache.settled_len(), settled.len());
+                proptest::prop_assert_eq!(cache.in_flight_len(), in_flight.len());
+            }
+            for n in 0..12 {
+                let want = in_flight.iter().chain(&settled).find(|(h, _)| *h == n);
+                proptest::prop_assert_eq!(cache.first_seen(&hash(n)), want.map(|(_, at)| seen(*at)));
+            }
+        }
+    }
 }

@@ -156,4 +156,35 @@ mod tests {
         assert!(!throttle.take(client(2), UnixMillis(20)), "client 2 kept");
         assert!(throttle.take(client(3), UnixMillis(20)), "client 3 forgotten: full bucket");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 128, failure_persistence: None, ..Default::default()
+        })]
+
+        /// Over any schedule, a source never gets more than its burst plus the rate times the
+        /// time elapsed, and after an empty bucket one token's worth of time always suffices.
+        #[test]
+        fn never_more_than_burst_plus_rate_and_always_refills(
+            rate in 1u32..5_000,
+            burst in 1u32..50,
+            steps in proptest::collection::vec((0u64..3_000, 0usize..20), 1..40),
+        ) {
+            let mut throttle = Throttle::new(config(rate, burst, 4));
+            let mut now = 1_000_000u64;
+            let start = now;
+            let mut allowed = 0u64;
+            for (advance, takes) in steps {
+                now += advance;
+                for _ in 0..takes {
+                    allowed += u64::from(throttle.take(client(1), UnixMillis(now)));
+                }
+            }
+            let bound = u64::from(burst) + u64::from(rate) * (now - start) / 1000;
+            proptest::prop_assert!(allowed <= bound, "{allowed} > {bound}");
+            while throttle.take(client(1), UnixMillis(now)) {}
+            let one_token_ms = 1000u64.div_ceil(u64::from(rate));
+            proptest::prop_assert!(throttle.take(client(1), UnixMillis(now + one_token_ms)));
+        }
+    }
 }
