@@ -133,7 +133,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Report> {
     drop((partial, reader));
     let started = Instant::now();
     let reader = mempulse_wal::open_reader(&wal_dir)?;
-    let resumed = resume(&reader, Some(&store), config)?;
+    let resumed = resume(&reader, Some(&store), config, None)?;
     ensure!(resumed.checkpoint.is_some_and(|m| m.seq == at), "start-up did not use the checkpoint");
     let mut replayer = resumed.replayer;
     replay_wal(&mut replayer, &reader, None, |_, _| Ok(()))?;

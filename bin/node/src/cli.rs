@@ -39,6 +39,8 @@ pub(crate) enum Command {
     Wal(WalCommand),
     /// Print the proposer and every validator's tags for a range of heights (offline).
     Schedule(ScheduleArgs),
+    /// Rebuild the derived state from a copied event log and print its digests (read-only).
+    Replay(ReplayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -136,6 +138,33 @@ pub(crate) struct RunArgs {
     /// Initialize the cluster when this node's Raft log is empty (`--bootstrap[=true|false]`).
     #[arg(long, env = "MEMPULSE_BOOTSTRAP", num_args = 0..=1, default_missing_value = "true")]
     pub(crate) bootstrap: Option<bool>,
+}
+
+/// Arguments of `mempulse replay`.
+#[derive(Debug, Args)]
+pub(crate) struct ReplayArgs {
+    /// Directory of event-log segment files (opened read-only; never written).
+    #[arg(long)]
+    pub(crate) wal: PathBuf,
+    /// Resume from the newest valid checkpoint in this directory (read-only; damaged ones are
+    /// skipped with a warning).
+    #[arg(long)]
+    pub(crate) from_checkpoint: Option<PathBuf>,
+    /// Stop after this seq (default: the end of the log).
+    #[arg(long)]
+    pub(crate) to: Option<u64>,
+    /// Print a digest point after every seq that is a multiple of this.
+    #[arg(long, default_value_t = mempulse_replay::DEFAULT_DIGEST_EVERY_EVENTS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) every: u64,
+    /// One JSON object per line: each digest point, then a summary.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Write a checkpoint at every digest point into this directory (not the `--wal` one).
+    #[arg(long)]
+    pub(crate) write_checkpoints: Option<PathBuf>,
+    /// Checkpoints kept in `--write-checkpoints`.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub(crate) keep: u64,
 }
 
 #[derive(Debug, Subcommand)]

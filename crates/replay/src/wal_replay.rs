@@ -73,8 +73,8 @@ pub struct Resumed {
 }
 
 /// The start-up step: a replayer restored from the newest valid checkpoint in `store` that the
-/// log can continue (its next seq is still in the log and it is not past the log's end), or a
-/// fresh one when there is none. The WAL tail is then applied with [`replay_wal`].
+/// log can continue (its next seq is still in the log, and it is past neither the log's end nor
+/// `to`), or a fresh one when there is none. The WAL tail is then applied with [`replay_wal`].
 ///
 /// # Errors
 /// [`Error::Io`] when the checkpoint directory cannot be listed.
@@ -82,12 +82,13 @@ pub fn resume(
     reader: &WalReader,
     store: Option<&CheckpointStore>,
     config: ReplayConfig,
+    to: Option<Seq>,
 ) -> Result<Resumed> {
     let Some(store) = store else {
         return Ok(Resumed { replayer: Replayer::new(config), checkpoint: None });
     };
     let first = reader.first_seq();
-    let mut max_seq = reader.last_seq();
+    let mut max_seq = to.map_or(reader.last_seq(), |to| to.min(reader.last_seq()));
     while let Some(loaded) = store.load_newest_valid(config, Some(max_seq))?.loaded {
         if loaded.meta.seq.0.saturating_add(1) >= first.0 {
             return Ok(Resumed { replayer: loaded.replayer, checkpoint: Some(loaded.meta) });

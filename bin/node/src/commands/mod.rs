@@ -2,6 +2,7 @@
 
 mod cert;
 mod cluster;
+mod replay;
 mod run;
 mod schedule;
 mod wal;
@@ -18,5 +19,6 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Cluster(cmd) => cluster::run(cmd),
         Command::Wal(cmd) => wal::run(cmd),
         Command::Schedule(args) => schedule::run(&args),
+        Command::Replay(args) => replay::run(&args),
     }
 }

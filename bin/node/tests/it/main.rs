@@ -8,6 +8,7 @@
 )]
 
 mod cluster;
+mod replay;
 mod run;
 mod schedule;
 mod wal_cli;

@@ -115,7 +115,7 @@ fn determinism_gate_fixture_replays_identically_from_genesis_and_from_a_checkpoi
     let mut first_half = Replayer::new(config(EVERY));
     replay_wal(&mut first_half, &reader, Some(Seq(CHECKPOINT_AT)), |_, _| Ok(())).unwrap();
     store.write(&first_half).unwrap();
-    let resumed = resume(&reader, Some(&store), config(EVERY)).unwrap();
+    let resumed = resume(&reader, Some(&store), config(EVERY), None).unwrap();
     assert_eq!(resumed.checkpoint.map(|m| m.seq), Some(Seq(CHECKPOINT_AT)));
     let (later, from_checkpoint) = replay_all(&reader, resumed.replayer);
     let expected: Vec<_> = points.iter().filter(|p| p.seq.0 > CHECKPOINT_AT).copied().collect();

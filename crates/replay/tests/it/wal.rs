@@ -32,7 +32,7 @@ fn replays_a_wal_resumes_from_its_checkpoint_and_scans_a_lifecycle() {
     replay_wal(&mut first, &reader, Some(Seq(1_700)), |r, _| store.write(r).map(|_| ())).unwrap();
     assert_eq!(first.last_seq(), Seq(1_700));
     assert_eq!(store.seqs().unwrap(), [Seq(1_500), Seq(1_250)]);
-    let resumed = resume(&reader, Some(&store), config(250)).unwrap();
+    let resumed = resume(&reader, Some(&store), config(250), None).unwrap();
     assert_eq!(resumed.checkpoint.map(|m| m.seq), Some(Seq(1_500)));
     let mut r = resumed.replayer;
     let mut later = Vec::new();
