@@ -6,7 +6,7 @@ use mempulse_primitives::{Event, EventKind, Seq, Source};
 use serde::{Serialize, Serializer};
 
 /// The table's columns in order, as `(name, type)`: the type as ClickHouse reports it in
-/// `system.columns`. [`EventRow`] serializes its fields in this order.
+/// `system.columns`. The sink writes every row with its fields in this order.
 pub const COLUMNS: [(&str, &str); 11] = [
     ("seq", "UInt64"),
     ("ts", "DateTime64(3, 'UTC')"),
