@@ -9,8 +9,9 @@
 //!    then inserted with the same `clickhouse` crate and client settings (plain `RowBinary`,
 //!    `async_insert = 0`), in `INSERT`s of the same size, into a table of the same structure.
 //!    This is the client's own ceiling for these rows.
-//! 4. Steps 2 and 3 run twice, as sink, bulk, bulk, sink, each into a fresh table; the rates
-//!    are the best run of each, `ratio` is sink over bulk, and every run's time is reported.
+//! 4. Steps 2 and 3 run once per round (`--rounds`, default 2), alternating which goes first,
+//!    each into a fresh table; `rows_per_s` and `bulk_rows_per_s` are the best runs, `ratio` is
+//!    their quotient, the medians and every run's time are reported too.
 //! 5. **check**: every table holds `events` rows.
 //!
 //! The server is `--url`, else `MEMPULSE_CLICKHOUSE_URL`, else the one `ci/clickhouse.sh start`
@@ -48,7 +49,10 @@ pub(crate) struct Args {
     /// Rows per INSERT, for the sink and for the bulk baseline.
     #[arg(long, default_value_t = DEFAULT_BATCH_ROWS_MAX, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     batch_rows: u32,
-    /// Database to create the two tables in (dropped and created anew).
+    /// Rounds; each times the sink and the bulk insert once, alternating which goes first.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
+    rounds: u32,
+    /// Database to create the tables in (dropped and created anew, dropped again at the end).
     #[arg(long, default_value = "mempulse_bench")]
     database: String,
     /// Directory for the log; must be missing or empty (default: a fresh one under the temp
@@ -88,6 +92,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Report> {
         "rows_per_s": rate(sink_s),
         "bulk_rows_per_s": rate(bulk_s),
         "ratio": rate(sink_s) / rate(bulk_s),
+        "rows_per_s_median": rate(median(&timings.sink)),
+        "bulk_rows_per_s_median": rate(median(&timings.bulk)),
+        "rounds": args.rounds,
         "batch_rows": args.batch_rows,
         "sink_elapsed_s": timings.sink,
         "bulk_elapsed_s": timings.bulk,
@@ -119,9 +126,9 @@ fn server_url(url: Option<&str>) -> anyhow::Result<String> {
     Ok(String::from_utf8(out.stdout)?.trim().to_owned())
 }
 
-/// Times the sink and the bulk insert twice each, in the order sink, bulk, bulk, sink (so
-/// neither always runs on a server busy merging the other's parts), each into a fresh table.
-/// Returns the best elapsed time of each and the server version.
+/// Times the sink and the bulk insert once per round, alternating which goes first (so neither
+/// always runs on a server busy merging the other's parts), each into a fresh table. Returns
+/// every elapsed time and the server version.
 async fn measure(
     args: &Args,
     url: &str,
@@ -132,19 +139,27 @@ async fn measure(
     root.query_raw(&format!("DROP DATABASE IF EXISTS {db} SYNC")).execute().await?;
     root.query_raw(&format!("CREATE DATABASE {db}")).execute().await?;
     // The sink's client settings: plain RowBinary, no per-insert schema validation.
-    let client = root.with_database(db).with_validation(false);
+    let client = root.clone().with_database(db).with_validation(false);
     let server: String = client.query_raw("SELECT version()").fetch_one().await?;
     let rows = bulk_rows(dir)?;
     let mut timings = Timings::default();
-    timings.sink.push(time_sink(args, url, dir, "sink_events_1").await?);
-    timings.bulk.push(time_bulk(args, &client, &rows, "bulk_events_1").await?);
-    timings.bulk.push(time_bulk(args, &client, &rows, "bulk_events_2").await?);
-    timings.sink.push(time_sink(args, url, dir, "sink_events_2").await?);
-    for table in ["sink_events_1", "bulk_events_1", "bulk_events_2", "sink_events_2"] {
-        let count: u64 =
-            client.query_raw(&format!("SELECT count() FROM {db}.{table}")).fetch_one().await?;
-        ensure!(count == args.events, "{table} holds {count} rows, expected {}", args.events);
+    for round in 0..args.rounds {
+        let (sink_table, bulk_table) =
+            (format!("sink_events_{round}"), format!("bulk_events_{round}"));
+        if round % 2 == 0 {
+            timings.sink.push(time_sink(args, url, dir, &sink_table).await?);
+            timings.bulk.push(time_bulk(args, &client, &rows, &bulk_table).await?);
+        } else {
+            timings.bulk.push(time_bulk(args, &client, &rows, &bulk_table).await?);
+            timings.sink.push(time_sink(args, url, dir, &sink_table).await?);
+        }
+        for table in [sink_table, bulk_table] {
+            let count: u64 =
+                client.query_raw(&format!("SELECT count() FROM {db}.{table}")).fetch_one().await?;
+            ensure!(count == args.events, "{table} holds {count} rows, expected {}", args.events);
+        }
     }
+    root.query_raw(&format!("DROP DATABASE {db} SYNC")).execute().await?;
     Ok((timings, server))
 }
 
@@ -157,6 +172,13 @@ struct Timings {
 
 fn best(runs: &[f64]) -> f64 {
     runs.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+/// The middle run (the faster of the two middle ones for an even count).
+fn median(runs: &[f64]) -> f64 {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len().saturating_sub(1) / 2).copied().unwrap_or(f64::INFINITY)
 }
 
 /// The sink over the whole log into a new table `table`, from setup to return.
@@ -188,7 +210,7 @@ async fn time_bulk(
     table: &str,
 ) -> anyhow::Result<f64> {
     let db = &args.database;
-    client.query_raw(&format!("CREATE TABLE {db}.{table} AS {db}.sink_events_1")).execute().await?;
+    client.query_raw(&format!("CREATE TABLE {db}.{table} AS {db}.sink_events_0")).execute().await?;
     let started = Instant::now();
     for chunk in rows.chunks(usize::try_from(args.batch_rows)?) {
         // Synchronous inserts, as the sink's (recent servers default to async_insert = 1).
