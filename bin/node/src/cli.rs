@@ -123,6 +123,12 @@ pub(crate) struct RunArgs {
     /// Event log sync policy: `always`, `never`, or an interval such as `10ms`.
     #[arg(long, env = "MEMPULSE_WAL_SYNC")]
     pub(crate) wal_sync: Option<String>,
+    /// HTTP API listen address (`ip:port`): JSON-RPC at `/`, REST under `/v1`, `/metrics`.
+    #[arg(long, env = "MEMPULSE_HTTP_ADDR")]
+    pub(crate) http_addr: Option<String>,
+    /// Chain id transactions must carry.
+    #[arg(long, env = "MEMPULSE_CHAIN_ID")]
+    pub(crate) chain_id: Option<u64>,
     /// This node's id in its cluster.
     #[arg(long, env = "MEMPULSE_NODE_ID")]
     pub(crate) node_id: Option<u64>,

@@ -1,8 +1,10 @@
 //! Node configuration: TOML file, then environment variables and flags on top.
 //! `NodeConfig::default()` is the embedded default: one node (id 1) that bootstraps a one-node
-//! cluster, data in `./mempulse-data`, Raft on 127.0.0.1 in plaintext (loopback only).
+//! cluster, data in `./mempulse-data`, Raft on 127.0.0.1 in plaintext (loopback only), the HTTP
+//! API (JSON-RPC included) on 127.0.0.1:8545, mainnet chain id.
 
 mod cluster;
+mod serve;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -11,6 +13,7 @@ use mempulse_wal::{DEFAULT_SEGMENT_SIZE_BYTES, Preallocate, SyncPolicy, WalConfi
 use serde::Deserialize;
 
 pub(crate) use self::cluster::{ClusterSection, TlsSection, parse_peer};
+pub(crate) use self::serve::{ApiSection, IngestSection, ReplaySection};
 use crate::cli::RunArgs;
 
 /// Everything a node reads at start-up.
@@ -25,6 +28,14 @@ pub(crate) struct NodeConfig {
     pub(crate) cluster: ClusterSection,
     /// Node-to-node transport security.
     pub(crate) tls: TlsSection,
+    /// The chain id transactions must carry (`eth_chainId`).
+    pub(crate) chain_id: u64,
+    /// The HTTP API.
+    pub(crate) api: ApiSection,
+    /// The ingest lanes.
+    pub(crate) ingest: IngestSection,
+    /// The live replayer.
+    pub(crate) replay: ReplaySection,
 }
 
 impl Default for NodeConfig {
@@ -34,6 +45,10 @@ impl Default for NodeConfig {
             wal: WalSection::default(),
             cluster: ClusterSection::default(),
             tls: TlsSection::default(),
+            chain_id: mempulse_net::CHAIN_ID_DEFAULT,
+            api: ApiSection::default(),
+            ingest: IngestSection::default(),
+            replay: ReplaySection::default(),
         }
     }
 }
@@ -79,6 +94,12 @@ impl NodeConfig {
         if let Some(sync) = &args.wal_sync {
             config.wal.sync.clone_from(sync);
         }
+        if let Some(addr) = &args.http_addr {
+            config.api.http_addr.clone_from(addr);
+        }
+        if let Some(chain_id) = args.chain_id {
+            config.chain_id = chain_id;
+        }
         config.apply_cluster_flags(args)?;
         Ok(config)
     }
@@ -106,6 +127,12 @@ impl NodeConfig {
     /// The Raft directory: `[cluster] raft-dir`, else `<data-dir>/raft`.
     pub(crate) fn raft_dir(&self) -> PathBuf {
         self.cluster.raft_dir.clone().unwrap_or_else(|| self.data_dir.join("raft"))
+    }
+
+    /// The live replayer's checkpoint directory: `[replay] checkpoint-dir`, else
+    /// `<data-dir>/checkpoints`.
+    pub(crate) fn checkpoint_dir(&self) -> PathBuf {
+        self.replay.checkpoint_dir.clone().unwrap_or_else(|| self.data_dir.join("checkpoints"))
     }
 
     /// The event log's configuration.

@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod config;
 mod logging;
+mod wiring;
 
 use std::process::ExitCode;
 

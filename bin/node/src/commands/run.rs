@@ -1,23 +1,40 @@
 //! `mempulse run`: opens the event log behind its sequencer, starts this node's Raft member
-//! (its facts go to the event log), and serves until a signal; a leader hands leadership over
-//! before it stops.
+//! (its facts go to the event log), the live replayer, the ingest lanes and the HTTP API, and
+//! serves until a signal; then stops them in reverse, a leader handing leadership over first.
 
-use std::{collections::BTreeMap, process::ExitCode, sync::Arc, time::Duration};
+use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use mempulse_api::{FenceState, MetricsRender, Services, WalEventLog, router};
 use mempulse_cluster::{
-    ClusterNode, FactSink, LogStoreConfig, NodeConfig as RaftNodeConfig, RaftNode,
-    SINK_FULL_WAIT_MAX, TcpConfig, TcpTransport, WalFactSink,
+    FactSink, LogStoreConfig, NodeConfig as RaftNodeConfig, RaftNode, SINK_FULL_WAIT_MAX,
+    TcpConfig, TcpTransport, WalFactSink,
 };
-use mempulse_primitives::NodeId;
+use mempulse_net::{FactWriter, Ingest, IngestHandle};
+use mempulse_replay::ReplayConfig;
 use mempulse_wal::{Sequencer, SequencerConfig, SequencerHandle, Wal};
-use tokio::signal::unix::{Signal, SignalKind, signal};
-use tracing::info;
+use tokio::{
+    net::TcpListener,
+    signal::unix::{Signal, SignalKind, signal},
+    sync::{oneshot, watch},
+    task::JoinHandle,
+};
+use tracing::{info, warn};
 
-use crate::{cli::RunArgs, config::NodeConfig};
+use crate::{
+    cli::RunArgs,
+    config::NodeConfig,
+    wiring::{
+        self, ClusterAdmission, Follower, History, HistoryOptions, LaneSubmit, NodeBlocks,
+        NodeCluster, NodePool,
+    },
+};
 
 /// Bound on stopping the Raft node and closing its listener.
 const NODE_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bound on draining the ingest lanes at shutdown.
+const INGEST_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let config = NodeConfig::load(args)?;
@@ -31,11 +48,13 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(config: NodeConfig) -> anyhow::Result<()> {
+    let metrics = wiring::install_metrics()?;
     let sequencer = open_event_log(&config).await?;
-    let served = serve_cluster(&config, &sequencer).await;
+    let served = serve_node(&config, &sequencer, metrics).await;
     info!("draining the event log");
     let drained = sequencer.shutdown().await.context("draining the event log");
-    served?;
+    let follower = served?;
+    follower.stopped().await;
     drained?;
     info!(durable_seq = %*sequencer.durable().borrow(), "node stopped");
     Ok(())
@@ -54,9 +73,47 @@ async fn open_event_log(config: &NodeConfig) -> anyhow::Result<SequencerHandle> 
     Ok(sequencer)
 }
 
-/// Runs the Raft member until a signal, then hands leadership over and stops it.
-async fn serve_cluster(config: &NodeConfig, sequencer: &SequencerHandle) -> anyhow::Result<()> {
+/// Runs the Raft member, the replayer, the ingest lanes and the HTTP API until a signal, then
+/// stops them in reverse: the API, the lanes (drained), leadership handed over, the member.
+/// Returns the replayer's follower, which ends once the event log is drained.
+async fn serve_node(
+    config: &NodeConfig,
+    sequencer: &SequencerHandle,
+    metrics: MetricsRender,
+) -> anyhow::Result<Follower> {
     let mut signal = ShutdownSignal::install()?;
+    let (node, transport) = start_member(config, sequencer).await?;
+    let node = Arc::new(node);
+    let leader_log = node.log_leader_changes();
+    let bootstrapped = bootstrap(config, &node).await;
+    let started = match bootstrapped {
+        Ok(()) => start_front(config, sequencer, &node, metrics).await,
+        Err(error) => Err(error),
+    };
+    let served = match started {
+        Ok(front) => {
+            info!(
+                node = node.id().0,
+                raft_dir = %config.raft_dir().display(),
+                http = %front.http_addr,
+                "node started"
+            );
+            signal.recv().await;
+            info!("shutting down");
+            Ok(front.stop().await)
+        }
+        Err(error) => Err(error),
+    };
+    stop_member(config, node, transport).await;
+    leader_log.abort();
+    served
+}
+
+/// Opens the Raft member over the TCP transport; its facts go to the event log.
+async fn start_member(
+    config: &NodeConfig,
+    sequencer: &SequencerHandle,
+) -> anyhow::Result<(RaftNode, TcpTransport)> {
     let cluster = &config.cluster;
     let id = cluster.id()?;
     let members = cluster.members()?;
@@ -76,38 +133,132 @@ async fn serve_cluster(config: &NodeConfig, sequencer: &SequencerHandle) -> anyh
     let node = RaftNode::start(node_config, sink, &transport)
         .await
         .with_context(|| format!("starting the raft node in {}", raft_dir.display()))?;
-    let leader_log = node.log_leader_changes();
-    let served = until_signal(config, &node, members, &mut signal).await;
-    info!("shutting down");
-    let handover = Duration::from_millis(cluster.handover_timeout_ms);
-    if let Some(leader) = node.hand_over_leadership(handover).await {
-        info!(node = id.0, leader = leader.0, "leadership handed over");
-    }
-    node.shutdown(NODE_STOP_TIMEOUT).await;
-    leader_log.abort();
-    if tokio::time::timeout(NODE_STOP_TIMEOUT, transport.stopped()).await.is_err() {
-        tracing::warn!("raft listener did not close in time");
-    }
-    served
+    Ok((node, transport))
 }
 
-/// Initializes the cluster when asked to and this node has never been part of one, then waits
-/// for a signal.
-async fn until_signal(
-    config: &NodeConfig,
-    node: &RaftNode,
-    members: BTreeMap<NodeId, ClusterNode>,
-    signal: &mut ShutdownSignal,
-) -> anyhow::Result<()> {
+/// Initializes the cluster when asked to and this node has never been part of one.
+async fn bootstrap(config: &NodeConfig, node: &RaftNode) -> anyhow::Result<()> {
     if config.cluster.bootstrap {
+        let members = config.cluster.members()?;
         let count = members.len();
         if node.initialize_if_new(members).await.context("initializing the cluster")? {
             info!(members = count, "cluster initialized");
         }
     }
-    info!(node = node.id().0, raft_dir = %config.raft_dir().display(), "node started");
-    signal.recv().await;
     Ok(())
+}
+
+/// The replayer, the ingest lanes and the HTTP API over them.
+async fn start_front(
+    config: &NodeConfig,
+    sequencer: &SequencerHandle,
+    node: &Arc<RaftNode>,
+    metrics: MetricsRender,
+) -> anyhow::Result<Front> {
+    let options = HistoryOptions {
+        dir: config.checkpoint_dir(),
+        retain: config.replay.checkpoints_retained,
+        policy: config.replay.policy(),
+        replay: ReplayConfig::default(),
+    };
+    let log = sequencer.clone();
+    let (history, follower) =
+        tokio::task::spawn_blocking(move || History::start_blocking(&log, &options))
+            .await
+            .context("replay start task")??;
+    let check = config.ingest.check(config.chain_id);
+    let admission = Arc::new(ClusterAdmission::new(Arc::clone(node)));
+    let ingest = Ingest::start(
+        config.ingest.config()?,
+        check.clone(),
+        admission,
+        FactWriter::new(sequencer.clone()),
+    )
+    .context("starting the ingest lanes")?;
+    let (fence, fence_rx) = watch::channel(FenceState::Serving);
+    let services = Services {
+        txs: Arc::new(LaneSubmit::new(ingest.clone())),
+        pool: Arc::new(NodePool::new(Arc::clone(node))),
+        history: Arc::new(history),
+        events: Arc::new(WalEventLog::from_sequencer(sequencer)),
+        blocks: Arc::new(NodeBlocks::new(Arc::clone(node), check)),
+        cluster: Arc::new(NodeCluster::new(Arc::clone(node))),
+        fence: fence_rx,
+        metrics,
+    };
+    let api_config = config.api.config(config.chain_id);
+    let grace = api_config.shutdown_grace;
+    let addr = config.api.listen_addr()?;
+    let listener =
+        TcpListener::bind(addr).await.with_context(|| format!("binding the HTTP API on {addr}"))?;
+    let http_addr = listener.local_addr().context("reading the HTTP API address")?;
+    let (stop_api, stopped) = oneshot::channel::<()>();
+    let api = tokio::spawn(mempulse_api::serve(
+        listener,
+        router(api_config, services),
+        async move {
+            let _ = stopped.await;
+        },
+        grace,
+    ));
+    Ok(Front { http_addr, api, stop_api, ingest, follower, _fence: fence })
+}
+
+/// What serves clients: the API server and the lanes behind it.
+struct Front {
+    http_addr: std::net::SocketAddr,
+    api: JoinHandle<std::io::Result<()>>,
+    stop_api: oneshot::Sender<()>,
+    ingest: IngestHandle,
+    follower: Follower,
+    /// Held so the API sees the node as serving (fencing comes with state-root comparison).
+    _fence: watch::Sender<FenceState>,
+}
+
+impl Front {
+    /// Stops the API (open requests get its grace period), then drains the lanes.
+    async fn stop(self) -> Follower {
+        let _ = self.stop_api.send(());
+        match self.api.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => warn!(%error, "the HTTP API stopped with an error"),
+            Err(error) => warn!(%error, "the HTTP API task failed"),
+        }
+        if let Err(error) = self.ingest.shutdown(INGEST_DRAIN_TIMEOUT).await {
+            warn!(%error, "the ingest lanes did not drain in time");
+        }
+        self.follower
+    }
+}
+
+/// Hands leadership over, then stops the Raft member and its listener. The member is shared
+/// with the API and the lanes, which are stopped by now; their last handles go within a bound.
+async fn stop_member(config: &NodeConfig, node: Arc<RaftNode>, transport: TcpTransport) {
+    let handover = Duration::from_millis(config.cluster.handover_timeout_ms);
+    if let Some(leader) = node.hand_over_leadership(handover).await {
+        info!(node = node.id().0, leader = leader.0, "leadership handed over");
+    }
+    let deadline = tokio::time::Instant::now() + NODE_STOP_TIMEOUT;
+    let mut node = node;
+    loop {
+        match Arc::try_unwrap(node) {
+            Ok(owned) => {
+                owned.shutdown(NODE_STOP_TIMEOUT).await;
+                break;
+            }
+            Err(shared) if tokio::time::Instant::now() < deadline => {
+                node = shared;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(_) => {
+                warn!("the raft node is still shared at shutdown; stopping without its drain");
+                break;
+            }
+        }
+    }
+    if tokio::time::timeout(NODE_STOP_TIMEOUT, transport.stopped()).await.is_err() {
+        warn!("raft listener did not close in time");
+    }
 }
 
 /// SIGTERM and SIGINT (Ctrl-C), installed before the node reports itself started, so a signal

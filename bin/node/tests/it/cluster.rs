@@ -3,93 +3,41 @@
 //! Every wait polls `mempulse cluster status` in a loop bounded by a deadline.
 
 use std::{
-    io::{BufRead, BufReader},
-    net::TcpListener,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
-    thread::JoinHandle,
-    time::{Duration, Instant},
+    process::Command,
+    time::Instant,
 };
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mempulse");
-/// Bound of every wait (a debug build on a loaded 2-core machine).
-const DEADLINE: Duration = Duration::from_secs(20);
-/// Pause between two polls of a bounded loop (pacing only: every loop has a deadline).
-const POLL_PACE: Duration = Duration::from_millis(50);
+use crate::support::{BIN, Process, free_ports, wait_until};
 
-/// Free loopback ports: bound to port 0 together (so they differ), then released.
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> =
-        (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
-}
-
-/// Polls `probe` until it returns a value; panics naming `what` after [`DEADLINE`].
-fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(Instant::now() < end, "timed out after {DEADLINE:?} waiting for {what}");
-        std::thread::sleep(POLL_PACE);
-    }
-}
-
-/// One node's files and, while it runs, its process and captured stderr.
+/// One node's files and, while it runs, its process.
 struct Node {
     id: u64,
     addr: String,
     config: PathBuf,
-    child: Option<Child>,
-    log: Arc<Mutex<Vec<String>>>,
-    reader: Option<JoinHandle<()>>,
+    process: Option<Process>,
 }
 
 impl Node {
     fn start(&mut self) {
-        assert!(self.child.is_none(), "node {} already runs", self.id);
-        let mut child = Command::new(BIN)
-            .args(["--log-format", "compact", "run", "--config"])
-            .arg(&self.config)
-            .env("RUST_LOG", "info,openraft=warn")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = self.log.clone();
-        self.reader = Some(std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                log.lock().unwrap().push(line);
-            }
-        }));
-        self.child = Some(child);
+        assert!(!self.process.as_ref().is_some_and(Process::is_running), "node {} runs", self.id);
+        let args = ["run".as_ref(), "--config".as_ref(), self.config.as_os_str()];
+        self.process = Some(Process::spawn(format!("node {}", self.id), &args));
     }
 
     fn signal(&self, name: &str) {
-        let pid = self.child.as_ref().unwrap().id().to_string();
-        let status = Command::new("kill").args([name, &pid]).status().unwrap();
-        assert!(status.success(), "kill {name} {pid}");
+        self.process.as_ref().unwrap().signal(name);
     }
 
     /// Waits for the process to exit (bounded) and returns whether it exited with 0.
     fn wait_exit(&mut self) -> bool {
-        let mut child = self.child.take().unwrap();
-        let status = wait_until(&format!("node {} to exit", self.id), || child.try_wait().unwrap());
-        if let Some(reader) = self.reader.take() {
-            reader.join().unwrap();
-        }
-        status.success()
+        self.process.as_mut().unwrap().wait_exit()
     }
 
     fn logged(&self, needle: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|line| line.contains(needle))
+        self.process.as_ref().is_some_and(|p| p.logged(needle))
     }
 
     /// This node's status as it reports it, or `None` when it does not answer.
@@ -129,21 +77,6 @@ impl Node {
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("--- node {} stderr ---", self.id);
-            for line in self.log.lock().unwrap().iter() {
-                eprintln!("{line}");
-            }
-        }
-    }
-}
-
 struct Cluster {
     _root: tempfile::TempDir,
     nodes: Vec<Node>,
@@ -161,22 +94,17 @@ impl Cluster {
             .output()
             .unwrap();
         assert!(out.status.success(), "cert: {}", String::from_utf8_lossy(&out.stderr));
-        let ports = free_ports(3);
+        let all = free_ports(6);
+        let (ports, http_ports) = all.split_at(3);
         let peers: Vec<String> =
             ports.iter().enumerate().map(|(i, p)| format!("\"{}@127.0.0.1:{p}\"", i + 1)).collect();
         let mut nodes = Vec::new();
         for (i, port) in ports.iter().enumerate() {
             let id = i as u64 + 1;
             let config = root.path().join(format!("node-{id}.toml"));
-            std::fs::write(&config, node_toml(root.path(), &certs, id, *port, &peers)).unwrap();
-            nodes.push(Node {
-                id,
-                addr: format!("127.0.0.1:{port}"),
-                config,
-                child: None,
-                log: Arc::default(),
-                reader: None,
-            });
+            let toml = node_toml(root.path(), &certs, (id, *port, http_ports[i]), &peers);
+            std::fs::write(&config, toml).unwrap();
+            nodes.push(Node { id, addr: format!("127.0.0.1:{port}"), config, process: None });
         }
         for node in &mut nodes {
             node.start();
@@ -208,10 +136,17 @@ impl Cluster {
     }
 }
 
-fn node_toml(root: &Path, certs: &Path, id: u64, port: u16, peers: &[String]) -> String {
+/// One node's configuration; `(id, raft port, http port)`.
+fn node_toml(
+    root: &Path,
+    certs: &Path,
+    (id, port, http): (u64, u16, u16),
+    peers: &[String],
+) -> String {
     let data = root.join(format!("data-{id}"));
     format!(
         "data-dir = {data:?}\n\
+         [api]\nhttp-addr = \"127.0.0.1:{http}\"\n\
          [wal]\nsegment-size-bytes = 1048576\n\
          [cluster]\nnode-id = {id}\nraft-addr = \"127.0.0.1:{port}\"\npeers = [{peers}]\n\
          bootstrap = {bootstrap}\nheartbeat-interval-ms = 50\nelection-timeout-min-ms = 300\n\

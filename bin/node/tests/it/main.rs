@@ -9,6 +9,8 @@
 
 mod cluster;
 mod replay;
+mod rpc;
 mod run;
 mod schedule;
+mod support;
 mod wal_cli;

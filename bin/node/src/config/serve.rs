@@ -1,0 +1,160 @@
+//! `[api]`, `[ingest]` and `[replay]`: where the HTTP API (JSON-RPC, REST, events, metrics)
+//! listens, the bounds of the ingest lanes behind it, and the live replayer's checkpoints.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use mempulse_api::ApiConfig;
+use mempulse_net::{CheckConfig, IngestConfig, ThrottleConfig};
+use mempulse_replay::{CheckpointPolicy, DEFAULT_CHECKPOINTS_RETAINED};
+use serde::Deserialize;
+
+/// HTTP port of the embedded default (on 127.0.0.1): the JSON-RPC port wallets expect.
+pub(crate) const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8545";
+
+/// `[api]` section.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct ApiSection {
+    /// Address the HTTP API listens on (JSON-RPC at `/`, REST under `/v1`, `/metrics`).
+    pub(crate) http_addr: String,
+    /// Largest request body in bytes.
+    pub(crate) body_bytes_max: usize,
+    /// Deadline of one request (live tails excepted).
+    pub(crate) request_timeout_ms: u64,
+    /// Most calls in one JSON-RPC batch.
+    pub(crate) rpc_batch_max: usize,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        let api = ApiConfig::default();
+        Self {
+            http_addr: DEFAULT_HTTP_ADDR.to_owned(),
+            body_bytes_max: api.body_bytes_max,
+            request_timeout_ms: u64::try_from(api.request_timeout.as_millis()).unwrap_or(u64::MAX),
+            rpc_batch_max: api.rpc_batch_max,
+        }
+    }
+}
+
+impl ApiSection {
+    /// The listen address.
+    pub(crate) fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.http_addr
+            .parse()
+            .with_context(|| format!("[api] http-addr `{}` is not ip:port", self.http_addr))
+    }
+
+    /// The router's configuration.
+    pub(crate) fn config(&self, chain_id: u64) -> ApiConfig {
+        ApiConfig {
+            chain_id,
+            body_bytes_max: self.body_bytes_max,
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            rpc_batch_max: self.rpc_batch_max,
+            ..ApiConfig::default()
+        }
+    }
+}
+
+/// `[ingest]` section: the lanes' bounded queues, dedup cache and per-source rate limit.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct IngestSection {
+    /// Capacity of the JSON-RPC lane's queue.
+    pub(crate) rpc_queue_capacity: usize,
+    /// Capacity of the REST lane's queue.
+    pub(crate) rest_queue_capacity: usize,
+    /// Capacity of the stream lane's queue.
+    pub(crate) stream_queue_capacity: usize,
+    /// Hashes the dedup cache remembers.
+    pub(crate) dedup_capacity: usize,
+    /// Sustained transactions per second one source may submit.
+    pub(crate) source_rate_per_s: u32,
+    /// Burst one source may submit above its rate.
+    pub(crate) source_burst: u32,
+    /// Whether legacy transactions without EIP-155 replay protection are accepted.
+    pub(crate) allow_unprotected: bool,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        let ingest = IngestConfig::default();
+        Self {
+            rpc_queue_capacity: ingest.rpc_queue_capacity,
+            rest_queue_capacity: ingest.rest_queue_capacity,
+            stream_queue_capacity: ingest.stream_queue_capacity,
+            dedup_capacity: ingest.dedup_capacity,
+            source_rate_per_s: ingest.throttle.rate_per_s,
+            source_burst: ingest.throttle.burst,
+            allow_unprotected: CheckConfig::default().allow_unprotected,
+        }
+    }
+}
+
+impl IngestSection {
+    /// The pipeline's configuration, validated.
+    pub(crate) fn config(&self) -> anyhow::Result<IngestConfig> {
+        let defaults = IngestConfig::default();
+        let config = IngestConfig {
+            rpc_queue_capacity: self.rpc_queue_capacity,
+            rest_queue_capacity: self.rest_queue_capacity,
+            stream_queue_capacity: self.stream_queue_capacity,
+            dedup_capacity: self.dedup_capacity,
+            throttle: ThrottleConfig {
+                rate_per_s: self.source_rate_per_s,
+                burst: self.source_burst,
+                ..defaults.throttle
+            },
+            ..defaults
+        };
+        config.validate().context("invalid [ingest] configuration")?;
+        Ok(config)
+    }
+
+    /// The stateless rules for `chain_id`.
+    pub(crate) fn check(&self, chain_id: u64) -> CheckConfig {
+        CheckConfig {
+            chain_id,
+            allow_unprotected: self.allow_unprotected,
+            ..CheckConfig::default()
+        }
+    }
+}
+
+/// `[replay]` section: the live replayer's checkpoints.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct ReplaySection {
+    /// Checkpoint directory. Default `<data-dir>/checkpoints`.
+    pub(crate) checkpoint_dir: Option<PathBuf>,
+    /// Events between checkpoints (0: no event trigger).
+    pub(crate) checkpoint_every_events: u64,
+    /// Milliseconds between checkpoints (0: no time trigger).
+    pub(crate) checkpoint_every_ms: u64,
+    /// Checkpoints kept.
+    pub(crate) checkpoints_retained: usize,
+}
+
+impl Default for ReplaySection {
+    fn default() -> Self {
+        let policy = CheckpointPolicy::default();
+        Self {
+            checkpoint_dir: None,
+            checkpoint_every_events: policy.every_events,
+            checkpoint_every_ms: u64::try_from(policy.every.as_millis()).unwrap_or(u64::MAX),
+            checkpoints_retained: DEFAULT_CHECKPOINTS_RETAINED,
+        }
+    }
+}
+
+impl ReplaySection {
+    /// When to checkpoint.
+    pub(crate) const fn policy(&self) -> CheckpointPolicy {
+        CheckpointPolicy {
+            every_events: self.checkpoint_every_events,
+            every: Duration::from_millis(self.checkpoint_every_ms),
+        }
+    }
+}
