@@ -1,6 +1,13 @@
 //! Retries: a server that is not there yet, a connection cut mid-export, and the attempt cap.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use mempulse_primitives::Seq;
 use mempulse_sink_clickhouse::{
@@ -8,6 +15,7 @@ use mempulse_sink_clickhouse::{
 };
 use mempulse_wal::open_reader;
 use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     sync::watch,
 };
@@ -16,40 +24,81 @@ use crate::common::{TestDb, server_url, write_log};
 
 const TABLE: &str = "mempulse_events";
 
-/// A loopback TCP proxy to the ClickHouse server that can be cut: while down it closes every
-/// connection, open ones included (the client's pooled connections die mid-request).
+/// A loopback TCP proxy to the ClickHouse server that cuts itself: once `trip_at_bytes` bytes
+/// went from the client to the server, it closes every connection (the insert in flight dies
+/// mid-body) and refuses new ones until [`Proxy::restore`]. Where the cut lands is a byte
+/// count, not a moment, so the test does not race the export.
 struct Proxy {
-    up: watch::Sender<bool>,
+    up: Arc<watch::Sender<bool>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Proxy {
-    async fn start(listener: TcpListener) -> Self {
+    fn start(listener: TcpListener, trip_at_bytes: u64) -> Self {
         let target: SocketAddr =
             server_url().trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
-        let (up, up_rx) = watch::channel(true);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((client, _)) = listener.accept().await else { return };
-                let mut up = up_rx.clone();
-                tokio::spawn(async move {
-                    if !*up.borrow_and_update() {
-                        return; // drops the connection
+        let up = Arc::new(watch::channel(true).0);
+        let sent = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn({
+            let up = Arc::clone(&up);
+            async move {
+                loop {
+                    let Ok((client, _)) = listener.accept().await else { return };
+                    if !*up.borrow() {
+                        continue; // refused: dropped at once
                     }
-                    let Ok(server) = TcpStream::connect(target).await else { return };
-                    let (mut client, mut server) = (client, server);
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = up.wait_for(|up| !up) => {}
-                    }
-                });
+                    let (up, sent) = (Arc::clone(&up), Arc::clone(&sent));
+                    tokio::spawn(async move {
+                        let Ok(server) = TcpStream::connect(target).await else { return };
+                        let mut cut = up.subscribe();
+                        tokio::select! {
+                            () = forward(client, server, &up, &sent, trip_at_bytes) => {}
+                            _ = cut.wait_for(|up| !up) => {}
+                        }
+                    });
+                }
             }
         });
         Self { up, task }
     }
 
-    fn set_up(&self, up: bool) {
-        self.up.send_replace(up);
+    fn is_cut(&self) -> bool {
+        !*self.up.borrow()
+    }
+
+    fn restore(&self) {
+        self.up.send_replace(true);
+    }
+}
+
+/// Copies both ways; trips the proxy when the client-to-server total reaches `trip_at`.
+async fn forward(
+    client: TcpStream,
+    server: TcpStream,
+    up: &watch::Sender<bool>,
+    sent: &AtomicU64,
+    trip_at: u64,
+) {
+    let (mut client_rx, mut client_tx) = client.into_split();
+    let (mut server_rx, mut server_tx) = server.into_split();
+    let upstream = async {
+        let mut buf = vec![0u8; 16 << 10];
+        loop {
+            let Ok(n) = client_rx.read(&mut buf).await else { return };
+            if n == 0 || server_tx.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+            let n = n as u64;
+            let total = sent.fetch_add(n, Ordering::AcqRel) + n;
+            if total >= trip_at && total - n < trip_at {
+                up.send_replace(false);
+            }
+        }
+    };
+    let downstream = tokio::io::copy(&mut server_rx, &mut client_tx);
+    tokio::select! {
+        () = upstream => {}
+        _ = downstream => {}
     }
 }
 
@@ -97,15 +146,17 @@ async fn retries_until_the_server_is_reachable_and_across_cut_connections() {
     wait_for(&progress, "retries against a closed port", |p| p.retries >= 3).await;
     assert_eq!(progress.borrow().exported, Seq(0));
 
-    // The server appears on that port; export starts.
-    let proxy = Proxy::start(TcpListener::bind(addr).await.unwrap()).await;
-    wait_for(&progress, "the first batches", |p| p.batches >= 2).await;
-
-    // Cut every connection mid-export, then restore them.
+    // The server appears on that port; export starts, until the proxy cuts every connection
+    // after 1 MiB (of about 3.5 MB), in the middle of some insert's body.
+    let proxy = Proxy::start(TcpListener::bind(addr).await.unwrap(), 1 << 20);
+    // After a batch went through, every failure is the cut's (the proxy is the only path).
+    wait_for(&progress, "a batch through the proxy", |p| p.batches >= 1).await;
     let retries_before = progress.borrow().retries;
-    proxy.set_up(false);
-    wait_for(&progress, "a retried insert", |p| p.retries > retries_before).await;
-    proxy.set_up(true);
+    wait_for(&progress, "a failed insert retried", |p| p.retries > retries_before).await;
+    assert!(proxy.is_cut());
+    let exported = progress.borrow().exported;
+    assert!(Seq(0) < exported && exported < Seq(20_000), "cut mid-export, at {exported}");
+    proxy.restore();
 
     let done =
         tokio::time::timeout(Duration::from_secs(120), task).await.unwrap().unwrap().unwrap();
