@@ -186,3 +186,29 @@ async fn gives_up_after_the_attempt_cap() {
         "{err:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_the_retries() {
+    let db = TestDb::new("retry_shutdown").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 1, 10);
+    let config = ClickHouseSinkConfig {
+        url: Some(format!("http://{}", closed_port().await)),
+        // After the first failure the sink sleeps 30 s: shutdown must cut that sleep short.
+        retry_backoff_min_ms: 30_000,
+        retry_backoff_max_ms: 60_000,
+        ..db.config()
+    };
+    let sink = ClickHouseSink::new(config).unwrap();
+    let progress = sink.progress();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let source = LogSource::offline(open_reader(dir.path()).unwrap());
+    let task = tokio::spawn(sink.run(source, async move {
+        let _ = stopped.await;
+    }));
+    wait_for(&progress, "a failed attempt", |p| p.retries >= 1).await;
+    stop.send(()).unwrap();
+    // Returns at once, mid-backoff, with nothing exported.
+    let done = tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap().unwrap();
+    assert_eq!((done.exported, done.rows), (Seq(0), 0));
+}
