@@ -209,6 +209,10 @@ pub enum StartError {
     /// openraft refused to start (it could not read its initial state).
     #[error("raft failed to start")]
     Raft(#[from] openraft::errors::Fatal<crate::TypeConfig>),
+    /// openraft refused to start a simulated node (feature `sim`).
+    #[cfg(feature = "sim")]
+    #[error("simulated raft failed to start")]
+    SimRaft(#[from] openraft::errors::Fatal<crate::SimTypeConfig>),
     /// The batcher's entry size limit does not fit the log's segments.
     #[error("batch limit {tx_bytes_max} bytes exceeds the largest entry, {entry_bytes_max} bytes")]
     BatchTooLarge {

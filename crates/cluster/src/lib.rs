@@ -140,6 +140,8 @@ mod metrics;
 mod network;
 mod node;
 mod request;
+#[cfg(feature = "sim")]
+pub mod sim;
 mod state_machine;
 mod transport;
 mod types;
@@ -158,7 +160,7 @@ pub use config::{
     WRITE_QUEUE_CAPACITY_DEFAULT, WRITES_IN_FLIGHT_MAX,
 };
 pub use error::{ClientError, Error, MetaCorruptKind, MetaOp, Result, StartError};
-pub use log_store::{LogReader, LogStore};
+pub use log_store::{LogReader, LogStore, LogWriterTask};
 pub use metrics::{
     FRAME_REJECTED_TOTAL, FrameFault, PEER_REFUSED_TOTAL, RefusalReason, TransportStats,
 };
@@ -177,7 +179,9 @@ pub use transport::{
     PeerClient, Security, TcpConfig, TcpConnection, TcpFactory, TcpTransport, TlsIdentity,
     TransportError, WIRE_VERSION,
 };
+#[cfg(feature = "sim")]
+pub use types::SimTypeConfig;
 pub use types::{
-    ApplyResponse, ClusterNode, ClusterResponse, Entry, LeaderId, LogId, Membership, Payload,
-    Snapshot, SnapshotMeta, StoredMembership, TypeConfig, Vote,
+    ApplyResponse, ClusterNode, ClusterResponse, ClusterTypeConfig, Entry, LeaderId, LogId,
+    Membership, Payload, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, Vote,
 };

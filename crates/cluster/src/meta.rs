@@ -10,13 +10,10 @@
 //! u32 crc32c of every preceding byte
 //! ```
 
-use std::{
-    fs,
-    io::{self, Write},
-    path::{Path, PathBuf},
-};
+use std::{io, path::Path, sync::Arc};
 
 use mempulse_primitives::{DecodeError, Reader, Seq};
+use mempulse_wal::{FsStorage, Storage, StorageFile};
 
 use crate::{
     codec::{decode_log_id, decode_vote, encode_log_id, encode_vote},
@@ -146,56 +143,86 @@ fn option_tag(r: &mut Reader<'_>) -> Result<bool, DecodeError> {
     }
 }
 
-/// The metadata file of one store directory.
+/// The metadata file of one store directory, on the directory's [`Storage`] (the filesystem in
+/// a node, an in-memory disk in a simulation).
 #[derive(Debug)]
 pub(crate) struct MetaFile {
-    dir: PathBuf,
-    path: PathBuf,
-    tmp: PathBuf,
+    storage: Arc<dyn Storage>,
 }
 
 impl MetaFile {
+    /// The metadata file in directory `dir` of the real filesystem.
     pub(crate) fn new(dir: &Path) -> Self {
-        Self { dir: dir.to_owned(), path: dir.join(META_FILE), tmp: dir.join(META_TMP_FILE) }
+        Self::on_storage(Arc::new(FsStorage::new(dir)))
     }
 
-    fn err(op: MetaOp, path: &Path) -> impl FnOnce(io::Error) -> Error + use<> {
-        let path = path.to_owned();
+    /// The metadata file on `storage`.
+    pub(crate) fn on_storage(storage: Arc<dyn Storage>) -> Self {
+        Self { storage }
+    }
+
+    fn err(&self, op: MetaOp, name: &str) -> impl FnOnce(io::Error) -> Error + use<> {
+        let path = self.storage.path_of(name);
         move |source| Error::MetaIo { op, path, source }
     }
 
     /// Reads the metadata, or the default when there is none yet. A leftover temporary file (a
     /// crash before the rename) is removed: the previous version is the durable one.
     pub(crate) fn load(&self) -> Result<LogMeta> {
-        match fs::remove_file(&self.tmp) {
+        match self.storage.remove(META_TMP_FILE) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Self::err(MetaOp::Remove, &self.tmp)(e)),
+            Err(e) => return Err(self.err(MetaOp::Remove, META_TMP_FILE)(e)),
         }
-        match fs::read(&self.path) {
-            Ok(bytes) => LogMeta::decode(&bytes)
-                .map_err(|source| Error::MetaCorrupt { path: self.path.clone(), source }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(LogMeta::default()),
-            Err(e) => Err(Self::err(MetaOp::Read, &self.path)(e)),
-        }
+        let file = match self.storage.open(META_FILE) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LogMeta::default()),
+            Err(e) => return Err(self.err(MetaOp::Read, META_FILE)(e)),
+        };
+        let bytes = read_all(file.as_ref()).map_err(self.err(MetaOp::Read, META_FILE))?;
+        LogMeta::decode(&bytes)
+            .map_err(|source| Error::MetaCorrupt { path: self.storage.path_of(META_FILE), source })
     }
 
     /// Replaces the metadata durably: when this returns `Ok`, a crash at any point leaves
     /// `meta` (never a mix of old and new).
     pub(crate) fn store(&self, meta: &LogMeta) -> Result<()> {
-        let mut file = fs::File::create(&self.tmp).map_err(Self::err(MetaOp::Create, &self.tmp))?;
-        file.write_all(&meta.encode()).map_err(Self::err(MetaOp::Write, &self.tmp))?;
-        file.sync_all().map_err(Self::err(MetaOp::Sync, &self.tmp))?;
+        let file =
+            self.storage.create(META_TMP_FILE).map_err(self.err(MetaOp::Create, META_TMP_FILE))?;
+        file.write_all_at(&meta.encode(), 0).map_err(self.err(MetaOp::Write, META_TMP_FILE))?;
+        file.sync_data().map_err(self.err(MetaOp::Sync, META_TMP_FILE))?;
         drop(file);
-        fs::rename(&self.tmp, &self.path).map_err(Self::err(MetaOp::Rename, &self.path))?;
-        fs::File::open(&self.dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(Self::err(MetaOp::SyncDir, &self.dir))
+        self.storage
+            .rename(META_TMP_FILE, META_FILE)
+            .map_err(self.err(MetaOp::Rename, META_FILE))?;
+        self.storage.sync_dir().map_err(self.err(MetaOp::SyncDir, ""))
     }
+}
+
+/// Every byte of `file`.
+pub(crate) fn read_all(file: &dyn StorageFile) -> io::Result<Vec<u8>> {
+    let len = usize::try_from(file.size()?).unwrap_or(usize::MAX);
+    let mut bytes = vec![0; len];
+    let mut done = 0;
+    while let Some(rest) = bytes.get_mut(done..) {
+        if rest.is_empty() {
+            break;
+        }
+        match file.read_at(rest, done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(done);
+    Ok(bytes)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use mempulse_primitives::NodeId;
     use proptest::prelude::*;
 
@@ -244,6 +271,16 @@ mod tests {
         assert!(!dir.path().join(META_TMP_FILE).exists());
         fs::write(dir.path().join(META_FILE), b"MPRM").unwrap();
         assert!(matches!(file.load(), Err(Error::MetaCorrupt { .. })));
+    }
+
+    #[test]
+    fn a_stored_meta_survives_power_loss_on_simulated_storage() {
+        use mempulse_wal::test_utils::{CrashMode, SimStorage};
+        let disk = SimStorage::new();
+        let file = MetaFile::on_storage(Arc::new(disk.clone()));
+        file.store(&sample()).unwrap();
+        let image = disk.crash_image(CrashMode::DropUnsynced);
+        assert_eq!(MetaFile::on_storage(Arc::new(image)).load().unwrap(), sample());
     }
 
     #[test]

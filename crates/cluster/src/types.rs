@@ -24,6 +24,57 @@ openraft::declare_raft_types!(
         Vote = openraft::impls::Vote<openraft::impls::leader_id_adv::LeaderId<u64, NodeId>>,
 );
 
+/// Any openraft type configuration with the types of a mempulse cluster (those of
+/// [`TypeConfig`]), whatever its async runtime: the log store, its reader and the state machine
+/// implement openraft's storage traits for every such configuration, so the same code runs on
+/// tokio ([`TypeConfig`]) and on openraft's deterministic simulated runtime
+/// (`SimTypeConfig`, feature `sim`).
+pub trait ClusterTypeConfig:
+    openraft::RaftTypeConfig<
+        D = ClusterRequest,
+        R = ApplyResponse,
+        NodeId = NodeId,
+        Node = ClusterNode,
+        Term = u64,
+        LeaderId = LeaderId,
+        Vote = Vote,
+        Payload = Payload,
+        Entry = Entry,
+    >
+{
+}
+
+impl<C> ClusterTypeConfig for C where
+    C: openraft::RaftTypeConfig<
+            D = ClusterRequest,
+            R = ApplyResponse,
+            NodeId = NodeId,
+            Node = ClusterNode,
+            Term = u64,
+            LeaderId = LeaderId,
+            Vote = Vote,
+            Payload = Payload,
+            Entry = Entry,
+        >
+{
+}
+
+#[cfg(feature = "sim")]
+openraft::declare_raft_types!(
+    /// [`TypeConfig`] on openraft's deterministic simulated runtime
+    /// ([`openraft_rt_sim::SimRuntime`]): one thread, FIFO scheduling, virtual time and a seeded
+    /// random stream, so a seed reproduces a whole cluster run. Used by the `sim` module.
+    pub SimTypeConfig:
+        D = ClusterRequest,
+        R = ApplyResponse,
+        NodeId = NodeId,
+        Node = ClusterNode,
+        Term = u64,
+        LeaderId = openraft::impls::leader_id_adv::LeaderId<u64, NodeId>,
+        Vote = openraft::impls::Vote<openraft::impls::leader_id_adv::LeaderId<u64, NodeId>>,
+        AsyncRuntime = openraft_rt_sim::SimRuntime,
+);
+
 /// A Raft log entry of a mempulse cluster.
 pub type Entry = openraft::Entry<LeaderId, Payload>;
 /// The payload of a log entry: blank, a [`ClusterRequest`] or a membership change.

@@ -7,10 +7,13 @@
 mod shared;
 mod writer;
 
-use std::{fmt, fs, io, ops::Bound, ops::RangeBounds, sync::Arc, thread};
+use std::{
+    fmt, fs, io, marker::PhantomData, ops::Bound, ops::RangeBounds, sync::Arc, thread,
+    time::Duration,
+};
 
 use mempulse_primitives::Seq;
-use mempulse_wal::{SyncPolicy, Wal, WalConfig};
+use mempulse_wal::{Storage, SyncPolicy, Wal, WalConfig};
 use openraft::{
     OptionalSend, RaftLogReader,
     storage::{IOFlushed, LogState, RaftLogStorage},
@@ -26,23 +29,50 @@ use crate::{
     config::{LogStoreConfig, READ_BATCH_ENTRIES_MAX, WAL_DIR, WRITE_QUEUE_CAPACITY},
     error::{Error, MetaOp, Result},
     meta::MetaFile,
-    types::{Entry, LogId, TypeConfig, Vote},
+    types::{ClusterTypeConfig, Entry, LogId, TypeConfig, Vote},
 };
 
 /// The Raft log of one node, stored in a `mempulse-wal` log plus a small metadata file.
 ///
 /// Writes (appends, votes, truncations, purges) run in order on a dedicated writer thread, so
 /// no `fsync` ever runs on an async worker; reads run on the caller's task against the WAL's
-/// concurrent reader.
-pub struct LogStore {
+/// concurrent reader. A store on an in-memory disk ([`LogStore::open_in_memory`], for the
+/// deterministic simulation) runs the same writer as a task of the async runtime instead.
+///
+/// `C` is the openraft type configuration it serves: [`TypeConfig`] in a node, any other
+/// [`ClusterTypeConfig`] (the simulated runtime's) otherwise.
+pub struct LogStore<C: ClusterTypeConfig = TypeConfig> {
     shared: Arc<Shared>,
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Job<C>>,
     closed: Option<oneshot::Receiver<()>>,
 }
 
-impl fmt::Debug for LogStore {
+impl<C: ClusterTypeConfig> fmt::Debug for LogStore<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LogStore").field("bounds", &self.shared.bounds()).finish_non_exhaustive()
+    }
+}
+
+/// The writer of a store opened with [`LogStore::open_in_memory`], to run as a task of the
+/// store's async runtime (it serves the store's writes until the store is dropped).
+pub struct LogWriterTask<C: ClusterTypeConfig> {
+    writer: Writer<C>,
+    jobs: mpsc::Receiver<Job<C>>,
+    closed: oneshot::Sender<()>,
+}
+
+impl<C: ClusterTypeConfig> fmt::Debug for LogWriterTask<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogWriterTask").finish_non_exhaustive()
+    }
+}
+
+impl<C: ClusterTypeConfig> LogWriterTask<C> {
+    /// Serves the store's writes in arrival order, grouping appends under one sync as the
+    /// writer thread does, and waits `sync_delay()` of the runtime's (virtual) time before each
+    /// group sync: appends written but not yet synced are what a simulated power loss drops.
+    pub async fn run(self, sync_delay: impl FnMut() -> Duration + Send) {
+        self.writer.run_async(self.jobs, self.closed, sync_delay).await;
     }
 }
 
@@ -72,6 +102,48 @@ impl LogStore {
             .with_preallocate(config.preallocate)
             .with_metrics_label("raft");
         let wal = Wal::open(wal_config)?;
+        let (store, writer) = Self::assemble(wal, meta_file, meta)?;
+        thread::Builder::new()
+            .name("raft-log-writer".to_owned())
+            .spawn(move || writer.writer.run(writer.jobs, writer.closed))
+            .map_err(Error::Spawn)?;
+        Ok(store)
+    }
+}
+
+impl<C: ClusterTypeConfig> LogStore<C> {
+    /// Opens (or creates) a store on in-memory disks whose operations never block (the WAL's
+    /// `SimStorage`): the metadata file on `meta`, the WAL on `wal`. Returns the store and its
+    /// writer, which the caller runs as a task of `C`'s runtime ([`LogWriterTask::run`]); no
+    /// thread is started, so a single-threaded simulated runtime stays deterministic. The WAL
+    /// prepares no segment ahead (that would take a helper thread).
+    ///
+    /// # Errors
+    /// As [`LogStore::open`], but never [`Error::Spawn`].
+    pub fn open_in_memory(
+        config: &LogStoreConfig,
+        meta: Arc<dyn Storage>,
+        wal: Arc<dyn Storage>,
+    ) -> Result<(Self, LogWriterTask<C>)> {
+        let meta_file = MetaFile::on_storage(meta);
+        let log_meta = meta_file.load()?;
+        let wal_config = WalConfig::new(config.dir.join(WAL_DIR))
+            .with_sync(SyncPolicy::Never)
+            .with_first_seq(log_meta.anchor.seq)
+            .with_segment_size_bytes(config.segment_size_bytes)
+            .with_preallocate(config.preallocate)
+            .with_prepare_ahead(false)
+            .with_metrics_label("raft");
+        let wal = Wal::open_with_storage(wal_config, wal)?;
+        Self::assemble(wal, meta_file, log_meta)
+    }
+
+    /// Checks the opened WAL against the metadata and builds the store and its writer.
+    fn assemble(
+        wal: Wal,
+        meta_file: MetaFile,
+        meta: crate::meta::LogMeta,
+    ) -> Result<(Self, LogWriterTask<C>)> {
         if wal.last_seq().0 + 1 < meta.anchor.seq.0 {
             return Err(Error::WalBehindAnchor {
                 last_seq: wal.last_seq(),
@@ -83,11 +155,8 @@ impl LogStore {
         let (jobs, rx) = mpsc::channel(WRITE_QUEUE_CAPACITY);
         let (closed_tx, closed) = oneshot::channel();
         let writer = Writer { wal, meta_file, shared: Arc::clone(&shared), pending: Vec::new() };
-        thread::Builder::new()
-            .name("raft-log-writer".to_owned())
-            .spawn(move || writer.run(rx, closed_tx))
-            .map_err(Error::Spawn)?;
-        Ok(Self { shared, jobs, closed: Some(closed) })
+        let task = LogWriterTask { writer, jobs: rx, closed: closed_tx };
+        Ok((Self { shared, jobs, closed: Some(closed) }, task))
     }
 
     /// Stops the writer thread after it has synced everything written, and waits until the WAL
@@ -110,7 +179,7 @@ impl LogStore {
 
     /// The current last purged and last log ids.
     #[must_use]
-    pub fn log_state(&self) -> LogState<TypeConfig> {
+    pub fn log_state(&self) -> LogState<C> {
         self.shared.bounds().log_state()
     }
 
@@ -122,11 +191,11 @@ impl LogStore {
 
     /// A reader over this store's log.
     #[must_use]
-    pub fn reader(&self) -> LogReader {
-        LogReader { shared: Arc::clone(&self.shared) }
+    pub fn reader(&self) -> LogReader<C> {
+        LogReader { shared: Arc::clone(&self.shared), config: PhantomData }
     }
 
-    async fn request(&self, make: impl FnOnce(writer::Reply) -> Job) -> io::Result<()> {
+    async fn request(&self, make: impl FnOnce(writer::Reply) -> Job<C>) -> io::Result<()> {
         let (done, rx) = oneshot::channel();
         self.jobs.send(make(done)).await.map_err(|_| Error::Closed.into_io())?;
         rx.await.map_err(|_| Error::Closed.into_io())?
@@ -163,10 +232,10 @@ fn encode_batch(entries: impl IntoIterator<Item = Entry>) -> Result<Option<Batch
     Ok(batch)
 }
 
-impl RaftLogStorage<TypeConfig> for LogStore {
-    type LogReader = LogReader;
+impl<C: ClusterTypeConfig> RaftLogStorage<C> for LogStore<C> {
+    type LogReader = LogReader<C>;
 
-    async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
+    async fn get_log_state(&mut self) -> io::Result<LogState<C>> {
         Ok(self.log_state())
     }
 
@@ -179,7 +248,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.request(|done| Job::SaveVote { vote, done }).await
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> io::Result<()>
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<C>) -> io::Result<()>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -203,12 +272,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 }
 
 /// A cloneable reader of a [`LogStore`]'s log and vote, used by openraft's replication tasks.
-#[derive(Clone, Debug)]
-pub struct LogReader {
+pub struct LogReader<C: ClusterTypeConfig = TypeConfig> {
     shared: Arc<Shared>,
+    config: PhantomData<fn() -> C>,
 }
 
-impl LogReader {
+impl<C: ClusterTypeConfig> Clone for LogReader<C> {
+    fn clone(&self) -> Self {
+        Self { shared: Arc::clone(&self.shared), config: PhantomData }
+    }
+}
+
+impl<C: ClusterTypeConfig> fmt::Debug for LogReader<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogReader").field("shared", &self.shared).finish()
+    }
+}
+
+impl<C: ClusterTypeConfig> LogReader<C> {
     /// Entries with index in `range` that the log holds, at most `max` of them, in order.
     ///
     /// # Errors
@@ -235,7 +316,7 @@ impl LogReader {
     }
 }
 
-impl RaftLogReader<TypeConfig> for LogReader {
+impl<C: ClusterTypeConfig> RaftLogReader<C> for LogReader<C> {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + fmt::Debug + OptionalSend>(
         &mut self,
         range: RB,

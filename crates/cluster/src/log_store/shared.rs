@@ -17,7 +17,7 @@ use crate::{
     codec::{decode_entry, decode_entry_log_id},
     error::{Error, Result},
     meta::LogMeta,
-    types::{Entry, LogId, TypeConfig},
+    types::{ClusterTypeConfig, Entry, LogId},
 };
 
 /// The log's bounds as readers see them.
@@ -37,7 +37,7 @@ impl Bounds {
     }
 
     /// openraft's view: last purged and last log id (the purged one when the log is empty).
-    pub(crate) fn log_state(&self) -> LogState<TypeConfig> {
+    pub(crate) fn log_state<C: ClusterTypeConfig>(&self) -> LogState<C> {
         LogState {
             last_purged_log_id: self.meta.purged,
             last_log_id: self.last.or(self.meta.purged),

@@ -6,11 +6,11 @@
 //! request (vote, truncate, purge) the pending appends are synced and reported, so writes become
 //! durable in the order they were issued.
 
-use std::{io, sync::Arc};
+use std::{io, sync::Arc, time::Duration};
 
 use mempulse_primitives::Seq;
 use mempulse_wal::Wal;
-use openraft::storage::IOFlushed;
+use openraft::{storage::IOFlushed, type_config::TypeConfigExt};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info};
 
@@ -19,14 +19,14 @@ use crate::{
     config::FLUSH_GROUP_MAX,
     error::{Error, Result},
     meta::{Anchor, MetaFile},
-    types::{LogId, TypeConfig, Vote},
+    types::{ClusterTypeConfig, LogId, Vote},
 };
 
 /// Reply channel of a request (`io::Error` is what openraft's traits return).
 pub(crate) type Reply = oneshot::Sender<io::Result<()>>;
 
 /// One request to the writer thread.
-pub(crate) enum Job {
+pub(crate) enum Job<C: ClusterTypeConfig> {
     /// Append encoded entries `first ..= last.index`.
     Append {
         records: Vec<Vec<u8>>,
@@ -35,7 +35,7 @@ pub(crate) enum Job {
         /// Answered once the records are written (readable).
         written: Reply,
         /// Called once they are durable.
-        flushed: IOFlushed<TypeConfig>,
+        flushed: IOFlushed<C>,
     },
     /// Persist a vote.
     SaveVote { vote: Vote, done: Reply },
@@ -46,56 +46,93 @@ pub(crate) enum Job {
 }
 
 /// The writer: single owner of the WAL.
-pub(crate) struct Writer {
+pub(crate) struct Writer<C: ClusterTypeConfig> {
     pub(crate) wal: Wal,
     pub(crate) meta_file: MetaFile,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) pending: Vec<IOFlushed<TypeConfig>>,
+    pub(crate) pending: Vec<IOFlushed<C>>,
 }
 
-impl Writer {
-    /// Serves requests until every sender is dropped, then syncs and closes the WAL.
-    pub(crate) fn run(mut self, mut jobs: mpsc::Receiver<Job>, closed: oneshot::Sender<()>) {
-        while let Some(mut job) = jobs.blocking_recv() {
-            loop {
-                match job {
-                    Job::Append { records, first, last, written, flushed } => {
-                        match self.append(&records, first, last) {
-                            Ok(()) => {
-                                // The caller may have gone away; the flush still reports.
-                                let _ = written.send(Ok(()));
-                                self.pending.push(flushed);
-                            }
-                            Err(e) => {
-                                let e = Arc::new(e);
-                                let _ = written.send(Err(shared_io(&e)));
-                                flushed.io_completed(Err(shared_io(&e)));
-                            }
-                        }
-                        if self.pending.len() < FLUSH_GROUP_MAX
-                            && let Ok(next) = jobs.try_recv()
-                        {
-                            job = next;
-                            continue;
-                        }
-                        self.flush();
+impl<C: ClusterTypeConfig> Writer<C> {
+    /// Serves requests on the calling (dedicated) thread until every sender is dropped, then
+    /// syncs and closes the WAL.
+    pub(crate) fn run(mut self, mut jobs: mpsc::Receiver<Job<C>>, closed: oneshot::Sender<()>) {
+        while let Some(job) = jobs.blocking_recv() {
+            self.serve_group(job, &mut jobs);
+            self.flush();
+        }
+        self.close(closed);
+    }
+
+    /// Serves requests as a task of the async runtime until every sender is dropped, waiting
+    /// `sync_delay()` before each group sync (a simulated fsync latency: the window in which a
+    /// crash loses what was written). Only for storage that never blocks.
+    pub(crate) async fn run_async(
+        mut self,
+        mut jobs: mpsc::Receiver<Job<C>>,
+        closed: oneshot::Sender<()>,
+        mut sync_delay: impl FnMut() -> Duration + Send,
+    ) {
+        while let Some(job) = jobs.recv().await {
+            self.serve_group(job, &mut jobs);
+            if !self.pending.is_empty() {
+                let delay = sync_delay();
+                if !delay.is_zero() {
+                    C::sleep(delay).await;
+                }
+            }
+            self.flush();
+        }
+        self.close(closed);
+    }
+
+    /// Runs `job` and, while they are appends, the requests already queued behind it (at most
+    /// [`FLUSH_GROUP_MAX`] appends under one sync); the caller syncs the group.
+    fn serve_group(&mut self, job: Job<C>, jobs: &mut mpsc::Receiver<Job<C>>) {
+        let mut appended = self.serve(job);
+        while appended
+            && self.pending.len() < FLUSH_GROUP_MAX
+            && let Ok(next) = jobs.try_recv()
+        {
+            appended = self.serve(next);
+        }
+    }
+
+    /// Runs one request; `true` for an append (written, its sync pending).
+    fn serve(&mut self, job: Job<C>) -> bool {
+        match job {
+            Job::Append { records, first, last, written, flushed } => {
+                match self.append(&records, first, last) {
+                    Ok(()) => {
+                        // The caller may have gone away; the flush still reports.
+                        let _ = written.send(Ok(()));
+                        self.pending.push(flushed);
                     }
-                    Job::SaveVote { vote, done } => {
-                        self.flush();
-                        let _ = done.send(self.save_vote(vote).map_err(Error::into_io));
-                    }
-                    Job::Truncate { after, done } => {
-                        self.flush();
-                        let _ = done.send(self.truncate(after).map_err(Error::into_io));
-                    }
-                    Job::Purge { upto, done } => {
-                        self.flush();
-                        let _ = done.send(self.purge(upto).map_err(Error::into_io));
+                    Err(e) => {
+                        let e = Arc::new(e);
+                        let _ = written.send(Err(shared_io(&e)));
+                        flushed.io_completed(Err(shared_io(&e)));
                     }
                 }
-                break;
+                return true;
+            }
+            Job::SaveVote { vote, done } => {
+                self.flush();
+                let _ = done.send(self.save_vote(vote).map_err(Error::into_io));
+            }
+            Job::Truncate { after, done } => {
+                self.flush();
+                let _ = done.send(self.truncate(after).map_err(Error::into_io));
+            }
+            Job::Purge { upto, done } => {
+                self.flush();
+                let _ = done.send(self.purge(upto).map_err(Error::into_io));
             }
         }
+        false
+    }
+
+    fn close(mut self, closed: oneshot::Sender<()>) {
         self.flush();
         drop(self);
         let _ = closed.send(());

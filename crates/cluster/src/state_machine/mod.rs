@@ -36,10 +36,13 @@ pub use self::{
     wal_sink::WalFactSink,
 };
 use crate::{
-    ClusterRequest, TypeConfig,
+    ClusterRequest,
     config::APPLY_BATCH_ENTRIES_MAX,
     error::StartError,
-    types::{ApplyResponse, Entry, LogId, Payload, Snapshot, SnapshotMeta, StoredMembership},
+    types::{
+        ApplyResponse, ClusterTypeConfig, Entry, LogId, Payload, Snapshot, SnapshotMeta,
+        StoredMembership,
+    },
 };
 
 /// The replicated state: the mempool and the Raft position it reflects.
@@ -118,7 +121,28 @@ impl ClusterStateMachine {
         mempool: MempoolConfig,
         sink: Arc<dyn FactSink>,
     ) -> Result<Self, StartError> {
-        let store = SnapshotStore::new(snapshot_dir);
+        Self::with_store(SnapshotStore::new(snapshot_dir), mempool, sink)
+    }
+
+    /// A state machine whose snapshots live on `snapshots`, an in-memory disk whose operations
+    /// never block (a simulated disk): snapshot IO then runs inline on the task that needs it,
+    /// which is what a single-threaded simulated runtime requires (it has no blocking pool).
+    ///
+    /// # Errors
+    /// As [`ClusterStateMachine::open`].
+    pub fn open_in_memory(
+        snapshots: Arc<dyn mempulse_wal::Storage>,
+        mempool: MempoolConfig,
+        sink: Arc<dyn FactSink>,
+    ) -> Result<Self, StartError> {
+        Self::with_store(SnapshotStore::in_memory(snapshots), mempool, sink)
+    }
+
+    fn with_store(
+        store: SnapshotStore,
+        mempool: MempoolConfig,
+        sink: Arc<dyn FactSink>,
+    ) -> Result<Self, StartError> {
         let (state, current) = match store.load_latest()? {
             None => {
                 let mempool = Mempool::new(mempool).map_err(StartError::Mempool)?;
@@ -177,10 +201,10 @@ impl ClusterStateMachine {
     }
 
     /// Makes `events` durable, then answers the clients of the entries they came from.
-    async fn flush(
+    async fn flush<C: ClusterTypeConfig>(
         &self,
         events: &mut Vec<Event>,
-        pending: &mut Vec<(Option<ApplyResponder<TypeConfig>>, ApplyResponse)>,
+        pending: &mut Vec<(Option<ApplyResponder<C>>, ApplyResponse)>,
     ) -> io::Result<()> {
         if !events.is_empty() {
             let batch = std::mem::take(events);
@@ -230,7 +254,21 @@ pub struct SnapshotBuilder {
     current: CurrentSnapshot,
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+/// Runs snapshot IO: on tokio's blocking pool for a filesystem store (never on an async worker),
+/// inline for an in-memory one.
+async fn snapshot_io<T: Send + 'static>(
+    store: &SnapshotStore,
+    work: impl FnOnce() -> Result<T, SnapshotError> + Send + 'static,
+) -> io::Result<T> {
+    let done = if store.blocks() {
+        tokio::task::spawn_blocking(work).await.map_err(io::Error::other)?
+    } else {
+        work()
+    };
+    done.map_err(SnapshotError::into_io)
+}
+
+impl<C: ClusterTypeConfig> RaftSnapshotBuilder<C> for SnapshotBuilder {
     type SnapshotData = ClusterSnapshot;
 
     #[tracing::instrument(level = "info", skip_all, fields(applied = ?self.state.applied))]
@@ -242,20 +280,18 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let mempool = self.state.mempool.clone();
         let store = self.store.clone();
         let task_meta = meta.clone();
-        let snapshot = tokio::task::spawn_blocking(move || {
+        let snapshot = snapshot_io(&self.store, move || {
             let snapshot = ClusterSnapshot::encode(&task_meta, &mempool.snapshot());
             store.save(&task_meta, &snapshot).map(|()| snapshot)
         })
-        .await
-        .map_err(io::Error::other)?
-        .map_err(SnapshotError::into_io)?;
+        .await?;
         tracing::info!(bytes = snapshot.as_bytes().len(), "snapshot built");
         *lock_current(&self.current) = Some((meta.clone(), snapshot.clone()));
         Ok(Snapshot { meta, snapshot })
     }
 }
 
-impl RaftStateMachine<TypeConfig> for ClusterStateMachine {
+impl<C: ClusterTypeConfig> RaftStateMachine<C> for ClusterStateMachine {
     type SnapshotData = ClusterSnapshot;
     type SnapshotBuilder = SnapshotBuilder;
 
@@ -267,7 +303,7 @@ impl RaftStateMachine<TypeConfig> for ClusterStateMachine {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn apply<Strm>(&mut self, mut entries: Strm) -> io::Result<()>
     where
-        Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
+        Strm: Stream<Item = io::Result<EntryResponder<C>>> + Unpin + OptionalSend,
     {
         let mut events = Vec::new();
         let mut pending = Vec::new();
@@ -279,10 +315,10 @@ impl RaftStateMachine<TypeConfig> for ClusterStateMachine {
             events.extend(new_events);
             pending.push((responder, response));
             if pending.len() >= APPLY_BATCH_ENTRIES_MAX {
-                self.flush(&mut events, &mut pending).await?;
+                self.flush::<C>(&mut events, &mut pending).await?;
             }
         }
-        self.flush(&mut events, &mut pending).await
+        self.flush::<C>(&mut events, &mut pending).await
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
@@ -303,15 +339,12 @@ impl RaftStateMachine<TypeConfig> for ClusterStateMachine {
     ) -> io::Result<()> {
         let store = self.store.clone();
         let task_meta = meta.clone();
-        let state = tokio::task::spawn_blocking(move || {
+        let (state, snapshot) = snapshot_io(&self.store, move || {
             let state = restore(&task_meta, &snapshot)?;
             store.save(&task_meta, &snapshot)?;
-            Ok::<_, SnapshotError>((state, snapshot))
+            Ok((state, snapshot))
         })
-        .await
-        .map_err(io::Error::other)?
-        .map_err(SnapshotError::into_io)?;
-        let (state, snapshot) = state;
+        .await?;
         *self.state.lock() = state;
         *lock_current(&self.current) = Some((meta.clone(), snapshot));
         tracing::info!("snapshot installed");

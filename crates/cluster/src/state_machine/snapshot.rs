@@ -14,19 +14,16 @@
 //! the last applied index + 1, 0 for none; all zero-padded to 20 digits, so names sort in log
 //! order) and the directory fsynced. The newest [`SNAPSHOTS_KEPT`] files are kept.
 
-use std::{
-    fs,
-    io::{self, Write},
-    path::{Path, PathBuf},
-    sync::Arc,
-};
+use std::{fs, io, path::PathBuf, sync::Arc};
 
 use mempulse_primitives::{DecodeError, Reader};
+use mempulse_wal::{FsStorage, Storage};
 
 use crate::{
     codec::{decode_log_id, decode_membership, encode_log_id, encode_membership},
     config::SNAPSHOTS_KEPT,
     error::{MetaCorruptKind, MetaOp},
+    meta::read_all,
     types::{LogId, SnapshotMeta, StoredMembership},
 };
 
@@ -165,19 +162,34 @@ impl SnapshotError {
     }
 }
 
-/// The directory of snapshot files.
+/// The directory of snapshot files, on a [`Storage`].
 #[derive(Clone, Debug)]
 pub(crate) struct SnapshotStore {
-    dir: PathBuf,
+    storage: Arc<dyn Storage>,
+    /// The filesystem directory to create before the first write (`None` off the filesystem).
+    create_dir: Option<PathBuf>,
 }
 
 impl SnapshotStore {
+    /// The snapshot directory `dir` of the real filesystem (created when first written to).
     pub(crate) fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        let dir = dir.into();
+        Self { storage: Arc::new(FsStorage::new(&dir)), create_dir: Some(dir) }
     }
 
-    fn io(op: MetaOp, path: &Path) -> impl FnOnce(io::Error) -> SnapshotError + '_ {
-        move |source| SnapshotError::Io { op, path: path.to_path_buf(), source }
+    /// Snapshots on `storage`, whose operations return without blocking (an in-memory disk).
+    pub(crate) fn in_memory(storage: Arc<dyn Storage>) -> Self {
+        Self { storage, create_dir: None }
+    }
+
+    /// Whether its IO blocks (the filesystem), so it must run off the async workers.
+    pub(crate) const fn blocks(&self) -> bool {
+        self.create_dir.is_some()
+    }
+
+    fn io(&self, op: MetaOp, name: &str) -> impl FnOnce(io::Error) -> SnapshotError + use<> {
+        let path = self.storage.path_of(name);
+        move |source| SnapshotError::Io { op, path, source }
     }
 
     /// File name of the snapshot taken at `last`.
@@ -189,7 +201,7 @@ impl SnapshotStore {
     }
 
     /// Writes `snapshot` atomically (unless a file for the same log id exists), then removes
-    /// all but the newest [`SNAPSHOTS_KEPT`] files. Blocking IO.
+    /// all but the newest [`SNAPSHOTS_KEPT`] files. Blocking IO on the filesystem.
     ///
     /// # Errors
     /// [`SnapshotError::Io`] naming the failed operation.
@@ -198,42 +210,40 @@ impl SnapshotStore {
         meta: &SnapshotMeta,
         snapshot: &ClusterSnapshot,
     ) -> Result<(), SnapshotError> {
-        let dir = &self.dir;
-        fs::create_dir_all(dir).map_err(Self::io(MetaOp::Create, dir))?;
+        if let Some(dir) = &self.create_dir {
+            fs::create_dir_all(dir).map_err(|source| SnapshotError::Io {
+                op: MetaOp::Create,
+                path: dir.clone(),
+                source,
+            })?;
+        }
         let name = Self::file_name(meta);
-        let path = dir.join(&name);
-        if !path.exists() {
-            let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
-            let mut file = fs::File::create(&tmp).map_err(Self::io(MetaOp::Create, &tmp))?;
-            file.write_all(snapshot.as_bytes()).map_err(Self::io(MetaOp::Write, &tmp))?;
-            file.sync_all().map_err(Self::io(MetaOp::Sync, &tmp))?;
+        if !self.list()?.contains(&name) {
+            let tmp = format!("{name}{TMP_SUFFIX}");
+            let file = self.storage.create(&tmp).map_err(self.io(MetaOp::Create, &tmp))?;
+            file.write_all_at(snapshot.as_bytes(), 0).map_err(self.io(MetaOp::Write, &tmp))?;
+            file.sync_data().map_err(self.io(MetaOp::Sync, &tmp))?;
             drop(file);
-            fs::rename(&tmp, &path).map_err(Self::io(MetaOp::Rename, &path))?;
-            fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(Self::io(MetaOp::SyncDir, dir))?;
+            self.storage.rename(&tmp, &name).map_err(self.io(MetaOp::Rename, &name))?;
+            self.storage.sync_dir().map_err(self.io(MetaOp::SyncDir, ""))?;
         }
         self.prune()
     }
 
     /// Names of the snapshot files, oldest first; removes leftover temporary files.
     fn list(&self) -> Result<Vec<String>, SnapshotError> {
-        let dir = &self.dir;
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
+        let listed = match self.storage.list() {
+            Ok(names) => names,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Self::io(MetaOp::Read, dir)(e)),
+            Err(e) => return Err(self.io(MetaOp::Read, "")(e)),
         };
         let mut names = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(Self::io(MetaOp::Read, dir))?;
-            let Ok(name) = entry.file_name().into_string() else { continue };
+        for name in listed {
             if !name.starts_with(PREFIX) {
                 continue;
             }
             if name.ends_with(TMP_SUFFIX) {
-                let path = entry.path();
-                fs::remove_file(&path).map_err(Self::io(MetaOp::Remove, &path))?;
+                self.storage.remove(&name).map_err(self.io(MetaOp::Remove, &name))?;
                 continue;
             }
             names.push(name);
@@ -245,14 +255,13 @@ impl SnapshotStore {
     fn prune(&self) -> Result<(), SnapshotError> {
         let names = self.list()?;
         let excess = names.len().saturating_sub(SNAPSHOTS_KEPT);
-        for name in &names[..excess] {
-            let path = self.dir.join(name);
-            fs::remove_file(&path).map_err(Self::io(MetaOp::Remove, &path))?;
+        for name in names.iter().take(excess) {
+            self.storage.remove(name).map_err(self.io(MetaOp::Remove, name))?;
         }
         Ok(())
     }
 
-    /// The newest snapshot file, decoded and checked. Blocking IO.
+    /// The newest snapshot file, decoded and checked. Blocking IO on the filesystem.
     ///
     /// # Errors
     /// [`SnapshotError::Io`] when it cannot be read; [`SnapshotError::Corrupt`] when it does not
@@ -261,8 +270,8 @@ impl SnapshotStore {
         &self,
     ) -> Result<Option<(SnapshotMeta, ClusterSnapshot)>, SnapshotError> {
         let Some(name) = self.list()?.pop() else { return Ok(None) };
-        let path = self.dir.join(name);
-        let bytes = fs::read(&path).map_err(Self::io(MetaOp::Read, &path))?;
+        let file = self.storage.open(&name).map_err(self.io(MetaOp::Read, &name))?;
+        let bytes = read_all(file.as_ref()).map_err(self.io(MetaOp::Read, &name))?;
         let snapshot = ClusterSnapshot::from_bytes(bytes);
         let (meta, _) = snapshot.decode().map_err(SnapshotError::Corrupt)?;
         Ok(Some((meta, snapshot)))

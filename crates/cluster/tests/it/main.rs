@@ -10,6 +10,7 @@ mod cluster;
 mod harness;
 mod mem_sm;
 mod reopen;
+mod sim;
 mod suite;
 mod tcp;
 mod wal_sink;
