@@ -123,7 +123,12 @@
 //! ```
 //!
 //! ## Feature flags
-//! None. openraft is built with only `tokio-rt` (no `clap`, no `serde`): every byte this crate
+//! - `sim`: the deterministic simulation of a cluster (module `sim`): `SimTypeConfig` on
+//!   openraft's simulated runtime, a simulated network, disks that lose unsynced bytes on a
+//!   crash, a client workload, a fault schedule and the invariant checks
+//!   (`docs/design/cluster-simulation.md`).
+//!
+//! openraft is built with only `tokio-rt` (no `clap`, no `serde`): every byte this crate
 //! stores or sends has its own explicit encoding. TLS is rustls on the `ring` provider only
 //! (no aws-lc, no OpenSSL).
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
