@@ -132,6 +132,7 @@ mod pool;
 mod stream;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_utils;
+mod txgen;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
@@ -157,6 +158,7 @@ pub use pool::{
 };
 pub use stream::{
     ClientSummary, CloseReason, FrameDecoder, FrameError, HELLO_MAGIC, IoOp,
-    STREAM_PROTOCOL_VERSION, SendError, StreamError, StreamFrame, StreamSummary, TX_OVERHEAD,
-    TXS_FRAME_OVERHEAD, TxStreamClient, serve_stream,
+    STREAM_PROTOCOL_VERSION, SendError, StreamError, StreamFrame, StreamSummary, StreamTally,
+    TX_OVERHEAD, TXS_FRAME_OVERHEAD, TxStreamClient, serve_stream, serve_stream_verified,
 };
+pub use txgen::{GenerateError, TransferGenerator};

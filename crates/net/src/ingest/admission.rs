@@ -98,7 +98,7 @@ impl PoolVerdict {
 /// Why a whole batch got no verdicts. The transactions' callers get
 /// [`crate::TxOutcome::Unavailable`] and the dedup cache forgets them, so a retry is decoded and
 /// offered again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum AdmissionError {
     /// No leader could take the batch (none elected, unreachable, no quorum). Nothing was
@@ -179,6 +179,27 @@ impl AdmissionError {
             Self::VerdictCountMismatch => 6,
         }
     }
+
+    /// Stable wire code (in a stream's tally): its position in [`AdmissionError::ALL`] plus one.
+    /// Never renumber, only add.
+    #[must_use]
+    pub const fn code(self) -> u8 {
+        match self {
+            Self::NoLeader => 1,
+            Self::Overloaded => 2,
+            Self::Indeterminate => 3,
+            Self::Refused => 4,
+            Self::ShuttingDown => 5,
+            Self::Timeout => 6,
+            Self::VerdictCountMismatch => 7,
+        }
+    }
+
+    /// Parses a stable wire code.
+    #[must_use]
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(code).checked_sub(1)?).copied()
+    }
 }
 
 #[cfg(test)]
@@ -189,7 +210,10 @@ mod tests {
     fn error_indexes_follow_all() {
         for (i, e) in AdmissionError::ALL.iter().enumerate() {
             assert_eq!(e.index(), i);
+            assert_eq!(usize::from(e.code()), i + 1);
+            assert_eq!(AdmissionError::from_code(e.code()), Some(*e));
         }
+        assert_eq!(AdmissionError::from_code(0), None);
         let names: std::collections::BTreeSet<_> =
             AdmissionError::ALL.iter().map(AdmissionError::as_str).collect();
         assert_eq!(names.len(), AdmissionError::ALL.len());

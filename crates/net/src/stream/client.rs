@@ -14,16 +14,20 @@ use super::{
     conn::Conn,
     error::{IoOp, SendError, StreamError},
     frame::{STREAM_PROTOCOL_VERSION, StreamFrame, TX_OVERHEAD, TXS_FRAME_OVERHEAD},
+    tally::StreamTally,
 };
 use crate::StreamClientConfig;
 
 /// What a client sent, once it closed in order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientSummary {
     /// Transactions written.
     pub txs: u64,
     /// `Txs` frames written.
     pub frames: u64,
+    /// How the server answered them (its last frame); `None` when the connection ended
+    /// without one.
+    pub tally: Option<StreamTally>,
 }
 
 /// A node tx stream to one server. `send` waits while the buffer is full, and the buffer drains
@@ -65,7 +69,7 @@ impl TxStreamClient {
         let credit = match first {
             StreamFrame::Credit { txs } => u64::from(txs),
             StreamFrame::Close { reason } => return Err(StreamError::ClosedByPeer { reason }),
-            frame @ (StreamFrame::Hello { .. } | StreamFrame::Txs(_)) => {
+            frame @ (StreamFrame::Hello { .. } | StreamFrame::Txs(_) | StreamFrame::Tally(_)) => {
                 return Err(StreamError::UnexpectedFrame { kind: frame.kind_str() });
             }
         };
@@ -112,8 +116,9 @@ impl TxStreamClient {
         self.txs.is_closed()
     }
 
-    /// Sends everything buffered (as credits allow), then `Close{normal}`, within the
-    /// configured close timeout.
+    /// Sends everything buffered (as credits allow), then `Close{normal}`, and waits for the
+    /// server's `Tally` of the answers, all within the configured close timeout (which should
+    /// cover the server's own wait for the pool's last answers).
     ///
     /// # Errors
     /// The error that ended the stream early ([`StreamError::ClosedByPeer`] when the server
@@ -153,6 +158,7 @@ async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
         }
         if !open && carry.is_none() {
             conn.write_frame(&StreamFrame::Close { reason: super::CloseReason::Normal }).await?;
+            summary.tally = read_tally(&mut conn).await?;
             conn.finish().await;
             return Ok(summary);
         }
@@ -161,7 +167,7 @@ async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
             frame = conn.read_frame() => match frame? {
                 StreamFrame::Credit { txs } => credit = credit.saturating_add(u64::from(txs)),
                 StreamFrame::Close { reason } => return Err(StreamError::ClosedByPeer { reason }),
-                frame @ (StreamFrame::Hello { .. } | StreamFrame::Txs(_)) => {
+                frame @ (StreamFrame::Hello { .. } | StreamFrame::Txs(_) | StreamFrame::Tally(_)) => {
                     return Err(StreamError::UnexpectedFrame { kind: frame.kind_str() });
                 }
             },
@@ -172,6 +178,25 @@ async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
                 }
                 None => open = false,
             },
+        }
+    }
+}
+
+/// After `Close{normal}`: the server's `Tally` (credits still in flight are skipped), or `None`
+/// when the connection ends first.
+async fn read_tally<IO: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<IO>,
+) -> Result<Option<StreamTally>, StreamError> {
+    loop {
+        match conn.read_frame().await {
+            Ok(StreamFrame::Tally(tally)) => return Ok(Some(tally)),
+            Ok(StreamFrame::Credit { .. }) => {}
+            Ok(StreamFrame::Close { reason }) => return Err(StreamError::ClosedByPeer { reason }),
+            Ok(frame @ (StreamFrame::Hello { .. } | StreamFrame::Txs(_))) => {
+                return Err(StreamError::UnexpectedFrame { kind: frame.kind_str() });
+            }
+            Err(StreamError::ConnectionLost | StreamError::Io { .. }) => return Ok(None),
+            Err(error) => return Err(error),
         }
     }
 }

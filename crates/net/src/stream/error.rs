@@ -61,6 +61,13 @@ pub enum StreamError {
         /// The peer the transport authenticated.
         authenticated: NodeId,
     },
+    /// The connection's credentials do not prove the node `Hello` named (a certificate not
+    /// naming `node-<claimed>`).
+    #[error("hello from {claimed}, which the connection's credentials do not prove")]
+    NotAuthenticated {
+        /// The source in `Hello`.
+        claimed: NodeId,
+    },
     /// The client sent more transactions than it was granted.
     #[error("{sent} transactions sent with {granted} credits")]
     CreditExceeded {
@@ -93,7 +100,9 @@ impl StreamError {
             Self::HelloTimeout => CloseReason::HelloTimeout,
             Self::UnexpectedFrame { .. } => CloseReason::UnexpectedFrame,
             Self::UnsupportedVersion { .. } => CloseReason::UnsupportedVersion,
-            Self::IdentityMismatch { .. } => CloseReason::IdentityMismatch,
+            Self::IdentityMismatch { .. } | Self::NotAuthenticated { .. } => {
+                CloseReason::IdentityMismatch
+            }
             Self::CreditExceeded { .. } => CloseReason::CreditExceeded,
             Self::ClosedByPeer { reason } => *reason,
         }
@@ -109,6 +118,7 @@ impl StreamError {
             | Self::UnexpectedFrame { .. }
             | Self::UnsupportedVersion { .. }
             | Self::IdentityMismatch { .. }
+            | Self::NotAuthenticated { .. }
             | Self::CreditExceeded { .. } => true,
         }
     }

@@ -7,6 +7,9 @@
 //! Txs     kind 2:  u32 count | count × (u32 tx_len | tx_len bytes)
 //! Credit  kind 3:  u32 txs (≥ 1)
 //! Close   kind 4:  u8 reason code
+//! Tally   kind 5:  u64 admitted | u64 replaced | u64 unanswered | u16 n |
+//!                  n × (u8 class | u8 code | u64 count)      class 1 rejected, 2 dropped,
+//!                                                            3 unavailable; (class, code) ascending
 //! ```
 //! The length prefix is checked against the limit before anything is buffered for the frame,
 //! every count and length is checked against the bytes actually present, and a frame must be
@@ -14,6 +17,8 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use mempulse_primitives::NodeId;
+
+use super::tally::StreamTally;
 
 /// Version of the stream protocol this build speaks (carried in `Hello`).
 pub const STREAM_PROTOCOL_VERSION: u16 = 1;
@@ -26,6 +31,7 @@ const KIND_HELLO: u8 = 1;
 const KIND_TXS: u8 = 2;
 const KIND_CREDIT: u8 = 3;
 const KIND_CLOSE: u8 = 4;
+const KIND_TALLY: u8 = 5;
 
 /// Bytes of the length prefix.
 const LEN_BYTES: usize = 4;
@@ -159,6 +165,9 @@ pub enum StreamFrame {
         /// Why.
         reason: CloseReason,
     },
+    /// Server → client, the last frame after the client's `Close{normal}`: how the stream's
+    /// transactions were answered.
+    Tally(StreamTally),
 }
 
 impl StreamFrame {
@@ -170,6 +179,7 @@ impl StreamFrame {
             Self::Txs(_) => "txs",
             Self::Credit { .. } => "credit",
             Self::Close { .. } => "close",
+            Self::Tally(_) => "tally",
         }
     }
 
@@ -188,6 +198,7 @@ impl StreamFrame {
             }),
             Self::Credit { .. } => 1 + 4,
             Self::Close { .. } => 1 + 1,
+            Self::Tally(tally) => 1 + tally.encoded_len(),
         }
     }
 
@@ -232,6 +243,10 @@ impl StreamFrame {
             Self::Close { reason } => {
                 out.put_u8(KIND_CLOSE);
                 out.put_u8(reason.code());
+            }
+            Self::Tally(tally) => {
+                out.put_u8(KIND_TALLY);
+                tally.encode(out);
             }
         }
         Ok(())
@@ -289,6 +304,17 @@ pub enum FrameError {
     /// A credit of zero transactions.
     #[error("zero credit")]
     ZeroCredit,
+    /// A tally entry of a class or reason code this side does not know.
+    #[error("unknown tally entry (class {class}, code {code})")]
+    UnknownTallyEntry {
+        /// The entry class.
+        class: u8,
+        /// The reason code.
+        code: u8,
+    },
+    /// Tally entries out of order, repeated, or with a zero count.
+    #[error("unordered tally entries")]
+    UnorderedTally,
 }
 
 impl FrameError {
@@ -303,7 +329,9 @@ impl FrameError {
             | Self::TrailingBytes { .. }
             | Self::BadMagic
             | Self::UnknownCloseReason { .. }
-            | Self::ZeroCredit => CloseReason::MalformedFrame,
+            | Self::ZeroCredit
+            | Self::UnknownTallyEntry { .. }
+            | Self::UnorderedTally => CloseReason::MalformedFrame,
         }
     }
 }
@@ -432,6 +460,7 @@ fn decode_body(mut body: Bytes) -> Result<StreamFrame, FrameError> {
                 CloseReason::from_code(code).ok_or(FrameError::UnknownCloseReason { code })?;
             StreamFrame::Close { reason }
         }
+        KIND_TALLY => StreamFrame::Tally(StreamTally::decode(&mut body)?),
         kind => return Err(FrameError::UnknownKind { kind }),
     };
     if !body.is_empty() {
@@ -490,7 +519,19 @@ mod tests {
         assert_eq!(encode(&StreamFrame::Credit { txs: 7 }), [5, 0, 0, 0, 3, 7, 0, 0, 0]);
         let close = StreamFrame::Close { reason: CloseReason::CreditExceeded };
         assert_eq!(encode(&close), [2, 0, 0, 0, 4, 8]);
-        for frame in [hello, txs, close] {
+        let mut tally = StreamTally { admitted: 2, ..StreamTally::default() };
+        tally.dropped.insert(mempulse_primitives::DropReason::Duplicate, 1);
+        let code = mempulse_primitives::DropReason::Duplicate.code();
+        assert_eq!(
+            encode(&StreamFrame::Tally(tally.clone())),
+            [
+                &[37, 0, 0, 0, 5, 2, 0, 0, 0, 0, 0, 0, 0][..],
+                &[0; 16],
+                &[1, 0, 2, code, 1, 0, 0, 0, 0, 0, 0, 0],
+            ]
+            .concat()
+        );
+        for frame in [hello, txs, close, StreamFrame::Tally(tally)] {
             assert_eq!(encode(&frame).len(), frame.encoded_len());
         }
     }
@@ -502,6 +543,7 @@ mod tests {
             StreamFrame::Txs(vec![Bytes::from_static(b"abc"), Bytes::from_static(b"de")]),
             StreamFrame::Credit { txs: 1 },
             StreamFrame::Close { reason: CloseReason::Normal },
+            StreamFrame::Tally(StreamTally { replaced: 3, unanswered: 1, ..StreamTally::default() }),
         ];
         let bytes: Vec<u8> = frames.iter().flat_map(encode).collect();
         let mut decoder = FrameDecoder::new(1024);

@@ -6,7 +6,8 @@
 //!                 ◄────────────────────────────── Credit{window} ──  (or Close{reason})
 //!                 ── Txs[..] (≤ credit) ──► IngestHandle::submit(Lane::Stream, peer, raw)
 //!                 ◄── Credit{n} as the n transactions are answered ──
-//!                 ── Close{normal} ─────────────────────────────────► drain, return
+//!                 ── Close{normal} ─────────────────────────────────► drain
+//!                 ◄──────────────── Tally{admitted, replaced, refused by reason} ──  return
 //! ```
 
 mod client;
@@ -14,6 +15,7 @@ mod conn;
 mod error;
 mod frame;
 mod server;
+mod tally;
 
 pub use self::{
     client::{ClientSummary, TxStreamClient},
@@ -22,5 +24,6 @@ pub use self::{
         CloseReason, FrameDecoder, FrameError, HELLO_MAGIC, STREAM_PROTOCOL_VERSION, StreamFrame,
         TX_OVERHEAD, TXS_FRAME_OVERHEAD,
     },
-    server::{StreamSummary, serve_stream},
+    server::{StreamSummary, serve_stream, serve_stream_verified},
+    tally::StreamTally,
 };

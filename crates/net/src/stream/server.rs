@@ -2,18 +2,19 @@
 //! are answered, and closes only its own stream on bad input.
 
 use futures_util::{StreamExt, stream::FuturesUnordered};
-use mempulse_primitives::Lane;
+use mempulse_primitives::{Lane, NodeId};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{
     conn::Conn,
     error::StreamError,
     frame::{CloseReason, STREAM_PROTOCOL_VERSION, StreamFrame},
+    tally::StreamTally,
 };
 use crate::{IngestHandle, SourceId, StreamLimits, Submitted, TxOutcome, metrics::StreamMetrics};
 
 /// What one served stream carried, once it ended in order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StreamSummary {
     /// Transactions received.
     pub txs: u64,
@@ -30,6 +31,8 @@ pub struct StreamSummary {
     /// How the stream ended: the client's `Close` reason, or `shutting_down` when this node
     /// closed it.
     pub reason: Option<CloseReason>,
+    /// The answers by outcome and reason (what the client receives in `Tally`).
+    pub tally: StreamTally,
 }
 
 impl StreamSummary {
@@ -40,6 +43,7 @@ impl StreamSummary {
             TxOutcome::Dropped { .. } => self.dropped += 1,
             TxOutcome::Unavailable(_) => self.unavailable += 1,
         }
+        self.tally.count(outcome);
     }
 }
 
@@ -50,8 +54,9 @@ impl StreamSummary {
 /// [`STREAM_PROTOCOL_VERSION`] and, when `peer` is a [`SourceId::Peer`], name that node. The
 /// server then grants `limits.window_txs` credits and returns credits as the transactions are
 /// answered (dropped, invalid or decided by the pool), so a stream never has more than the
-/// window outstanding. It returns when the client closes, or with a `Close{shutting_down}` when
-/// ingest shuts down.
+/// window outstanding. When the client closes with `Close{normal}` the server waits (up to
+/// `limits.close_timeout`) for the outstanding answers and sends them as a `Tally`. It returns
+/// then, or with a `Close{shutting_down}` when ingest shuts down.
 ///
 /// # Errors
 /// A [`StreamError`] for a bad frame, a protocol violation or a failed connection; the server
@@ -66,22 +71,71 @@ pub async fn serve_stream<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
+    let identify = move |claimed: NodeId| match peer {
+        SourceId::Peer(authenticated) if authenticated != claimed => {
+            Err(StreamError::IdentityMismatch { claimed, authenticated })
+        }
+        SourceId::Peer(_) | SourceId::Client(_) | SourceId::Local => Ok(peer),
+    };
+    serve_identified(io, identify, handle, limits).await
+}
+
+/// Serves one node tx stream as [`serve_stream`] does, for a connection whose credentials can
+/// prove a node id but do not name one by themselves (a TLS client certificate checked against
+/// the id the client claims, as the cluster transport does; or plaintext on loopback, which
+/// takes the claim at its word). `verify(claimed)` answers whether the connection proves node
+/// `claimed`; the stream's source is then [`SourceId::Peer`]`(claimed)`.
+///
+/// # Errors
+/// As [`serve_stream`]; [`StreamError::NotAuthenticated`] when `verify` refuses the claim.
+pub async fn serve_stream_verified<IO, F>(
+    io: IO,
+    verify: F,
+    handle: IngestHandle,
+    limits: StreamLimits,
+) -> Result<StreamSummary, StreamError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(NodeId) -> bool,
+{
+    let identify = |claimed: NodeId| {
+        if verify(claimed) {
+            Ok(SourceId::Peer(claimed))
+        } else {
+            Err(StreamError::NotAuthenticated { claimed })
+        }
+    };
+    serve_identified(io, identify, handle, limits).await
+}
+
+async fn serve_identified<IO, F>(
+    io: IO,
+    identify: F,
+    handle: IngestHandle,
+    limits: StreamLimits,
+) -> Result<StreamSummary, StreamError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(NodeId) -> Result<SourceId, StreamError>,
+{
     let metrics = StreamMetrics::new();
     metrics.open.increment(1.0);
     let mut conn = Conn::new(io, limits.frame_bytes_max);
-    let result = serve(&mut conn, peer, &handle, limits).await;
-    let (reason, send_close) = match &result {
-        Ok(summary) => {
-            let ours = summary.reason == Some(CloseReason::ShuttingDown);
-            (summary.reason.unwrap_or(CloseReason::Normal), ours)
+    let result = serve(&mut conn, identify, &handle, limits).await;
+    let last = match &result {
+        Ok(summary) => last_frame(summary),
+        Err(error) => {
+            error.can_send_close().then(|| StreamFrame::Close { reason: error.close_reason() })
         }
-        Err(error) => (error.close_reason(), error.can_send_close()),
     };
-    if send_close {
-        let close = StreamFrame::Close { reason };
-        let _ = tokio::time::timeout(limits.close_timeout, conn.write_frame(&close)).await;
+    if let Some(frame) = last {
+        let _ = tokio::time::timeout(limits.close_timeout, conn.write_frame(&frame)).await;
     }
     conn.finish().await;
+    let reason = match &result {
+        Ok(summary) => summary.reason.unwrap_or(CloseReason::Normal),
+        Err(error) => error.close_reason(),
+    };
     metrics.closed(reason);
     metrics.open.decrement(1.0);
     match &result {
@@ -91,11 +145,25 @@ where
     result
 }
 
+/// What the server sends after a stream that ended in order: the tally after the client's
+/// `Close{normal}`, `Close{shutting_down}` when this node closes it, nothing after a client's
+/// `Close` for another reason (it reads nothing more).
+fn last_frame(summary: &StreamSummary) -> Option<StreamFrame> {
+    let reason = summary.reason.unwrap_or(CloseReason::Normal);
+    if reason == CloseReason::Normal {
+        Some(StreamFrame::Tally(summary.tally.clone()))
+    } else if reason == CloseReason::ShuttingDown {
+        Some(StreamFrame::Close { reason })
+    } else {
+        None
+    }
+}
+
 async fn hello<IO: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<IO>,
-    peer: SourceId,
+    identify: impl FnOnce(NodeId) -> Result<SourceId, StreamError>,
     limits: &StreamLimits,
-) -> Result<(), StreamError> {
+) -> Result<SourceId, StreamError> {
     let frame = tokio::time::timeout(limits.hello_timeout, conn.read_frame())
         .await
         .map_err(|_| StreamError::HelloTimeout)??;
@@ -105,12 +173,7 @@ async fn hello<IO: AsyncRead + AsyncWrite + Unpin>(
     if version != STREAM_PROTOCOL_VERSION {
         return Err(StreamError::UnsupportedVersion { version });
     }
-    if let SourceId::Peer(authenticated) = peer
-        && authenticated != source
-    {
-        return Err(StreamError::IdentityMismatch { claimed: source, authenticated });
-    }
-    Ok(())
+    identify(source)
 }
 
 /// What woke the serving loop.
@@ -122,12 +185,12 @@ enum Event {
 
 async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<IO>,
-    peer: SourceId,
+    identify: impl FnOnce(NodeId) -> Result<SourceId, StreamError>,
     handle: &IngestHandle,
     limits: StreamLimits,
 ) -> Result<StreamSummary, StreamError> {
     let mut summary = StreamSummary::default();
-    hello(conn, peer, &limits).await?;
+    let peer = hello(conn, identify, &limits).await?;
     let window = limits.window_txs.max(1);
     conn.write_frame(&StreamFrame::Credit { txs: window }).await?;
     // Credits are returned in chunks of a quarter window, or whenever nothing is outstanding.
@@ -148,6 +211,7 @@ async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
             Event::Closing => {
                 summary.reason = Some(CloseReason::ShuttingDown);
                 summary.unanswered = u64::try_from(outstanding.len()).unwrap_or(u64::MAX);
+                summary.tally.unanswered = summary.unanswered;
                 return Ok(summary);
             }
             Event::Answered(outcome) => {
@@ -171,7 +235,9 @@ async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
                     drain(&mut outstanding, &mut summary, &limits).await;
                     return Ok(summary);
                 }
-                frame @ (StreamFrame::Hello { .. } | StreamFrame::Credit { .. }) => {
+                frame @ (StreamFrame::Hello { .. }
+                | StreamFrame::Credit { .. }
+                | StreamFrame::Tally(_)) => {
                     return Err(StreamError::UnexpectedFrame { kind: frame.kind_str() });
                 }
             },
@@ -197,4 +263,5 @@ async fn drain(
     };
     let _ = tokio::time::timeout(limits.close_timeout, all).await;
     summary.unanswered = u64::try_from(outstanding.len()).unwrap_or(u64::MAX);
+    summary.tally.unanswered = summary.unanswered;
 }

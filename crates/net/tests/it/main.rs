@@ -10,6 +10,7 @@
 )]
 
 mod checks;
+mod ethereum_tests;
 mod frames;
 mod ingest;
 mod pool;

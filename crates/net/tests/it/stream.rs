@@ -6,9 +6,10 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use mempulse_net::{
     CheckConfig, CloseReason, FrameDecoder, SendError, SourceId, StreamClientConfig, StreamError,
-    StreamFrame, StreamLimits, TxStreamClient, serve_stream, test_utils::sample_txs,
+    StreamFrame, StreamLimits, TxStreamClient, serve_stream, serve_stream_verified,
+    test_utils::sample_txs,
 };
-use mempulse_primitives::{EventKind, Lane, NodeId, Source};
+use mempulse_primitives::{DropReason, EventKind, Lane, NodeId, Source};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -71,11 +72,21 @@ async fn a_client_streams_transactions_into_the_stream_lane() {
     for raw in &raws {
         client.send(raw.clone()).await.unwrap();
     }
+    // A duplicate and an undecodable one: the tally names their reasons.
+    client.send(raws[0].clone()).await.unwrap();
+    client.send(Bytes::from_static(b"\x02junk")).await.unwrap();
     let sent = client.close().await.unwrap();
-    assert_eq!(sent.txs, 30);
+    assert_eq!(sent.txs, 32);
     let served = server.await.unwrap().unwrap();
-    assert_eq!((served.txs, served.accepted, served.unanswered), (30, 30, 0));
+    assert_eq!((served.txs, served.accepted, served.unanswered), (32, 30, 0));
     assert_eq!(served.reason, Some(CloseReason::Normal));
+    let tally = sent.tally.expect("the server's tally");
+    assert_eq!(tally, served.tally);
+    assert_eq!((tally.admitted, tally.total()), (30, 32));
+    assert_eq!(
+        tally.dropped.into_iter().collect::<Vec<_>>(),
+        [(DropReason::DecodeFailed, 1), (DropReason::Duplicate, 1)]
+    );
     let hashes: Vec<_> = raws
         .iter()
         .map(|raw| mempulse_primitives::TxHash(alloy_primitives::keccak256(raw).0))
@@ -83,6 +94,8 @@ async fn a_client_streams_transactions_into_the_stream_lane() {
     assert_eq!(admission.hashes(), hashes, "every transaction reached the pool, in order");
     rig.ingest.shutdown(Duration::from_secs(10)).await.unwrap();
     let events = rig.log.events().await;
+    let events: Vec<_> =
+        events.into_iter().filter(|e| matches!(e.kind, EventKind::TxReceived { .. })).collect();
     assert_eq!(events.len(), 30);
     for event in &events {
         assert_eq!(event.source, Source::Peer(PEER));
@@ -281,4 +294,34 @@ async fn shutting_ingest_down_closes_its_streams() {
         Err(StreamError::ClosedByPeer { reason: CloseReason::ShuttingDown })
     );
     let _ = kinds(&rig.log.events().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_stream_takes_the_proven_claim_as_its_source() {
+    let (admission, _gate) = Recording::admitting();
+    let rig = start(config(), CheckConfig::default(), admission);
+    // The credentials prove node 42 only.
+    let proves = |claimed: NodeId| claimed == PEER;
+    let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+    let server =
+        tokio::spawn(serve_stream_verified(server_io, proves, rig.ingest.clone(), limits(8)));
+    let client =
+        TxStreamClient::connect(|| async { Ok(client_io) }, client_config()).await.unwrap();
+    client.send(sample_txs(1, 1).remove(0)).await.unwrap();
+    assert_eq!(client.close().await.unwrap().tally.map(|t| t.admitted), Some(1));
+    assert_eq!(server.await.unwrap().unwrap().txs, 1);
+
+    let (client_io, server_io) = tokio::io::duplex(1024);
+    let server =
+        tokio::spawn(serve_stream_verified(server_io, proves, rig.ingest.clone(), limits(8)));
+    let other = StreamClientConfig::new(NodeId(7));
+    let refused = TxStreamClient::connect(|| async { Ok(client_io) }, other).await;
+    assert_eq!(
+        refused.err(),
+        Some(StreamError::ClosedByPeer { reason: CloseReason::IdentityMismatch })
+    );
+    assert_eq!(server.await.unwrap(), Err(StreamError::NotAuthenticated { claimed: NodeId(7) }));
+    rig.ingest.shutdown(Duration::from_secs(10)).await.unwrap();
+    let sources: Vec<_> = rig.log.events().await.iter().map(|e| e.source).collect();
+    assert!(sources.contains(&Source::Peer(PEER)), "{sources:?}");
 }
