@@ -116,16 +116,13 @@ mod tests {
         assert_eq!(TransferGenerator::new(1, 0, 0).err(), Some(GenerateError::NoSenders));
         let mut generator = TransferGenerator::new(5, 2, 7).unwrap();
         let check = CheckConfig { chain_id: 5, ..CheckConfig::default() };
-        let txs: Vec<_> = (0..4)
-            .map(|_| decode_tx(generator.next_tx().unwrap(), &check).unwrap())
-            .collect();
+        let txs: Vec<_> =
+            (0..4).map(|_| decode_tx(generator.next_tx().unwrap(), &check).unwrap()).collect();
         let senders = [generator.sender(0).unwrap(), generator.sender(1).unwrap()];
         assert_ne!(senders[0], senders[1]);
         let seen: Vec<_> = txs.iter().map(|tx| (tx.sender.0, tx.nonce.0)).collect();
-        let want: Vec<_> = [(0, 0), (1, 0), (0, 1), (1, 1)]
-            .iter()
-            .map(|&(s, n)| (senders[s].0.0, n))
-            .collect();
+        let want: Vec<_> =
+            [(0, 0), (1, 0), (0, 1), (1, 1)].iter().map(|&(s, n)| (senders[s].0.0, n)).collect();
         assert_eq!(seen, want);
         // The same seed gives the same bytes.
         let again = TransferGenerator::new(5, 2, 7).unwrap().next_tx();

@@ -543,7 +543,11 @@ mod tests {
             StreamFrame::Txs(vec![Bytes::from_static(b"abc"), Bytes::from_static(b"de")]),
             StreamFrame::Credit { txs: 1 },
             StreamFrame::Close { reason: CloseReason::Normal },
-            StreamFrame::Tally(StreamTally { replaced: 3, unanswered: 1, ..StreamTally::default() }),
+            StreamFrame::Tally(StreamTally {
+                replaced: 3,
+                unanswered: 1,
+                ..StreamTally::default()
+            }),
         ];
         let bytes: Vec<u8> = frames.iter().flat_map(encode).collect();
         let mut decoder = FrameDecoder::new(1024);

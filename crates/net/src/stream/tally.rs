@@ -76,8 +76,7 @@ impl StreamTally {
     fn entries(&self) -> impl Iterator<Item = (u8, u8, u64)> + '_ {
         let rejected = self.rejected.iter().map(|(r, n)| (CLASS_REJECTED, r.code(), *n));
         let dropped = self.dropped.iter().map(|(r, n)| (CLASS_DROPPED, r.code(), *n));
-        let unavailable =
-            self.unavailable.iter().map(|(e, n)| (CLASS_UNAVAILABLE, e.code(), *n));
+        let unavailable = self.unavailable.iter().map(|(e, n)| (CLASS_UNAVAILABLE, e.code(), *n));
         rejected.chain(dropped).chain(unavailable).filter(|(_, _, n)| *n > 0)
     }
 
@@ -164,7 +163,8 @@ mod tests {
 
     #[test]
     fn tallies_round_trip_and_bad_entries_are_refused() {
-        let mut tally = StreamTally { admitted: 3, replaced: 1, unanswered: 2, ..Default::default() };
+        let mut tally =
+            StreamTally { admitted: 3, replaced: 1, unanswered: 2, ..Default::default() };
         tally.rejected.insert(RejectReason::NonceTooLow, 4);
         tally.dropped.insert(DropReason::Duplicate, 5);
         tally.unavailable.insert(AdmissionError::NoLeader, 6);
