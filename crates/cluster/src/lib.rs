@@ -182,7 +182,7 @@ pub use state_machine::{
 };
 pub use transport::{
     PeerClient, Security, TcpConfig, TcpConnection, TcpFactory, TcpTransport, TlsIdentity,
-    TransportError, WIRE_VERSION,
+    TransportError, WIRE_VERSION, certificate_names_node, handshake_refusal,
 };
 #[cfg(feature = "sim")]
 pub use types::SimTypeConfig;

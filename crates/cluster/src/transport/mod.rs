@@ -37,7 +37,7 @@ use tokio::{
 
 pub use self::{
     client::{PeerClient, TcpConnection, TcpFactory},
-    tls::TlsIdentity,
+    tls::{TlsIdentity, certificate_names_node, handshake_refusal},
     wire::WIRE_VERSION,
 };
 use crate::{

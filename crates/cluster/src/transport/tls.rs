@@ -80,7 +80,14 @@ impl TlsIdentity {
         }
     }
 
-    pub(crate) fn server_config(&self) -> Result<Arc<ServerConfig>, TransportError> {
+    /// The rustls server side of this identity: TLS 1.3, this node's certificate, and a client
+    /// certificate required and verified against the deployment CA (any name; the caller
+    /// checks which node it names, as with [`certificate_names_node`]). The node's tx-stream
+    /// listener serves with it too.
+    ///
+    /// # Errors
+    /// [`TransportError::Tls`] when the certificate or key does not fit rustls.
+    pub fn server_config(&self) -> Result<Arc<ServerConfig>, TransportError> {
         let bad = |what: &'static str| TransportError::Tls { what };
         let verifier = WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider())
             .build()
@@ -94,7 +101,13 @@ impl TlsIdentity {
         Ok(Arc::new(config))
     }
 
-    pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>, TransportError> {
+    /// The rustls client side of this identity: TLS 1.3, the deployment CA as the only root,
+    /// this node's certificate as the client certificate. Dial a node by the server name
+    /// `node-<id>` ([`crate::certs::node_name`]) or by a host its certificate lists.
+    ///
+    /// # Errors
+    /// [`TransportError::Tls`] when the certificate or key does not fit rustls.
+    pub fn client_config(&self) -> Result<Arc<ClientConfig>, TransportError> {
         let bad = |what: &'static str| TransportError::Tls { what };
         let config = ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
@@ -119,8 +132,18 @@ pub(crate) fn verify_names(leaf: &CertificateDer<'_>, id: NodeId) -> Result<(), 
     cert.verify_is_valid_for_subject_name(&name).map_err(|_| RefusalReason::IdentityMismatch)
 }
 
-/// The refusal reason of a failed server-side handshake.
-pub(crate) fn handshake_refusal(e: &std::io::Error) -> RefusalReason {
+/// Whether certificate `leaf`, already verified to chain to the deployment CA (by a
+/// [`TlsIdentity::server_config`] handshake), names node `id` (`node-<id>`): the identity rule
+/// of the cluster transport, for other listeners authenticating nodes the same way.
+#[must_use]
+pub fn certificate_names_node(leaf: &CertificateDer<'_>, id: NodeId) -> bool {
+    verify_names(leaf, id).is_ok()
+}
+
+/// The refusal reason of a failed server-side handshake (no certificate, one the CA did not
+/// sign, or another TLS failure).
+#[must_use]
+pub fn handshake_refusal(e: &std::io::Error) -> RefusalReason {
     let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) else {
         return RefusalReason::TlsHandshake;
     };
