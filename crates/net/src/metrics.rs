@@ -42,6 +42,8 @@ pub const FACTS_DROPPED_TOTAL: &str = "mempulse_net_facts_dropped_total";
 pub const STREAMS_OPEN: &str = "mempulse_net_streams_open";
 /// Node tx streams ended, by close reason.
 pub const STREAMS_CLOSED_TOTAL: &str = "mempulse_net_streams_closed_total";
+/// Connections to a stream listener refused before their stream began, by reason.
+pub const STREAMS_REFUSED_TOTAL: &str = "mempulse_net_streams_refused_total";
 
 /// Why a fact did not reach the sequencer (label values of [`FACTS_DROPPED_TOTAL`]).
 pub(crate) const FACT_DROP_REASONS: [&str; 3] = ["queue_full", "closed", "invalid"];
@@ -67,6 +69,7 @@ fn describe() {
         describe_counter!(FACTS_DROPPED_TOTAL, Unit::Count, "local facts not sequenced");
         describe_gauge!(STREAMS_OPEN, Unit::Count, "node tx streams being served");
         describe_counter!(STREAMS_CLOSED_TOTAL, Unit::Count, "node tx streams ended");
+        describe_counter!(STREAMS_REFUSED_TOTAL, Unit::Count, "stream connections refused");
     });
 }
 
@@ -221,6 +224,88 @@ impl StreamMetrics {
     }
 }
 
+/// Why a stream listener refused a connection before its stream began (label values of
+/// [`STREAMS_REFUSED_TOTAL`]; a refused `Hello` is a stream closed with its reason instead).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum StreamRefusal {
+    /// The client presented no certificate.
+    NoCertificate,
+    /// The client's certificate does not chain to the deployment CA.
+    UntrustedCertificate,
+    /// The TLS handshake failed otherwise (not TLS, a protocol mismatch, too slow).
+    TlsHandshake,
+    /// Plaintext is configured and the client is not on loopback.
+    PlaintextNotLoopback,
+    /// Every stream slot is taken.
+    TooManyStreams,
+}
+
+impl StreamRefusal {
+    /// Every reason, in label order.
+    pub const ALL: &'static [Self] = &[
+        Self::NoCertificate,
+        Self::UntrustedCertificate,
+        Self::TlsHandshake,
+        Self::PlaintextNotLoopback,
+        Self::TooManyStreams,
+    ];
+
+    /// Stable label value.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NoCertificate => "no_certificate",
+            Self::UntrustedCertificate => "untrusted_certificate",
+            Self::TlsHandshake => "tls_handshake",
+            Self::PlaintextNotLoopback => "plaintext_not_loopback",
+            Self::TooManyStreams => "too_many_streams",
+        }
+    }
+
+    const fn index(self) -> usize {
+        match self {
+            Self::NoCertificate => 0,
+            Self::UntrustedCertificate => 1,
+            Self::TlsHandshake => 2,
+            Self::PlaintextNotLoopback => 3,
+            Self::TooManyStreams => 4,
+        }
+    }
+}
+
+/// Counters of a stream listener's refusals, created once per listener.
+#[derive(Clone, Debug)]
+pub struct StreamRefusals {
+    refused: Vec<Counter>,
+}
+
+impl StreamRefusals {
+    /// Registers the counters (one per [`StreamRefusal`]) with the installed recorder.
+    #[must_use]
+    pub fn new() -> Self {
+        describe();
+        let refused = StreamRefusal::ALL
+            .iter()
+            .map(|reason| metrics::counter!(STREAMS_REFUSED_TOTAL, "reason" => reason.as_str()))
+            .collect();
+        Self { refused }
+    }
+
+    /// Counts one refused connection.
+    pub fn count(&self, reason: StreamRefusal) {
+        if let Some(counter) = self.refused.get(reason.index()) {
+            counter.increment(1);
+        }
+    }
+}
+
+impl Default for StreamRefusals {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +320,8 @@ mod tests {
         assert!(dense(RejectReason::ALL.iter().map(|v| v.code()).collect()));
         assert!(dense(CloseReason::ALL.iter().map(|v| v.code()).collect()));
         assert!(by_code(&[1, 2], 0).is_none());
+        let indexes: Vec<usize> = StreamRefusal::ALL.iter().map(|r| r.index()).collect();
+        assert_eq!(indexes, (0..StreamRefusal::ALL.len()).collect::<Vec<_>>());
         assert_eq!(by_code(&[1, 2], 2), Some(&2));
     }
 }
