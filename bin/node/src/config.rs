@@ -13,7 +13,7 @@ use mempulse_wal::{DEFAULT_SEGMENT_SIZE_BYTES, Preallocate, SyncPolicy, WalConfi
 use serde::Deserialize;
 
 pub(crate) use self::cluster::{ClusterSection, TlsSection, parse_peer};
-pub(crate) use self::serve::{ApiSection, IngestSection, ReplaySection};
+pub(crate) use self::serve::{ApiSection, IngestSection, ReplaySection, SinkSection};
 use crate::cli::RunArgs;
 
 /// Everything a node reads at start-up.
@@ -36,6 +36,8 @@ pub(crate) struct NodeConfig {
     pub(crate) ingest: IngestSection,
     /// The live replayer.
     pub(crate) replay: ReplaySection,
+    /// Exports of the event log (off unless configured).
+    pub(crate) sink: SinkSection,
 }
 
 impl Default for NodeConfig {
@@ -49,6 +51,7 @@ impl Default for NodeConfig {
             api: ApiSection::default(),
             ingest: IngestSection::default(),
             replay: ReplaySection::default(),
+            sink: SinkSection::default(),
         }
     }
 }

@@ -12,6 +12,7 @@ use mempulse_cluster::{
 };
 use mempulse_net::{FactWriter, Ingest, IngestHandle};
 use mempulse_replay::ReplayConfig;
+use mempulse_sink_clickhouse::{ClickHouseSink, LogSource, Progress};
 use mempulse_wal::{Sequencer, SequencerConfig, SequencerHandle, Wal};
 use tokio::{
     net::TcpListener,
@@ -201,7 +202,30 @@ async fn start_front(
         },
         grace,
     ));
-    Ok(Front { http_addr, api, stop_api, ingest, follower, _fence: fence })
+    let sink = start_sink(config, sequencer)?;
+    Ok(Front { http_addr, api, stop_api, ingest, follower, sink, _fence: fence })
+}
+
+/// The ClickHouse export, when configured: a cursor over the durable log, stopped with the API.
+fn start_sink(config: &NodeConfig, sequencer: &SequencerHandle) -> anyhow::Result<Option<Sink>> {
+    let sink_config = config.sink.clickhouse.clone();
+    if !sink_config.is_enabled() {
+        return Ok(None);
+    }
+    let sink =
+        ClickHouseSink::new(sink_config).context("invalid [sink.clickhouse] configuration")?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(sink.run(LogSource::live(sequencer), async move {
+        let _ = stopped.await;
+    }));
+    info!("clickhouse export started");
+    Ok(Some(Sink { stop, task }))
+}
+
+/// The running ClickHouse export.
+struct Sink {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<mempulse_sink_clickhouse::Result<Progress>>,
 }
 
 /// What serves clients: the API server and the lanes behind it.
@@ -211,6 +235,7 @@ struct Front {
     stop_api: oneshot::Sender<()>,
     ingest: IngestHandle,
     follower: Follower,
+    sink: Option<Sink>,
     /// Held so the API sees the node as serving (fencing comes with state-root comparison).
     _fence: watch::Sender<FenceState>,
 }
@@ -226,6 +251,14 @@ impl Front {
         }
         if let Err(error) = self.ingest.shutdown(INGEST_DRAIN_TIMEOUT).await {
             warn!(%error, "the ingest lanes did not drain in time");
+        }
+        if let Some(sink) = self.sink {
+            let _ = sink.stop.send(());
+            match sink.task.await {
+                Ok(Ok(progress)) => info!(?progress, "clickhouse export stopped"),
+                Ok(Err(error)) => warn!(%error, "clickhouse export stopped with an error"),
+                Err(error) => warn!(%error, "clickhouse export task failed"),
+            }
         }
         self.follower
     }

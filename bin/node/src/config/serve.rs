@@ -7,6 +7,7 @@ use anyhow::Context;
 use mempulse_api::ApiConfig;
 use mempulse_net::{CheckConfig, IngestConfig, ThrottleConfig};
 use mempulse_replay::{CheckpointPolicy, DEFAULT_CHECKPOINTS_RETAINED};
+use mempulse_sink_clickhouse::ClickHouseSinkConfig;
 use serde::Deserialize;
 
 /// HTTP port of the embedded default (on 127.0.0.1): the JSON-RPC port wallets expect.
@@ -157,4 +158,13 @@ impl ReplaySection {
             every: Duration::from_millis(self.checkpoint_every_ms),
         }
     }
+}
+
+/// `[sink]` section: exports of the event log. `[sink.clickhouse] url = "…"` turns the
+/// ClickHouse export on; every other key has a default (see `mempulse-sink-clickhouse`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct SinkSection {
+    /// The ClickHouse export.
+    pub(crate) clickhouse: ClickHouseSinkConfig,
 }

@@ -12,5 +12,6 @@ mod replay;
 mod rpc;
 mod run;
 mod schedule;
+mod sink;
 mod support;
 mod wal_cli;

@@ -4,78 +4,13 @@
 //! refusals are facts in the event log.
 
 use std::{
-    io::{Read as _, Write as _},
-    net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
     process::Command,
 };
 
 use serde_json::{Value, json};
 
-use crate::support::{DEADLINE, Process, free_ports, wait_until};
-
-/// One node on its embedded default, on free loopback ports.
-struct Single {
-    _dir: tempfile::TempDir,
-    process: Process,
-    http: SocketAddr,
-}
-
-impl Single {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let ports = free_ports(2);
-        let data = dir.path().join("data");
-        let raft = format!("127.0.0.1:{}", ports[0]);
-        let http = format!("127.0.0.1:{}", ports[1]);
-        let args = [
-            "run".as_ref(),
-            "--data-dir".as_ref(),
-            data.as_os_str(),
-            "--raft-addr".as_ref(),
-            raft.as_ref(),
-            "--http-addr".as_ref(),
-            http.as_ref(),
-        ];
-        let process = Process::spawn("node", &args);
-        process.wait_logged("commands::run: node started");
-        Self { _dir: dir, process, http: http.parse().unwrap() }
-    }
-
-    /// One HTTP/1.1 exchange with `Connection: close`: (status, body).
-    fn http(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
-        let mut stream = TcpStream::connect(self.http).unwrap();
-        stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\
-             Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).unwrap();
-        // A server may answer (413) and close before reading an oversize body.
-        let _ = stream.write_all(body);
-        let mut out = Vec::new();
-        let _ = stream.read_to_end(&mut out);
-        let text = String::from_utf8_lossy(&out).into_owned();
-        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
-        (status, body)
-    }
-
-    fn get_json(&self, path: &str) -> (u16, Value) {
-        let (status, body) = self.http("GET", path, "application/json", b"");
-        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-    }
-
-    fn rpc(&self, body: &str) -> (u16, Value) {
-        let (status, body) = self.http("POST", "/", "application/json", body.as_bytes());
-        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-    }
-
-    fn assert_healthy(&self) {
-        assert_eq!(self.http("GET", "/healthz", "text/plain", b"").0, 200, "node not healthy");
-    }
-}
+use crate::support::{Single, wait_until};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -1,14 +1,17 @@
-//! What the process tests share: the binary, bounded waits, free ports, and a `mempulse`
-//! process whose stderr is captured (and printed when a test fails).
+//! What the process tests share: the binary, bounded waits, free ports, a `mempulse` process
+//! whose stderr is captured (and printed when a test fails), a one-node `mempulse run` on free
+//! ports, and a minimal HTTP/1.1 client.
 
 use std::{
-    io::{BufRead, BufReader},
-    net::TcpListener,
+    io::{BufRead, BufReader, Read as _, Write as _},
+    net::{SocketAddr, TcpListener, TcpStream},
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     thread::JoinHandle,
     time::{Duration, Instant},
 };
+
+use serde_json::Value;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_mempulse");
 /// Bound of every wait (a debug build on a loaded 2-core machine).
@@ -115,4 +118,102 @@ impl Drop for Process {
             }
         }
     }
+}
+
+/// One node on its embedded default, on free loopback ports, driven by a config file.
+pub(crate) struct Single {
+    _dir: tempfile::TempDir,
+    pub(crate) process: Process,
+    pub(crate) http: SocketAddr,
+}
+
+impl Single {
+    pub(crate) fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// Starts with `extra` appended to a configuration that sets the data dir and free ports.
+    pub(crate) fn start_with(extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = free_ports(2);
+        let data = dir.path().join("data");
+        let config = dir.path().join("node.toml");
+        let toml = format!(
+            "data-dir = {data:?}\n[cluster]\nraft-addr = \"127.0.0.1:{}\"\n\
+             [api]\nhttp-addr = \"127.0.0.1:{}\"\n{extra}",
+            ports[0], ports[1]
+        );
+        std::fs::write(&config, toml).unwrap();
+        let args = ["run".as_ref(), "--config".as_ref(), config.as_os_str()];
+        let process = Process::spawn("node", &args);
+        process.wait_logged("commands::run: node started");
+        let http = SocketAddr::from(([127, 0, 0, 1], ports[1]));
+        Self { _dir: dir, process, http }
+    }
+
+    /// One HTTP/1.1 exchange with `Connection: close`: (status, body).
+    pub(crate) fn http(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, String) {
+        http(self.http, method, path, content_type, body)
+    }
+
+    pub(crate) fn get_json(&self, path: &str) -> (u16, Value) {
+        let (status, body) = self.http("GET", path, "application/json", b"");
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    pub(crate) fn rpc(&self, body: &str) -> (u16, Value) {
+        let (status, body) = self.http("POST", "/", "application/json", body.as_bytes());
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    pub(crate) fn assert_healthy(&self) {
+        assert_eq!(self.http("GET", "/healthz", "text/plain", b"").0, 200, "node not healthy");
+    }
+}
+
+/// One HTTP/1.1 exchange with `addr` and `Connection: close`: (status, body).
+pub(crate) fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+             Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    // A server may answer (413) and close before reading an oversize body.
+    let _ = stream.write_all(body);
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    (status, if chunked { dechunk(body) } else { body.to_owned() })
+}
+
+/// The payload of a `Transfer-Encoding: chunked` body (hex size line, data, CRLF; size 0 ends).
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
 }
