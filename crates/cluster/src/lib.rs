@@ -139,6 +139,7 @@ mod codec;
 mod command;
 mod config;
 mod error;
+mod identity;
 mod log_store;
 mod meta;
 mod metrics;
@@ -165,6 +166,7 @@ pub use config::{
     WRITE_QUEUE_CAPACITY_DEFAULT, WRITES_IN_FLIGHT_MAX,
 };
 pub use error::{ClientError, Error, MetaCorruptKind, MetaOp, Result, StartError};
+pub use identity::{IDENTITY_FILE, NodeIdentity, PEERS_FILE};
 pub use log_store::{LogReader, LogStore, LogWriterTask};
 pub use metrics::{
     FRAME_REJECTED_TOTAL, FrameFault, PEER_REFUSED_TOTAL, RefusalReason, TransportStats,

@@ -51,11 +51,15 @@ pub enum RefusalReason {
     PlaintextNotLoopback,
     /// Every inbound connection slot is taken.
     TooManyConnections,
+    /// The peer is a voter whose incarnation differs from the one this node met: its Raft
+    /// directory was wiped or replaced, so it lost its log and its vote. It is refused until an
+    /// operator removes it and adds it back as a learner (`docs/design/cluster-membership.md`).
+    IncarnationChanged,
 }
 
 impl RefusalReason {
     /// Every reason, in label order.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::NoCertificate,
         Self::UntrustedCertificate,
         Self::TlsHandshake,
@@ -65,6 +69,7 @@ impl RefusalReason {
         Self::WrongTarget,
         Self::PlaintextNotLoopback,
         Self::TooManyConnections,
+        Self::IncarnationChanged,
     ];
 
     /// Stable label value.
@@ -80,6 +85,7 @@ impl RefusalReason {
             Self::WrongTarget => "wrong_target",
             Self::PlaintextNotLoopback => "plaintext_not_loopback",
             Self::TooManyConnections => "too_many_connections",
+            Self::IncarnationChanged => "incarnation_changed",
         }
     }
 
@@ -96,6 +102,7 @@ impl RefusalReason {
             Self::WrongTarget => 7,
             Self::PlaintextNotLoopback => 8,
             Self::TooManyConnections => 9,
+            Self::IncarnationChanged => 10,
         }
     }
 
@@ -240,7 +247,12 @@ impl TransportMetrics {
             count.fetch_add(1, Ordering::Relaxed);
         }
         if self.warn_due(reason.index()) {
-            tracing::warn!(reason = reason.as_str(), %peer, "peer refused");
+            if reason == RefusalReason::IncarnationChanged {
+                // An operator must act: remove the member and add it back as a learner.
+                tracing::error!(reason = reason.as_str(), %peer, "peer refused");
+            } else {
+                tracing::warn!(reason = reason.as_str(), %peer, "peer refused");
+            }
         } else {
             tracing::debug!(reason = reason.as_str(), %peer, "peer refused");
         }

@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     AdminError, AdminReply, AdminRequest, ClientError, ClusterCommand, ClusterNode,
-    ClusterResponse, TypeConfig,
+    ClusterResponse, NodeIdentity, TypeConfig,
     config::{INBOX_CAPACITY, INBOX_CONCURRENCY_MAX},
     node::NodeService,
     state_machine::ClusterSnapshot,
@@ -61,6 +61,13 @@ pub trait Transport: Send + Sync + 'static {
 
     /// What node `id` forwards writes and admin requests to the leader through.
     fn forwarder(&self, id: NodeId) -> Arc<dyn Forwarder>;
+
+    /// Gives the transport node `id`'s incarnations before the node's Raft starts, so peers
+    /// can refuse a member whose Raft state was lost (`identity.rs`). A transport whose peers
+    /// cannot lose state apart from their process (in-process) ignores it.
+    fn attach_identity(&self, id: NodeId, identity: Arc<NodeIdentity>) {
+        let _ = (id, identity);
+    }
 }
 
 /// Why a forwarded request got no answer.

@@ -30,7 +30,7 @@ use tokio::{
 use self::batcher::PendingWrite;
 use crate::{
     ClientError, ClusterCommand, ClusterNode, ClusterResponse, LogStore, LogStoreConfig,
-    TypeConfig,
+    NodeIdentity, TypeConfig,
     config::{BatchConfig, FORWARD_DEADLINE_DEFAULT, RaftConfig},
     error::StartError,
     network::{Forwarder, Transport},
@@ -230,19 +230,22 @@ impl RaftNode {
         }
         let log_config = config.log.clone();
         let mempool = config.mempool.clone();
-        let (mut store, state_machine) = tokio::task::spawn_blocking(move || {
+        let id = config.id;
+        let (mut store, state_machine, identity) = tokio::task::spawn_blocking(move || {
             let snapshot_dir = log_config.dir.join(SNAPSHOT_DIR);
             let state_machine = ClusterStateMachine::open(snapshot_dir, mempool, sink)?;
             let store = LogStore::open(&log_config)?;
-            Ok::<_, StartError>((store, state_machine))
+            let identity = Arc::new(NodeIdentity::open(id, &log_config.dir)?);
+            Ok::<_, StartError>((store, state_machine, identity))
         })
         .await
         .map_err(StartError::Task)??;
         let log_closed = store.take_closed();
         let state = state_machine.handle();
-        let id = config.id;
+        transport.attach_identity(id, Arc::clone(&identity));
         let network = transport.connect(id, config.raft.send_timeout);
         let raft = ClusterRaft::new(id, raft_config, network, store, state_machine).await?;
+        identity.watch(raft.metrics());
         let (writes, queue) = mpsc::channel(config.batch.queue_capacity);
         let batcher = tokio::spawn(batcher::run(raft.clone(), queue, config.batch));
         let service = NodeService {

@@ -6,7 +6,7 @@ use std::{
     collections::BTreeMap,
     future::Future,
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError,
+        Arc, Mutex, MutexGuard, OnceLock, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -30,14 +30,15 @@ use tokio::{
 };
 
 use super::{
-    BoxIo, ReadError, TcpConfig, read_frame, resolves_to_loopback, tls,
+    BoxIo, ReadError, TcpConfig, admit, read_frame, resolves_to_loopback, tls,
     wire::{Answer, HELLO_FRAME_MAX, Request, parse_body},
     write_frame,
 };
 use crate::{
     AdminError, AdminReply, AdminRequest, ClientError, ClusterCommand, ClusterNode,
-    ClusterResponse, TypeConfig,
+    ClusterResponse, NodeIdentity, TypeConfig,
     config::{CONNECTIONS_PER_PEER_MAX, POOL_IDLE_PER_PEER, SNAPSHOT_CHUNK_BYTES},
+    identity::NO_INCARNATION,
     metrics::{FrameFault, RefusalReason, TransportMetrics},
     network::{ForwardFailure, Forwarder},
     state_machine::ClusterSnapshot,
@@ -87,6 +88,9 @@ pub struct PeerClient {
     backoff_max: std::time::Duration,
     idle_max: std::time::Duration,
     metrics: Arc<TransportMetrics>,
+    /// The node's incarnations: presented in every hello, and every peer's checked. Without
+    /// them (an admin client) the hello presents incarnation 0: admin requests only.
+    identity: OnceLock<Arc<NodeIdentity>>,
 }
 
 impl std::fmt::Debug for PeerClient {
@@ -117,6 +121,19 @@ impl PeerClient {
             backoff_max: config.backoff_max,
             idle_max: config.idle_timeout / 2,
             metrics,
+            identity: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn attach_identity(&self, identity: Arc<NodeIdentity>) {
+        let _ = self.identity.set(identity);
+    }
+
+    /// One hello exchange with `target` unless a connection is pooled (so both sides record
+    /// each other's incarnation); failures are counted and logged where they happen.
+    pub(crate) async fn introduce(&self, target: NodeId, addr: &str) {
+        if let Ok(lease) = self.checkout(target, addr).await {
+            self.checkin(target, lease);
         }
     }
 
@@ -205,7 +222,9 @@ impl PeerClient {
                 Box::new(connector.connect(name, tcp).await.map_err(|_| CallError::NotSent("tls"))?)
             }
         };
-        let hello = Request::Hello { from: self.id, to: target }.to_frame(0);
+        let identity = self.identity.get();
+        let incarnation = identity.map_or(NO_INCARNATION, |i| i.incarnation());
+        let hello = Request::Hello { from: self.id, to: target, incarnation }.to_frame(0);
         write_frame(&mut io, &hello).await.map_err(|_| CallError::NotSent("hello"))?;
         let body = read_frame(&mut io, HELLO_FRAME_MAX).await.map_err(|e| match e {
             // TLS 1.3 reports a refused client certificate on the first read.
@@ -214,7 +233,21 @@ impl PeerClient {
         })?;
         let frame = parse_body(&body).map_err(|_| CallError::NotSent("bad hello answer"))?;
         match Answer::from_frame(&frame) {
-            Ok(Answer::HelloAck(Ok(()))) => Ok(io),
+            Ok(Answer::HelloAck(Ok(theirs))) => match identity {
+                None => Ok(io),
+                Some(_) if theirs == NO_INCARNATION => {
+                    self.metrics.refused(RefusalReason::BadHello, &addr);
+                    Err(CallError::Refused(RefusalReason::BadHello))
+                }
+                Some(identity) => match admit(identity, target, theirs).await {
+                    Ok(()) => Ok(io),
+                    Err(Some(reason)) => {
+                        self.metrics.refused(reason, &format!("node-{} ({addr})", target.0));
+                        Err(CallError::Refused(reason))
+                    }
+                    Err(None) => Err(CallError::NotSent("peer record")),
+                },
+            },
             Ok(Answer::HelloAck(Err(reason))) => {
                 tracing::warn!(node = self.id.0, peer = target.0, %reason, "refused by peer");
                 Err(CallError::Refused(reason))

@@ -5,12 +5,17 @@
 //! ```text
 //!  openraft / RaftNode::write ──► PeerClient ── pool per peer (≤ POOL_IDLE_PER_PEER idle,
 //!        (TcpFactory)              │            ≤ CONNECTIONS_PER_PEER_MAX open), backoff
-//!                                  │ TCP ─► TLS 1.3 (CA roots, client cert) ─► Hello{from, to}
+//!                                  │ TCP ─► TLS 1.3 (CA roots, client cert)
+//!                                  │        ─► Hello{from, to, incarnation}
 //!                                  ▼
 //!  listener (serve) ──► TLS accept: chains to CA? ─► Hello: cert names node-<from>?
-//!                       from a current member? to = me? ─► HelloAck ─► request/answer loop
+//!                       from a current member? to = me? incarnation as met (identity.rs)?
+//!                       ─► HelloAck{my incarnation} (the client checks it the same way)
+//!                       ─► request/answer loop
 //!                       (refusals counted by reason, warned at most once a second per reason)
 //! ```
+//! Each node also introduces itself once to every member it has not met yet (one hello
+//! exchange), so every pair records the other's incarnation early.
 //! The protocol, the authentication rule and the alternatives rejected are in
 //! `docs/design/cluster-transport.md`; the byte layouts in `wire.rs`.
 
@@ -24,7 +29,7 @@ use std::{
     io,
     net::SocketAddr,
     path::PathBuf,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, OnceLock, PoisonError},
     time::Duration,
 };
 
@@ -41,14 +46,62 @@ pub use self::{
     wire::WIRE_VERSION,
 };
 use crate::{
+    NodeIdentity,
     config::{
         BACKOFF_FIRST, BACKOFF_MAX, FRAME_BYTES_MAX_DEFAULT, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT,
         SNAPSHOT_BYTES_MAX_DEFAULT,
     },
-    metrics::{TransportMetrics, TransportStats},
+    identity::Meeting,
+    metrics::{RefusalReason, TransportMetrics, TransportStats},
     network::{Forwarder, Transport},
     node::NodeService,
 };
+
+/// How often a node looks for members it has not met yet (and introduces itself to them).
+pub(crate) const INTRODUCE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Meets `peer` presenting `incarnation` (see [`NodeIdentity::meet`]): `Ok` when it may talk
+/// Raft, after a first meeting (or a learner's new incarnation) is durably recorded;
+/// `Err(Some(reason))` to refuse it; `Err(None)` when the record could not be written (logged).
+pub(crate) async fn admit(
+    identity: &Arc<NodeIdentity>,
+    peer: NodeId,
+    incarnation: u64,
+) -> Result<(), Option<RefusalReason>> {
+    match identity.meet(peer, incarnation) {
+        Meeting::Known => Ok(()),
+        Meeting::Changed { recorded } => {
+            tracing::debug!(peer = peer.0, recorded, incarnation, "voter's incarnation changed");
+            Err(Some(RefusalReason::IncarnationChanged))
+        }
+        Meeting::Bind { previous } => {
+            let record = Arc::clone(identity);
+            let bound = tokio::task::spawn_blocking(move || record.bind(peer, incarnation)).await;
+            match bound {
+                Ok(Ok(())) => {
+                    if let Some(previous) = previous {
+                        tracing::info!(
+                            node = identity.id().0,
+                            peer = peer.0,
+                            previous,
+                            incarnation,
+                            "member rejoined with a new incarnation"
+                        );
+                    }
+                    Ok(())
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(peer = peer.0, %error, "cannot record a peer's incarnation");
+                    Err(None)
+                }
+                Err(error) => {
+                    tracing::error!(peer = peer.0, %error, "peer record task failed");
+                    Err(None)
+                }
+            }
+        }
+    }
+}
 
 /// How the transport protects its connections.
 #[derive(Clone, Debug)]
@@ -217,6 +270,8 @@ pub(crate) async fn resolves_to_loopback(addr: &str) -> bool {
 
 struct Inner {
     config: TcpConfig,
+    /// The node's incarnations, once a node attached them.
+    identity: OnceLock<Arc<NodeIdentity>>,
     local_addr: SocketAddr,
     listener: Mutex<Option<TcpListener>>,
     server_tls: Option<tokio_rustls::TlsAcceptor>,
@@ -283,6 +338,7 @@ impl TcpTransport {
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
+                identity: OnceLock::new(),
                 local_addr,
                 listener: Mutex::new(Some(listener)),
                 server_tls,
@@ -349,12 +405,26 @@ impl Transport for TcpTransport {
             handshake_timeout: self.inner.config.handshake_timeout,
             idle_timeout: self.inner.config.idle_timeout,
             metrics: self.inner.metrics.clone(),
+            identity: self.inner.identity.get().cloned(),
         };
+        if let Some(identity) = self.inner.identity.get() {
+            let (client, identity) = (self.inner.client.clone(), Arc::clone(identity));
+            tokio::spawn(introduce(client, identity, self.inner.stop.subscribe()));
+        }
         let inner = self.inner.clone();
         tokio::spawn(async move {
             server::run(listener, Arc::new(state), inner.stop.subscribe()).await;
             inner.closed.send_replace(true);
         });
+    }
+
+    fn attach_identity(&self, id: NodeId, identity: Arc<NodeIdentity>) {
+        if id != self.inner.config.id || identity.id() != id {
+            tracing::error!(node = id.0, transport = self.inner.config.id.0, "node id differs");
+            return;
+        }
+        let _ = self.inner.identity.set(Arc::clone(&identity));
+        self.inner.client.attach_identity(identity);
     }
 
     fn stop_serving(&self, _id: NodeId) {
@@ -364,5 +434,26 @@ impl Transport for TcpTransport {
 
     fn forwarder(&self, _id: NodeId) -> Arc<dyn Forwarder> {
         self.inner.client.clone()
+    }
+}
+
+/// Introduces this node to every member it has not met yet, until `stop`: one hello exchange
+/// records both incarnations on both sides (a failed one is retried on the next round, within
+/// the client's backoff).
+async fn introduce(
+    client: Arc<PeerClient>,
+    identity: Arc<NodeIdentity>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => return,
+            () = tokio::time::sleep(INTRODUCE_INTERVAL) => {}
+        }
+        for (peer, node) in identity.other_members() {
+            if !identity.has_met(peer) {
+                client.introduce(peer, &node.raft_addr).await;
+            }
+        }
     }
 }

@@ -10,15 +10,17 @@ use tokio::{
 };
 
 use super::{
-    BoxIo, ReadError, read_frame, tls,
+    BoxIo, ReadError, admit, read_frame, tls,
     wire::{
-        Answer, BodyError, Frame, HELLO_FRAME_MAX, KIND_SNAPSHOT_CHUNK, RemoteFailure, Request,
-        is_encodable, parse_body,
+        Answer, BodyError, Frame, HELLO_FRAME_MAX, KIND_ADMIN, KIND_SNAPSHOT_CHUNK, RemoteFailure,
+        Request, is_encodable, parse_body,
     },
     write_frame,
 };
 use crate::{
+    NodeIdentity,
     config::INBOUND_CONNECTIONS_MAX,
+    identity::NO_INCARNATION,
     metrics::{FrameFault, RefusalReason, TransportMetrics},
     node::NodeService,
     state_machine::ClusterSnapshot,
@@ -36,6 +38,8 @@ pub(crate) struct ServeState {
     pub(crate) handshake_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) metrics: Arc<TransportMetrics>,
+    /// The node's incarnations (every Raft peer's is checked against them).
+    pub(crate) identity: Option<Arc<NodeIdentity>>,
 }
 
 impl ServeState {
@@ -92,7 +96,7 @@ async fn serve_connection(
     let handshake = tokio::time::timeout(state.handshake_timeout, authenticate(&state, tcp, peer));
     // A refusal is counted before the connection closes, so a peer that sees the close can
     // rely on the count.
-    let (mut io, from) = match handshake.await {
+    let (mut io, from, admin_only) = match handshake.await {
         Ok(Some(accepted)) => accepted,
         Ok(None) => return,
         Err(_) => {
@@ -126,6 +130,11 @@ async fn serve_connection(
                 return;
             }
         };
+        // A peer without an incarnation has no Raft state: admin requests only.
+        if admin_only && frame.kind != KIND_ADMIN {
+            state.metrics.rejected(FrameFault::UnexpectedKind, &peer_label);
+            return;
+        }
         let id = frame.id;
         let answer = match answer(&state, &mut io, &frame).await {
             Ok(answer) => answer,
@@ -148,13 +157,14 @@ const fn fault(e: &BodyError) -> FrameFault {
     }
 }
 
-/// TLS (or the loopback check), then the hello: returns the stream and the peer's node id,
-/// or `None` after counting the refusal (the connection closes when it is dropped).
+/// TLS (or the loopback check), then the hello: returns the stream, the peer's node id and
+/// whether it may send admin requests only (no incarnation), or `None` after counting the
+/// refusal (the connection closes when it is dropped).
 async fn authenticate(
     state: &ServeState,
     tcp: TcpStream,
     peer: SocketAddr,
-) -> Option<(BoxIo, NodeId)> {
+) -> Option<(BoxIo, NodeId, bool)> {
     let refuse = |reason| {
         state.metrics.refused(reason, &peer);
         None
@@ -181,8 +191,12 @@ async fn authenticate(
         Ok(body) => parse_body(&body).ok().and_then(|frame| Request::from_frame(&frame).ok()),
         Err(_) => None,
     };
+    let claimed = match &hello {
+        Some(Request::Hello { from, .. }) => Some(*from),
+        _ => None,
+    };
     let verdict = match hello {
-        Some(Request::Hello { from, to }) => {
+        Some(Request::Hello { from, to, incarnation }) => {
             if to != state.id {
                 Err(RefusalReason::WrongTarget)
             } else if let Some(leaf) = &leaf
@@ -192,18 +206,31 @@ async fn authenticate(
             } else if !state.is_member(from) {
                 Err(RefusalReason::NotAMember)
             } else {
-                Ok(from)
+                Ok((from, incarnation))
             }
         }
         _ => Err(RefusalReason::BadHello),
     };
+    let verdict = match (verdict, &state.identity) {
+        (Ok((from, incarnation)), Some(identity)) if incarnation != NO_INCARNATION => {
+            match admit(identity, from, incarnation).await {
+                Ok(()) => Ok((from, false)),
+                Err(Some(reason)) => Err(reason),
+                // Not recorded (logged): close without an answer, the peer retries.
+                Err(None) => return None,
+            }
+        }
+        (verdict, _) => verdict.map(|(from, incarnation)| (from, incarnation == NO_INCARNATION)),
+    };
     if let Err(reason) = verdict {
-        state.metrics.refused(reason, &peer);
+        let label = claimed.map_or_else(|| peer.to_string(), |f| format!("node-{} ({peer})", f.0));
+        state.metrics.refused(reason, &label);
     }
     // Tell the peer why (best effort), so its operator sees the reason in its own log.
-    let ack = Answer::HelloAck(verdict.map(|_| ())).to_frame(0);
+    let mine = state.identity.as_ref().map_or(NO_INCARNATION, |i| i.incarnation());
+    let ack = Answer::HelloAck(verdict.map(|_| mine)).to_frame(0);
     let _ = write_frame(&mut io, &ack).await;
-    verdict.ok().map(|from| (io, from))
+    verdict.ok().map(|(from, admin_only)| (io, from, admin_only))
 }
 
 /// Serves one request frame; a snapshot transfer reads its chunk frames from `io` first.

@@ -7,14 +7,15 @@
 //! # Frame
 //! ```text
 //! u32 len (bytes that follow; ≤ the connection's frame limit, checked before reading them)
-//! u8  version (WIRE_VERSION = 1) | u8 kind | u64 request id | payload (by kind)
+//! u8  version (WIRE_VERSION = 2) | u8 kind | u64 request id | payload (by kind)
 //! ```
 //! An answer carries the id of its request. A frame that breaks any rule closes its
 //! connection.
 //!
 //! # Requests (kind: payload)
 //! ```text
-//!  1 Hello           "MPRT" | u64 from | u64 to            first frame of every connection
+//!  1 Hello           "MPRT" | u64 from | u64 to | u64 incarnation   first frame of every
+//!                    connection (incarnation 0: an admin client, admin requests only)
 //!  2 AppendEntries   vote | opt<log id> prev | opt<log id> commit | u32 n, n × (u32 len, entry)
 //!  3 Vote            vote | opt<log id> last | bool leadership_transfer
 //!  4 PreVote         as Vote
@@ -26,7 +27,7 @@
 //! ```
 //! # Answers
 //! ```text
-//! 129 HelloAck       u8 0 accepted | u8 refusal code (metrics.rs)
+//! 129 HelloAck       u8 0 accepted, u64 incarnation | u8 refusal code (metrics.rs)
 //! 130 AppendEntries  u8 1 Success | 2 PartialSuccess opt<log id> | 3 Conflict | 4 HigherVote vote
 //! 131 Vote           vote | bool granted | opt<log id> last
 //! 132 Snapshot       vote
@@ -61,8 +62,8 @@ use crate::{
     types::{LogId, Vote},
 };
 
-/// Version byte of every frame.
-pub const WIRE_VERSION: u8 = 1;
+/// Version byte of every frame (2: the hello and its answer carry incarnations).
+pub const WIRE_VERSION: u8 = 2;
 /// Magic that opens a hello payload.
 pub(crate) const HELLO_MAGIC: [u8; 4] = *b"MPRT";
 /// Largest hello or hello answer (the limit before a peer is authenticated).
@@ -76,7 +77,7 @@ pub(crate) const KIND_SNAPSHOT_BEGIN: u8 = 5;
 pub(crate) const KIND_SNAPSHOT_CHUNK: u8 = 6;
 const KIND_TRANSFER: u8 = 7;
 const KIND_FORWARD: u8 = 8;
-const KIND_ADMIN: u8 = 9;
+pub(crate) const KIND_ADMIN: u8 = 9;
 const KIND_HELLO_ACK: u8 = 129;
 const KIND_APPEND_ANSWER: u8 = 130;
 const KIND_VOTE_ANSWER: u8 = 131;
@@ -89,7 +90,7 @@ const KIND_FAILED: u8 = 136;
 /// A request frame's message.
 #[derive(Debug)]
 pub(crate) enum Request {
-    Hello { from: NodeId, to: NodeId },
+    Hello { from: NodeId, to: NodeId, incarnation: u64 },
     Append(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<TypeConfig>),
     PreVote(VoteRequest<TypeConfig>),
@@ -124,7 +125,7 @@ impl RemoteFailure {
 /// An answer frame's message.
 #[derive(Debug)]
 pub(crate) enum Answer {
-    HelloAck(Result<(), RefusalReason>),
+    HelloAck(Result<u64, RefusalReason>),
     Append(AppendEntriesResponse<TypeConfig>),
     Vote(VoteResponse<TypeConfig>),
     Snapshot(SnapshotResponse<TypeConfig>),
@@ -212,10 +213,11 @@ impl Request {
     /// The whole frame of this request with id `id`.
     pub(crate) fn to_frame(&self, id: u64) -> Vec<u8> {
         match self {
-            Self::Hello { from, to } => frame(KIND_HELLO, id, |out| {
+            Self::Hello { from, to, incarnation } => frame(KIND_HELLO, id, |out| {
                 out.extend_from_slice(&HELLO_MAGIC);
                 from.encode(out);
                 to.encode(out);
+                incarnation.encode(out);
             }),
             Self::Append(rpc) => frame(KIND_APPEND, id, |out| put_append(rpc, out)),
             Self::Vote(rpc) => frame(KIND_VOTE, id, |out| put_vote_request(rpc, out)),
@@ -257,6 +259,7 @@ impl Request {
                 Self::Hello {
                     from: NodeId::decode(r).map_err(d)?,
                     to: NodeId::decode(r).map_err(d)?,
+                    incarnation: r.u64().map_err(d)?,
                 }
             }
             KIND_APPEND => Self::Append(read_append(r).map_err(d)?),
@@ -321,11 +324,12 @@ impl Answer {
     /// The whole frame of this answer to request `id`.
     pub(crate) fn to_frame(&self, id: u64) -> Vec<u8> {
         match self {
-            Self::HelloAck(result) => frame(KIND_HELLO_ACK, id, |out| {
-                out.push(match result {
-                    Ok(()) => 0,
-                    Err(reason) => reason.code(),
-                });
+            Self::HelloAck(result) => frame(KIND_HELLO_ACK, id, |out| match result {
+                Ok(incarnation) => {
+                    out.push(0);
+                    incarnation.encode(out);
+                }
+                Err(reason) => out.push(reason.code()),
             }),
             Self::Append(answer) => frame(KIND_APPEND_ANSWER, id, |out| match answer {
                 AppendEntriesResponse::Success => out.push(1),
@@ -389,7 +393,7 @@ impl Answer {
         let offset = r.position();
         Ok(match kind {
             KIND_HELLO_ACK => Self::HelloAck(match r.u8()? {
-                0 => Ok(()),
+                0 => Ok(r.u64()?),
                 code => Err(RefusalReason::from_code(code).ok_or(DecodeError::UnknownTag {
                     offset,
                     what: "refusal reason",

@@ -24,7 +24,7 @@ fn requests() -> Vec<Request> {
         )),
     };
     vec![
-        Request::Hello { from: NodeId(1), to: NodeId(2) },
+        Request::Hello { from: NodeId(1), to: NodeId(2), incarnation: 0xfeed },
         Request::Append(AppendEntriesRequest {
             vote: vote(2, 1, true),
             prev_log_id: Some(log_id(2, 1, 4)),
@@ -59,7 +59,7 @@ fn answers() -> Vec<Answer> {
         block: Some(BuiltBlock { txs: vec![tx(1, 0, 5)], total_bytes: 10, total_gas: 21_000 }),
     };
     vec![
-        Answer::HelloAck(Ok(())),
+        Answer::HelloAck(Ok(0xbeef)),
         Answer::HelloAck(Err(RefusalReason::NotAMember)),
         Answer::Append(AppendEntriesResponse::Success),
         Answer::Append(AppendEntriesResponse::PartialSuccess(Some(log_id(1, 1, 3)))),
@@ -134,20 +134,21 @@ fn answers_round_trip_and_every_truncation_fails() {
 
 #[test]
 fn hello_layout_is_stable() {
-    let frame = Request::Hello { from: NodeId(1), to: NodeId(2) }.to_frame(0);
-    let mut expected = 30u32.to_le_bytes().to_vec();
+    let frame = Request::Hello { from: NodeId(1), to: NodeId(2), incarnation: 3 }.to_frame(0);
+    let mut expected = 38u32.to_le_bytes().to_vec();
     expected.extend_from_slice(&[WIRE_VERSION, KIND_HELLO]);
     expected.extend_from_slice(&0u64.to_le_bytes());
     expected.extend_from_slice(b"MPRT");
     expected.extend_from_slice(&1u64.to_le_bytes());
     expected.extend_from_slice(&2u64.to_le_bytes());
+    expected.extend_from_slice(&3u64.to_le_bytes());
     assert_eq!(frame, expected);
     assert!(frame.len() - 4 <= HELLO_FRAME_MAX as usize);
 }
 
 #[test]
 fn other_versions_and_kinds_are_refused() {
-    let mut frame = Request::Hello { from: NodeId(1), to: NodeId(2) }.to_frame(0);
+    let mut frame = Request::Hello { from: NodeId(1), to: NodeId(2), incarnation: 3 }.to_frame(0);
     frame[4] = WIRE_VERSION + 1;
     assert_eq!(parse_body(body(&frame)).unwrap_err(), BodyError::Version(WIRE_VERSION + 1));
     let unknown = Frame { kind: 99, id: 0, payload: &[] };

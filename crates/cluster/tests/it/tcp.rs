@@ -1,12 +1,18 @@
 //! Three nodes in one process over real TCP and mutual TLS on 127.0.0.1: forwarding, failover,
 //! snapshot transfer, admin requests, and the transport's refusals and bad frames.
 
-use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+    sync::Arc,
+    time::Duration,
+};
 
 use mempulse_cluster::{
     AdminReply, AdminRequest, ClientError, ClusterCommand, ClusterNode, ClusterResponse, FactSink,
-    FrameFault, LogStoreConfig, MemorySink, NodeConfig, NodeRole, RaftConfig, RaftNode,
-    ReadConsistency, RefusalReason, Security, TcpConfig, TcpTransport, TlsIdentity, TransportError,
+    FrameFault, LogStoreConfig, MemorySink, NodeConfig, NodeIdentity, NodeRole, RaftConfig,
+    RaftNode, ReadConsistency, RefusalReason, Security, TcpConfig, TcpTransport, TlsIdentity,
+    TransportError,
     certs::{CertAuthority, NodeCert, generate_ca, issue_node_cert},
 };
 use mempulse_primitives::{Digest, NodeId, RaftIndex};
@@ -153,6 +159,24 @@ impl TcpCluster {
         out
     }
 
+    /// The incarnation recorded in node `id`'s Raft directory.
+    fn incarnation(&self, id: NodeId) -> u64 {
+        NodeIdentity::open(id, self.dirs[&id].path()).unwrap().incarnation()
+    }
+
+    /// Waits until node `id` has recorded an incarnation for each of `peers`.
+    async fn wait_met(&self, id: NodeId, peers: &[NodeId]) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let met = NodeIdentity::open(id, self.dirs[&id].path()).unwrap().peers();
+            if peers.iter().all(|p| met.contains_key(p)) {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "node {id} met only {met:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn assert_same_state(&self) {
         let digests = self.digests().await;
         let first = digests.values().next().unwrap();
@@ -297,12 +321,13 @@ async fn exchange_until_closed(
 }
 
 /// A hello frame as `wire.rs` lays it out.
-fn hello(from: u64, to: u64) -> Vec<u8> {
+fn hello(from: u64, to: u64, incarnation: u64) -> Vec<u8> {
     let mut body = vec![mempulse_cluster::WIRE_VERSION, 1];
     body.extend_from_slice(&0u64.to_le_bytes());
     body.extend_from_slice(b"MPRT");
     body.extend_from_slice(&from.to_le_bytes());
     body.extend_from_slice(&to.to_le_bytes());
+    body.extend_from_slice(&incarnation.to_le_bytes());
     let mut frame = u32::try_from(body.len()).unwrap().to_le_bytes().to_vec();
     frame.extend_from_slice(&body);
     frame
@@ -317,14 +342,14 @@ async fn unknown_peers_are_refused_and_counted_members_are_accepted() {
 
     // No client certificate.
     let no_cert = raw_tls(cluster.ca.cert_pem(), None);
-    exchange_until_closed(&no_cert, addr, target, &hello(2, 1)).await;
+    exchange_until_closed(&no_cert, addr, target, &hello(2, 1, 0)).await;
     assert_eq!(stats().refused(RefusalReason::NoCertificate), 1, "{:?}", stats());
 
     // A certificate for a member id, from another CA.
     let other_ca = generate_ca("other").unwrap();
     let foreign = issue_node_cert(&other_ca, NodeId(2), &[]).unwrap();
     let foreign_tls = raw_tls(cluster.ca.cert_pem(), Some(&foreign));
-    exchange_until_closed(&foreign_tls, addr, target, &hello(2, 1)).await;
+    exchange_until_closed(&foreign_tls, addr, target, &hello(2, 1, 0)).await;
     assert_eq!(stats().refused(RefusalReason::UntrustedCertificate), 1, "{:?}", stats());
 
     // A valid certificate naming a node that is not a member, through the real client.
@@ -339,7 +364,7 @@ async fn unknown_peers_are_refused_and_counted_members_are_accepted() {
 
     // A member's certificate claiming another member's id.
     let member2 = raw_tls(cluster.ca.cert_pem(), Some(&cluster.certs[&NodeId(2)]));
-    let answer = exchange_until_closed(&member2, addr, target, &hello(3, 1)).await;
+    let answer = exchange_until_closed(&member2, addr, target, &hello(3, 1, 0)).await;
     // The hello answer carries refusal code 5, identity mismatch (metrics.rs).
     assert_eq!(answer.last(), Some(&5), "{answer:?}");
     assert_eq!(stats().refused(RefusalReason::IdentityMismatch), 1, "{:?}", stats());
@@ -358,24 +383,26 @@ async fn a_garbage_frame_closes_its_connection_and_the_node_keeps_serving() {
     let target = cluster.follower(leader);
     let addr = cluster.addrs[&target];
     let member = raw_tls(cluster.ca.cert_pem(), Some(&cluster.certs[&leader]));
+    let incarnation = cluster.incarnation(leader);
 
-    // Accepted hello, then a frame of an unknown version.
-    let mut bytes = hello(leader.0, target.0);
+    // Accepted hello (its answer's status byte follows the frame header), then a frame of an
+    // unknown version.
+    let mut bytes = hello(leader.0, target.0, incarnation);
     bytes.extend_from_slice(&[10, 0, 0, 0, 0xEE, 2, 0, 0, 0, 0, 0, 0, 0, 0]);
     let answer = exchange_until_closed(&member, addr, target, &bytes).await;
-    assert_eq!(answer.last(), Some(&0), "hello accepted: {answer:?}");
+    assert_eq!(answer.get(14), Some(&0), "hello accepted: {answer:?}");
     let stats = cluster.transports[&target].stats();
     assert_eq!(stats.rejected_frames(FrameFault::BadVersion), 1, "{stats:?}");
 
     // A declared length far above the limit: refused before anything is allocated.
-    let mut bytes = hello(leader.0, target.0);
+    let mut bytes = hello(leader.0, target.0, incarnation);
     bytes.extend_from_slice(&u32::MAX.to_le_bytes());
     exchange_until_closed(&member, addr, target, &bytes).await;
     let stats = cluster.transports[&target].stats();
     assert_eq!(stats.rejected_frames(FrameFault::TooLarge), 1, "{stats:?}");
 
     // An append-entries frame whose payload does not decode.
-    let mut bytes = hello(leader.0, target.0);
+    let mut bytes = hello(leader.0, target.0, incarnation);
     bytes.extend_from_slice(&[
         13,
         0,
@@ -488,4 +515,60 @@ async fn a_plaintext_loopback_cluster_forwards_writes() {
     for (_, (node, _)) in nodes {
         node.shutdown(WAIT).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_member_is_refused_until_it_rejoins_as_a_learner() {
+    let mut cluster = TcpCluster::start(raft_config()).await;
+    let leader = cluster.leader().await;
+    let wiped = cluster.follower(leader);
+    let other = (1..=3).map(NodeId).find(|id| *id != leader && *id != wiped).unwrap();
+    cluster.write_via(wiped, ClusterCommand::AddTxs(vec![tx(0)])).await;
+    // Every pair has met (the followers through the introductions).
+    for id in [leader, wiped, other] {
+        let peers: Vec<NodeId> = (1..=3).map(NodeId).filter(|p| *p != id).collect();
+        cluster.wait_met(id, &peers).await;
+    }
+    let old = cluster.incarnation(wiped);
+
+    // Its Raft directory is lost; it comes back under its old id and address.
+    cluster.stop_node(wiped).await;
+    cluster.dirs.insert(wiped, tempfile::tempdir().unwrap());
+    cluster.restart_node(wiped).await;
+    assert_ne!(cluster.incarnation(wiped), old);
+    let refused =
+        |id: NodeId| cluster.transports[&id].stats().refused(RefusalReason::IncarnationChanged);
+    // The leader refuses it when it dials it to replicate (its hello answer shows the change).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while refused(leader) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the leader did not refuse it");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A follower refuses its hello too (here, an admin request it sends).
+    let to_other = ClusterNode::new(cluster.addrs[&other].to_string(), "");
+    let client = cluster.transports[&wiped].client();
+    let answer = client.admin(other, &to_other, AdminRequest::Status, WAIT).await;
+    assert_eq!(answer, Err(mempulse_cluster::ForwardFailure::NotSent));
+    assert_eq!(refused(other), 1);
+    // The others keep committing without it; it receives nothing.
+    let mut last = RaftIndex(0);
+    for i in 1..4 {
+        last = cluster.write_via(other, ClusterCommand::AddTxs(vec![tx(i)])).await.index;
+    }
+    let applied = cluster.nodes[&wiped].raft().metrics().borrow_watched().last_applied;
+    assert_eq!(applied, None, "the wiped node applied entries while refused");
+    assert_eq!(cluster.nodes[&wiped].status().voters, BTreeSet::new());
+
+    // The operator re-adds it: remove, add as a learner (it catches up), promote.
+    let node = ClusterNode::new(cluster.addrs[&wiped].to_string(), "");
+    cluster.nodes[&other].remove(wiped).await.unwrap();
+    cluster.nodes[&other].add_learner(wiped, node).await.unwrap();
+    cluster.nodes[&other].promote(BTreeSet::from([wiped])).await.unwrap();
+    cluster.wait_applied(last).await;
+    let voters = cluster.nodes[&cluster.leader().await].status().voters;
+    assert_eq!(voters, (1..=3).map(NodeId).collect::<BTreeSet<_>>());
+    let last = cluster.write_via(wiped, ClusterCommand::AddTxs(vec![tx(9)])).await.index;
+    cluster.wait_applied(last).await;
+    cluster.assert_same_state().await;
+    cluster.shutdown().await;
 }
