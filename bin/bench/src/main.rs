@@ -3,10 +3,19 @@
 //! Adding a benchmark is a new module with an `Args` struct and a `run(&Args) -> Result<Report>`
 //! function, plus one arm in [`Command`].
 
+mod cluster;
+mod etcd;
+mod failover;
+mod http_client;
+mod ingest;
+mod load;
 mod mempool;
+mod nodes;
+mod procs;
 mod recover;
 mod replay;
 mod report;
+mod scan;
 mod sink;
 mod wal;
 
@@ -35,6 +44,14 @@ enum Command {
     Sink(sink::Args),
     /// Rebuild the derived state from an event log: warm and cold replay, checkpoint, start-up.
     Replay(replay::Args),
+    /// JSON-RPC end to end: concurrent clients submitting signed transactions to real nodes.
+    Ingest(ingest::Args),
+    /// Read a node's event log over HTTP against the WAL directly, and the live tail's latency.
+    Scan(scan::Args),
+    /// Replicated writes on a 3-node cluster against a 3-member etcd cluster.
+    Cluster(cluster::Args),
+    /// Kill -9 of the leader: time to the next committed write, against etcd.
+    Failover(failover::Args),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -44,6 +61,10 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Recover(args) => recover::run(&args)?,
         Command::Sink(args) => sink::run(&args)?,
         Command::Replay(args) => replay::run(&args)?,
+        Command::Ingest(args) => ingest::run(&args)?,
+        Command::Scan(args) => scan::run(&args)?,
+        Command::Cluster(args) => cluster::run(&args)?,
+        Command::Failover(args) => failover::run(&args)?,
     };
     report.emit()
 }
