@@ -41,6 +41,9 @@ pub(crate) enum Command {
     Schedule(ScheduleArgs),
     /// Rebuild the derived state from a copied event log and print its digests (read-only).
     Replay(ReplayArgs),
+    /// Stream raw transactions to a node's stream lane and print one JSON summary line.
+    #[command(name = "txsource")]
+    TxSource(TxSourceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +129,9 @@ pub(crate) struct RunArgs {
     /// HTTP API listen address (`ip:port`): JSON-RPC at `/`, REST under `/v1`, `/metrics`.
     #[arg(long, env = "MEMPULSE_HTTP_ADDR")]
     pub(crate) http_addr: Option<String>,
+    /// Tx-stream listen address (`ip:port`) for peer nodes and tx sources.
+    #[arg(long, env = "MEMPULSE_STREAM_ADDR")]
+    pub(crate) stream_addr: Option<String>,
     /// Chain id transactions must carry.
     #[arg(long, env = "MEMPULSE_CHAIN_ID")]
     pub(crate) chain_id: Option<u64>,
@@ -144,6 +150,49 @@ pub(crate) struct RunArgs {
     /// Initialize the cluster when this node's Raft log is empty (`--bootstrap[=true|false]`).
     #[arg(long, env = "MEMPULSE_BOOTSTRAP", num_args = 0..=1, default_missing_value = "true")]
     pub(crate) bootstrap: Option<bool>,
+}
+
+/// Arguments of `mempulse txsource`.
+#[derive(Debug, Args)]
+pub(crate) struct TxSourceArgs {
+    /// The node's stream listener: `host:port`, or `id@host:port` to require that node's
+    /// certificate (`node-<id>`; with `host:port` its certificate must list the host).
+    #[arg(long)]
+    pub(crate) node: String,
+    /// The id this source announces; with TLS its certificate must name `node-<id>`.
+    #[arg(long)]
+    pub(crate) source_id: u64,
+    /// The deployment CA certificate (PEM); with `--tls-cert` and `--tls-key` (else plaintext,
+    /// loopback only).
+    #[arg(long)]
+    pub(crate) tls_ca: Option<PathBuf>,
+    /// This source's certificate (PEM), issued by the deployment CA.
+    #[arg(long)]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// This source's private key (PEM).
+    #[arg(long)]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Raw transactions, hex (optionally `0x`), one per line; `-` or nothing reads stdin.
+    #[arg(long, conflicts_with = "generate")]
+    pub(crate) file: Option<PathBuf>,
+    /// Generate this many signed transfers instead (throwaway keys; never fund them).
+    #[arg(long)]
+    pub(crate) generate: Option<u64>,
+    /// Senders the generated transfers rotate through.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) senders: u32,
+    /// Chain id of the generated transfers.
+    #[arg(long, default_value_t = mempulse_net::CHAIN_ID_DEFAULT)]
+    pub(crate) chain_id: u64,
+    /// Seed of the generated senders' keys (the same seed gives the same transactions).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Transactions per second at most (default: as fast as the node's credits allow).
+    #[arg(long)]
+    pub(crate) rate: Option<u64>,
+    /// Bound on closing: sending what is buffered and waiting for the node's tally.
+    #[arg(long, default_value_t = 30_000)]
+    pub(crate) close_timeout_ms: u64,
 }
 
 /// Arguments of `mempulse replay`.

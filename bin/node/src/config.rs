@@ -5,6 +5,7 @@
 
 mod cluster;
 mod serve;
+mod stream;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -14,6 +15,7 @@ use serde::Deserialize;
 
 pub(crate) use self::cluster::{ClusterSection, TlsSection, parse_peer};
 pub(crate) use self::serve::{ApiSection, IngestSection, ReplaySection, SinkSection};
+pub(crate) use self::stream::StreamSection;
 use crate::cli::RunArgs;
 
 /// Everything a node reads at start-up.
@@ -36,6 +38,8 @@ pub(crate) struct NodeConfig {
     pub(crate) ingest: IngestSection,
     /// The live replayer.
     pub(crate) replay: ReplaySection,
+    /// The tx-stream listener.
+    pub(crate) stream: StreamSection,
     /// Exports of the event log (off unless configured).
     pub(crate) sink: SinkSection,
 }
@@ -51,6 +55,7 @@ impl Default for NodeConfig {
             api: ApiSection::default(),
             ingest: IngestSection::default(),
             replay: ReplaySection::default(),
+            stream: StreamSection::default(),
             sink: SinkSection::default(),
         }
     }
@@ -99,6 +104,9 @@ impl NodeConfig {
         }
         if let Some(addr) = &args.http_addr {
             config.api.http_addr.clone_from(addr);
+        }
+        if let Some(addr) = &args.stream_addr {
+            config.stream.listen_addr.clone_from(addr);
         }
         if let Some(chain_id) = args.chain_id {
             config.chain_id = chain_id;

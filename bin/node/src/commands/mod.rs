@@ -5,6 +5,7 @@ mod cluster;
 mod replay;
 mod run;
 mod schedule;
+mod txsource;
 mod wal;
 
 use std::process::ExitCode;
@@ -20,5 +21,6 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Wal(cmd) => wal::run(cmd),
         Command::Schedule(args) => schedule::run(&args),
         Command::Replay(args) => replay::run(&args),
+        Command::TxSource(args) => txsource::run(&args),
     }
 }

@@ -27,7 +27,7 @@ use crate::{
     config::NodeConfig,
     wiring::{
         self, ClusterAdmission, Follower, History, HistoryOptions, LaneSubmit, NodeBlocks,
-        NodeCluster, NodePool,
+        NodeCluster, NodePool, StreamListener, StreamOptions,
     },
 };
 
@@ -97,6 +97,7 @@ async fn serve_node(
                 node = node.id().0,
                 raft_dir = %config.raft_dir().display(),
                 http = %front.http_addr,
+                stream = %front.streams.local_addr(),
                 "node started"
             );
             signal.recv().await;
@@ -176,6 +177,7 @@ async fn start_front(
         FactWriter::new(sequencer.clone()),
     )
     .context("starting the ingest lanes")?;
+    let streams = StreamListener::start(StreamOptions::new(config)?, ingest.clone()).await?;
     let (fence, fence_rx) = watch::channel(FenceState::Serving);
     let services = Services {
         txs: Arc::new(LaneSubmit::new(ingest.clone())),
@@ -203,7 +205,7 @@ async fn start_front(
         grace,
     ));
     let sink = start_sink(config, sequencer)?;
-    Ok(Front { http_addr, api, stop_api, ingest, follower, sink, _fence: fence })
+    Ok(Front { http_addr, api, stop_api, ingest, streams, follower, sink, _fence: fence })
 }
 
 /// The ClickHouse export, when configured: a cursor over the durable log, stopped with the API.
@@ -234,6 +236,7 @@ struct Front {
     api: JoinHandle<std::io::Result<()>>,
     stop_api: oneshot::Sender<()>,
     ingest: IngestHandle,
+    streams: StreamListener,
     follower: Follower,
     sink: Option<Sink>,
     /// Held so the API sees the node as serving (fencing comes with state-root comparison).
@@ -241,8 +244,11 @@ struct Front {
 }
 
 impl Front {
-    /// Stops the API (open requests get its grace period), then drains the lanes.
+    /// Stops the API (open requests get its grace period) and the stream listener's accepting,
+    /// then drains the lanes (open streams get `Close{shutting_down}`).
     async fn stop(self) -> Follower {
+        let mut streams = self.streams;
+        streams.stop_accepting();
         let _ = self.stop_api.send(());
         match self.api.await {
             Ok(Ok(())) => {}
@@ -252,6 +258,7 @@ impl Front {
         if let Err(error) = self.ingest.shutdown(INGEST_DRAIN_TIMEOUT).await {
             warn!(%error, "the ingest lanes did not drain in time");
         }
+        streams.stopped().await;
         if let Some(sink) = self.sink {
             let _ = sink.stop.send(());
             match sink.task.await {

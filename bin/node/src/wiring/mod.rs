@@ -4,6 +4,7 @@
 mod admission;
 mod history;
 mod services;
+mod stream;
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,6 +16,7 @@ pub(crate) use self::{
     admission::ClusterAdmission,
     history::{Follower, History, HistoryOptions},
     services::{LaneSubmit, NodeBlocks, NodeCluster, NodePool},
+    stream::{StreamListener, StreamOptions},
 };
 
 /// How often the recorder folds its histogram buckets (it has no HTTP listener doing it).

@@ -13,5 +13,6 @@ mod rpc;
 mod run;
 mod schedule;
 mod sink;
+mod stream;
 mod support;
 mod wal_cli;

@@ -54,6 +54,9 @@ impl Process {
             .args(args)
             .env("RUST_LOG", "info,openraft=warn")
             .env("NO_COLOR", "1")
+            // Every node's stream listener on a free port (a test that needs the port reads it
+            // from the "node started" line, `stream=`); `--stream-addr` overrides this.
+            .env("MEMPULSE_STREAM_ADDR", "127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -95,6 +98,15 @@ impl Process {
     /// Whether a logged line contains `needle`.
     pub(crate) fn logged(&self, needle: &str) -> bool {
         self.log.lock().unwrap().iter().any(|line| line.contains(needle))
+    }
+
+    /// The value of field `key` (`key=value`) in the first logged line containing `needle`.
+    pub(crate) fn logged_field(&self, needle: &str, key: &str) -> Option<String> {
+        let log = self.log.lock().unwrap();
+        let line = log.iter().find(|line| line.contains(needle))?;
+        let prefix = format!("{key}=");
+        let value = line.split_whitespace().find_map(|word| word.strip_prefix(&prefix))?;
+        Some(value.trim_end_matches(',').to_owned())
     }
 
     /// Waits (bounded) until a logged line contains `needle`.
