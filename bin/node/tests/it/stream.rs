@@ -119,17 +119,23 @@ fn txsource_streams_into_a_plaintext_loopback_node_as_peer_facts_and_pooled_txs(
     node.assert_healthy();
 }
 
-#[test]
-fn a_bad_frame_closes_only_its_stream_with_a_reason_and_the_node_keeps_serving() {
-    let node = Single::start();
-    let addr = stream_addr(&node.process);
-    let mut raw = TcpStream::connect(&addr).unwrap();
+/// A raw stream as node `source`, past its hello and first credit.
+fn open_raw(addr: &str, source: u64) -> TcpStream {
+    let mut raw = TcpStream::connect(addr).unwrap();
     raw.set_read_timeout(Some(DEADLINE)).unwrap();
-    let hello = StreamFrame::Hello { source: NodeId(5), version: STREAM_PROTOCOL_VERSION };
+    let hello = StreamFrame::Hello { source: NodeId(source), version: STREAM_PROTOCOL_VERSION };
     raw.write_all(&encode(&[hello])).unwrap();
     let mut credit = [0u8; 9];
     raw.read_exact(&mut credit).unwrap();
     assert_eq!(credit[..], encode(&[StreamFrame::Credit { txs: 1024 }])[..]);
+    raw
+}
+
+#[test]
+fn a_bad_frame_closes_only_its_stream_with_a_reason_and_the_node_keeps_serving() {
+    let node = Single::start();
+    let addr = stream_addr(&node.process);
+    let mut raw = open_raw(&addr, 5);
     // A frame of an unknown kind.
     raw.write_all(&[3, 0, 0, 0, 9, 1, 2]).unwrap();
     let mut answer = Vec::new();
@@ -291,4 +297,17 @@ fn a_certified_source_streams_to_a_follower_and_uncertified_clients_are_refused(
     let (ok, _, stderr) = txsource(&argv, "");
     assert!(!ok && stderr.contains("identity_mismatch"), "{stderr}");
     assert_eq!(pooled(follower_http), 10, "nothing more was admitted");
+}
+
+#[test]
+fn stopping_the_node_closes_its_streams_with_shutting_down() {
+    let mut node = Single::start();
+    let addr = stream_addr(&node.process);
+    let mut raw = open_raw(&addr, 8);
+    node.process.signal("-TERM");
+    let mut answer = Vec::new();
+    let _ = raw.read_to_end(&mut answer);
+    let close = encode(&[StreamFrame::Close { reason: CloseReason::ShuttingDown }]);
+    assert_eq!(answer, close, "the stream ends with close(shutting_down)");
+    assert!(node.process.wait_exit(), "the node exits 0 with a stream open");
 }
