@@ -14,7 +14,9 @@ use mempulse_wal::{DEFAULT_SEGMENT_SIZE_BYTES, Preallocate, SyncPolicy, WalConfi
 use serde::Deserialize;
 
 pub(crate) use self::cluster::{ClusterSection, TlsSection, parse_peer};
-pub(crate) use self::serve::{ApiSection, IngestSection, ReplaySection, SinkSection};
+pub(crate) use self::serve::{
+    ApiSection, IngestSection, ReplaySection, ScheduleSection, SinkSection,
+};
 pub(crate) use self::stream::StreamSection;
 use crate::cli::RunArgs;
 
@@ -42,6 +44,8 @@ pub(crate) struct NodeConfig {
     pub(crate) stream: StreamSection,
     /// Exports of the event log (off unless configured).
     pub(crate) sink: SinkSection,
+    /// The proposer schedule shown in the cluster view (off unless configured).
+    pub(crate) schedule: ScheduleSection,
 }
 
 impl Default for NodeConfig {
@@ -57,6 +61,7 @@ impl Default for NodeConfig {
             replay: ReplaySection::default(),
             stream: StreamSection::default(),
             sink: SinkSection::default(),
+            schedule: ScheduleSection::default(),
         }
     }
 }

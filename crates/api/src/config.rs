@@ -41,6 +41,13 @@ pub const NONCE_UPDATES_MAX_DEFAULT: usize = 65_536;
 pub const REORG_BLOCKS_MAX_DEFAULT: usize = 64;
 /// Most Raft entries the applied index may trail the commit index while `/readyz` says ready.
 pub const READY_APPLY_LAG_MAX_DEFAULT: u64 = 64;
+/// Most events one `GET /v1/replay` may apply, counted from the checkpoint it starts from
+/// (about a second of replay on one core).
+pub const REPLAY_EVENTS_MAX_DEFAULT: u64 = 1_000_000;
+/// Most digest points one `GET /v1/replay` reports.
+pub const REPLAY_POINTS_MAX_DEFAULT: u64 = 10_000;
+/// Distance between the digest points of `GET /v1/replay` when no `every` is given.
+pub const REPLAY_EVERY_DEFAULT: u64 = 1_000;
 /// How long `serve` waits for open connections after shutdown is signalled.
 pub const SHUTDOWN_GRACE_DEFAULT: Duration = Duration::from_secs(5);
 
@@ -86,6 +93,12 @@ pub struct ApiConfig {
     pub reorg_blocks_max: usize,
     /// Most entries the applied index may trail the commit index while ready.
     pub ready_apply_lag_max: u64,
+    /// Most events one offline replay may apply.
+    pub replay_events_max: u64,
+    /// Most digest points one offline replay reports.
+    pub replay_points_max: u64,
+    /// Default distance between an offline replay's digest points.
+    pub replay_every_default: u64,
     /// How long `serve` waits for open connections after shutdown is signalled.
     pub shutdown_grace: Duration,
 }
@@ -112,6 +125,9 @@ impl Default for ApiConfig {
             nonce_updates_max: NONCE_UPDATES_MAX_DEFAULT,
             reorg_blocks_max: REORG_BLOCKS_MAX_DEFAULT,
             ready_apply_lag_max: READY_APPLY_LAG_MAX_DEFAULT,
+            replay_events_max: REPLAY_EVENTS_MAX_DEFAULT,
+            replay_points_max: REPLAY_POINTS_MAX_DEFAULT,
+            replay_every_default: REPLAY_EVERY_DEFAULT,
             shutdown_grace: SHUTDOWN_GRACE_DEFAULT,
         }
     }

@@ -55,6 +55,24 @@ pub enum ServiceError {
         /// Why.
         refusal: Refusal,
     },
+    /// The request asks for more work than its limit allows: 400.
+    #[error("{} {requested} exceeds the limit of {max}", limit.as_str())]
+    LimitExceeded {
+        /// Which limit.
+        limit: Limit,
+        /// What the request would take.
+        requested: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The requested seq lies past the last durable record: 404.
+    #[error("seq {requested} is past the last durable seq {last}")]
+    BeyondLog {
+        /// The seq asked for.
+        requested: Seq,
+        /// The last durable seq.
+        last: Seq,
+    },
     /// Anything else: 500; the cause is logged, never returned.
     #[error("internal service error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -70,6 +88,27 @@ impl ServiceError {
     #[must_use]
     pub const fn is_retryable(&self) -> bool {
         matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// A per-request limit a service enforces (see [`ServiceError::LimitExceeded`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Limit {
+    /// Events one offline replay may apply (`replay_events_max`).
+    ReplayEvents,
+    /// Digest points one offline replay may report (`replay_points_max`).
+    ReplayPoints,
+}
+
+impl Limit {
+    /// Stable name, as the message says it.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ReplayEvents => "events to replay",
+            Self::ReplayPoints => "digest points",
+        }
     }
 }
 
@@ -100,7 +139,7 @@ pub enum ErrorCode {
     InvalidQuery,
     /// More items than the route accepts in one request.
     TooManyItems,
-    /// The transaction is unknown.
+    /// The transaction, Raft index or seq is unknown (or not kept any more).
     NotFound,
     /// No route has this path.
     RouteNotFound,
@@ -247,6 +286,10 @@ impl From<ServiceError> for ApiError {
             ),
             ServiceError::Conflict(e) => Self::new(ErrorCode::Conflict, e.to_string()),
             e @ ServiceError::InvalidTx { .. } => Self::new(ErrorCode::InvalidTx, e.to_string()),
+            e @ ServiceError::LimitExceeded { .. } => {
+                Self::new(ErrorCode::TooManyItems, e.to_string())
+            }
+            e @ ServiceError::BeyondLog { .. } => Self::new(ErrorCode::NotFound, e.to_string()),
             ServiceError::Internal(source) => {
                 tracing::error!(error = %source, "api service failed");
                 Self::new(ErrorCode::Internal, "internal error")

@@ -10,6 +10,7 @@
 //!               │  GET /v1/events, /v1/events/stream (SSE) ──────────────► EventLog
 //!               │  POST /v1/blocks/build|commit, /v1/reorg ──────────────► BlockOps
 //!               │  GET /v1/cluster, /readyz ─────────────────────────────► ClusterInfo
+//!               │  GET /v1/state-root, /v1/replay ───────────────────────► StateRoots
 //!               └  GET /metrics ─────────────────────────────────────────► MetricsRender
 //! ```
 //! The node implements the service traits over its lanes, cluster and event log; this crate
@@ -68,16 +69,18 @@ pub use config::{
     ApiConfig, BLOCK_TXS_MAX_DEFAULT, BODY_BYTES_MAX_DEFAULT, EVENTS_LIMIT_DEFAULT,
     EVENTS_LIMIT_MAX_DEFAULT, EVENTS_READ_BATCH_DEFAULT, EVENTS_SCAN_RECORDS_MAX_DEFAULT,
     LIFECYCLE_EVENTS_MAX_DEFAULT, NONCE_UPDATES_MAX_DEFAULT, READY_APPLY_LAG_MAX_DEFAULT,
-    REORG_BLOCKS_MAX_DEFAULT, REQUEST_TIMEOUT_DEFAULT, RPC_BATCH_MAX_DEFAULT,
+    REORG_BLOCKS_MAX_DEFAULT, REPLAY_EVENTS_MAX_DEFAULT, REPLAY_EVERY_DEFAULT,
+    REPLAY_POINTS_MAX_DEFAULT, REQUEST_TIMEOUT_DEFAULT, RPC_BATCH_MAX_DEFAULT,
     SHUTDOWN_GRACE_DEFAULT, STREAM_BUFFER_EVENTS_DEFAULT, STREAM_CONNECTIONS_MAX_DEFAULT,
     STREAM_KEEP_ALIVE_DEFAULT, STREAM_STALL_TIMEOUT_DEFAULT, TXPOOL_CONTENT_TXS_MAX_DEFAULT,
     TXS_PER_REQUEST_MAX_DEFAULT,
 };
-pub use error::{ApiError, ErrorCode, ServiceError, Unavailable};
+pub use error::{ApiError, ErrorCode, Limit, ServiceError, Unavailable};
 pub use router::{ROUTES, router, serve};
 pub use service::{
     BlockOps, BlockOutcome, BuildRequest, ClusterInfo, ClusterView, EventLog, FenceState,
     MetricsRender, OrphanedRaw, PoolContent, PoolQuery, PoolStatus, Refusal, ReorgRequest,
-    ServiceResult, Services, TxHistory, TxSubmit, TxVerdict,
+    ReplayPoint, ReplayReport, ReplayRequest, ScheduleView, ServiceResult, Services, StateRoot,
+    StateRootLookup, StateRoots, TxHistory, TxSubmit, TxVerdict,
 };
 pub use wal_log::WalEventLog;

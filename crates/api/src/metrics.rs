@@ -3,10 +3,13 @@
 //! Labels come from closed sets only: the route template of the router's table (or
 //! `unmatched`), the status class, and the fixed reasons a live tail ends with.
 
-use std::sync::Once;
+use std::{sync::Once, time::Duration};
 
 use axum::http::StatusCode;
 use metrics::Unit;
+use tokio::sync::watch;
+
+use crate::FenceState;
 
 /// Requests answered, by `route` template and `status` class (`2xx` … `5xx`).
 pub const REQUESTS_TOTAL: &str = "mempulse_api_requests_total";
@@ -14,7 +17,33 @@ pub const REQUESTS_TOTAL: &str = "mempulse_api_requests_total";
 /// `client_gone`).
 pub const STREAMS_ENDED_TOTAL: &str = "mempulse_api_streams_ended_total";
 
+/// Time from a validated `POST /v1/blocks/build` to its proposal (replication and apply
+/// included), for successful builds.
+pub const BLOCK_BUILD_DURATION_SECONDS: &str = "mempulse_api_block_build_duration_seconds";
+/// `1` while the node is fenced (design rule 6), `0` while it serves.
+pub const FENCED: &str = "mempulse_api_fenced";
+
 static DESCRIBE: Once = Once::new();
+
+/// Describes and registers the API's metrics, so that every series without labels exists
+/// (at zero) before anything happens. The node calls it after installing its recorder.
+pub fn register() {
+    let _ = ApiMetrics::get();
+    let _ = metrics::histogram!(BLOCK_BUILD_DURATION_SECONDS);
+    metrics::gauge!(FENCED).set(0.0);
+}
+
+/// Publishes `fence` as the [`FENCED`] gauge until its sender is dropped.
+pub async fn track_fence(mut fence: watch::Receiver<FenceState>) {
+    let gauge = metrics::gauge!(FENCED);
+    loop {
+        let fenced = matches!(*fence.borrow_and_update(), FenceState::Fenced { .. });
+        gauge.set(if fenced { 1.0 } else { 0.0 });
+        if fence.changed().await.is_err() {
+            return;
+        }
+    }
+}
 
 /// Records the API's metrics. Handles are looked up per event so that a recorder installed
 /// after the router was built still sees them.
@@ -26,6 +55,12 @@ impl ApiMetrics {
         DESCRIBE.call_once(|| {
             metrics::describe_counter!(REQUESTS_TOTAL, Unit::Count, "requests answered");
             metrics::describe_counter!(STREAMS_ENDED_TOTAL, Unit::Count, "live tails ended");
+            metrics::describe_histogram!(
+                BLOCK_BUILD_DURATION_SECONDS,
+                Unit::Seconds,
+                "block build request to proposal"
+            );
+            metrics::describe_gauge!(FENCED, Unit::Count, "1 while the node is fenced");
         });
         Self
     }
@@ -40,6 +75,10 @@ impl ApiMetrics {
         };
         let route = route.unwrap_or("unmatched").to_owned();
         metrics::counter!(REQUESTS_TOTAL, "route" => route, "status" => class).increment(1);
+    }
+
+    pub(crate) fn block_built(self, elapsed: Duration) {
+        metrics::histogram!(BLOCK_BUILD_DURATION_SECONDS).record(elapsed.as_secs_f64());
     }
 
     pub(crate) fn stream_ended(self, reason: &'static str) {

@@ -88,6 +88,8 @@ fn rpc_alias() {}
         routes::blocks::commit,
         routes::blocks::reorg,
         routes::status::cluster,
+        routes::digests::state_root,
+        routes::digests::replay,
         routes::status::healthz,
         routes::status::readyz,
         routes::status::metrics,

@@ -15,7 +15,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::{
     ApiConfig, ApiError, ErrorCode, Services,
     metrics::ApiMetrics,
-    routes::{blocks, events, status, stream, stream::StopSignal, txs},
+    routes::{blocks, digests, events, status, stream, stream::StopSignal, txs},
     rpc,
     state::AppState,
 };
@@ -32,6 +32,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/blocks/commit"),
     ("post", "/v1/reorg"),
     ("get", "/v1/cluster"),
+    ("get", "/v1/state-root"),
+    ("get", "/v1/replay"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -55,6 +57,8 @@ pub fn router(config: ApiConfig, services: Services) -> Router {
         .route("/v1/blocks/commit", post(blocks::commit))
         .route("/v1/reorg", post(blocks::reorg))
         .route("/v1/cluster", get(status::cluster))
+        .route("/v1/state-root", get(digests::state_root))
+        .route("/v1/replay", get(digests::replay))
         .route("/healthz", get(status::healthz))
         .route("/readyz", get(status::readyz))
         .route("/metrics", get(status::metrics))

@@ -15,7 +15,7 @@ use futures_util::future::BoxFuture;
 use mempulse_cluster::{ClusterNode, ClusterStatus};
 use mempulse_mempool::{BlockLimits, BuiltBlock, CommitBlock};
 use mempulse_primitives::{
-    Address, DropReason, EventKind, FenceReason, Height, Lane, NodeId, Nonce, RaftIndex,
+    Address, Digest, DropReason, EventKind, FenceReason, Height, Lane, NodeId, Nonce, RaftIndex,
     RejectReason, Seq, SequencedEvent, Subpool, Tx, TxHash, ValidatorId,
 };
 use mempulse_wal::Record;
@@ -257,6 +257,23 @@ pub struct ClusterView {
     pub voters: BTreeSet<NodeId>,
     /// Every member with its addresses.
     pub members: BTreeMap<NodeId, ClusterNode>,
+    /// The proposer schedule at the current height, when the node has a validators file.
+    pub schedule: Option<ScheduleView>,
+}
+
+/// The proposer schedule as one node sees it at the current height.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduleView {
+    /// The height being proposed: one above the last committed block (or the chain's initial
+    /// height before any).
+    pub height: Height,
+    /// Its round-0 proposer.
+    pub proposer: ValidatorId,
+    /// The validator this node's cluster runs as.
+    pub validator: ValidatorId,
+    /// This cluster's tags at `height`, by stable name in canonical order (`proposer`,
+    /// `proposer-next`, `proposer-soon`); empty when it has none.
+    pub tags: Vec<&'static str>,
 }
 
 impl From<&ClusterStatus> for ClusterView {
@@ -271,8 +288,109 @@ impl From<&ClusterStatus> for ClusterView {
             applied: s.applied,
             voters: s.voters.clone(),
             members: s.members.clone(),
+            schedule: None,
         }
     }
+}
+
+/// The digests of the replicated state this node sealed, and offline replays of its own log
+/// compared against them.
+pub trait StateRoots: Send + Sync + 'static {
+    /// The digest of the replicated state through Raft index `index` (the latest sealed one
+    /// when `None`).
+    ///
+    /// # Errors
+    /// A [`ServiceError`] when the digests cannot be read.
+    fn state_root(&self, index: Option<RaftIndex>)
+    -> BoxFuture<'_, ServiceResult<StateRootLookup>>;
+
+    /// Replays this node's durable log read-only over `request`'s range (starting from the
+    /// newest checkpoint at or before it, or from the start of the log) and compares each
+    /// digest point with the digest this node's live replayer sealed at the same Raft index.
+    ///
+    /// # Errors
+    /// [`ServiceError::LimitExceeded`] when the replay would apply more events or report more
+    /// points than the request allows; [`ServiceError::BeyondLog`] when `from` is past the
+    /// last durable seq; [`ServiceError::Purged`] when the range was purged;
+    /// [`ServiceError::Unavailable`] when too many replays run already; another
+    /// [`ServiceError`] when the log cannot be read.
+    fn replay(&self, request: ReplayRequest) -> BoxFuture<'_, ServiceResult<ReplayReport>>;
+}
+
+/// A sealed digest of the replicated state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateRoot {
+    /// The Raft index it is the digest through (`0`: before any replicated fact).
+    pub raft_index: RaftIndex,
+    /// Seq, in this node's log, of the last fact of that index (`0`: none).
+    pub seq: Seq,
+    /// The digest.
+    pub digest: Digest,
+}
+
+/// The answer to [`StateRoots::state_root`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateRootLookup {
+    /// The digest through the requested index: the latest index sealed at or below it.
+    Found(StateRoot),
+    /// The index is above every index sealed so far (it may still receive facts).
+    NotSealed {
+        /// The latest sealed digest.
+        latest: StateRoot,
+    },
+    /// The index is older than the digests this node keeps.
+    NotRetained {
+        /// The oldest index whose digest is kept.
+        oldest: RaftIndex,
+    },
+}
+
+/// A validated `GET /v1/replay`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplayRequest {
+    /// First seq whose digest points are reported (at least 1).
+    pub from: Seq,
+    /// Last seq replayed (inclusive; the last durable seq when `None` or beyond it).
+    pub to: Option<Seq>,
+    /// A digest point after every seq that is a multiple of this (at least 1).
+    pub every: u64,
+    /// Most events the replay may apply, counting from its starting checkpoint.
+    pub events_max: u64,
+    /// Most digest points it may report.
+    pub points_max: u64,
+}
+
+/// One digest point of an offline replay, with the live replayer's digest at its Raft index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplayPoint {
+    /// Seq of the event after which it was taken.
+    pub seq: Seq,
+    /// Events from the start of the log through `seq`.
+    pub events: u64,
+    /// The last complete Raft index at `seq`.
+    pub raft_index: RaftIndex,
+    /// The replayed digest through `raft_index`.
+    pub digest: Digest,
+    /// The live replayer's digest through `raft_index`, when it still holds (or already has)
+    /// one; `None`: not comparable.
+    pub live: Option<Digest>,
+}
+
+/// What an offline replay found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// First seq reported.
+    pub from: Seq,
+    /// Last seq replayed.
+    pub to: Seq,
+    /// Seq of the checkpoint the replay started from (`None`: the start of the log).
+    pub checkpoint: Option<Seq>,
+    /// Events applied (from the checkpoint or the start of the log through `to`).
+    pub applied: u64,
+    /// Digest points in `from..=to`, in seq order.
+    pub points: Vec<ReplayPoint>,
+    /// The state after `to`: its last complete Raft index and digest.
+    pub end: ReplayPoint,
 }
 
 /// Whether the node serves state or has fenced itself (design rule 6).
@@ -309,6 +427,8 @@ pub struct Services {
     pub blocks: Arc<dyn BlockOps>,
     /// Cluster status.
     pub cluster: Arc<dyn ClusterInfo>,
+    /// State roots and offline replays.
+    pub state: Arc<dyn StateRoots>,
     /// The node's fence state.
     pub fence: tokio::sync::watch::Receiver<FenceState>,
     /// Prometheus text for `GET /metrics`.

@@ -12,7 +12,7 @@ use futures_util::{FutureExt as _, future::BoxFuture};
 use mempulse_cluster::ClusterNode;
 use mempulse_mempool::CommitBlock;
 use mempulse_primitives::{
-    Event, EventKind, Height, Lane, NodeId, Origin, RaftIndex, Seq, SequencedEvent, Source,
+    Digest, Event, EventKind, Height, Lane, NodeId, Origin, RaftIndex, Seq, SequencedEvent, Source,
     Subpool, Tx, TxHash, UnixMillis,
 };
 use mempulse_wal::Record;
@@ -20,10 +20,11 @@ use tokio::sync::watch;
 
 use crate::{
     BlockOps, BlockOutcome, BuildRequest, ClusterInfo, ClusterView, EventLog, FenceState,
-    PoolContent, PoolQuery, PoolStatus, ReorgRequest, Services, TxHistory, TxSubmit, TxVerdict,
+    PoolContent, PoolQuery, PoolStatus, ReorgRequest, ReplayPoint, ReplayReport, ReplayRequest,
+    Services, StateRoot, StateRootLookup, StateRoots, TxHistory, TxSubmit, TxVerdict,
     service::ServiceResult,
 };
-use crate::{Refusal, ServiceError, Unavailable};
+use crate::{Limit, Refusal, ServiceError, Unavailable};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -326,6 +327,7 @@ impl FakeCluster {
                 NodeId(1),
                 ClusterNode::new("127.0.0.1:7001", "127.0.0.1:8081"),
             )]),
+            schedule: None,
         }))
     }
 
@@ -341,6 +343,132 @@ impl ClusterInfo for FakeCluster {
     }
 }
 
+/// State roots and replays over a fake log of `last_seq` events where Raft index `i` is sealed
+/// at seq `2 i` and every digest is the seq's low byte repeated: enough to exercise the routes'
+/// parsing, limits and rendering.
+#[derive(Debug)]
+pub struct FakeStateRoots {
+    /// Sealed digests, ascending by Raft index (the oldest kept first).
+    pub roots: Mutex<Vec<StateRoot>>,
+    /// Last durable seq of the fake log.
+    pub last_seq: Mutex<Seq>,
+    /// Seqs whose live digest differs from the replayed one.
+    pub diverged: Mutex<BTreeSet<Seq>>,
+    /// Every replay request, in order.
+    pub requests: Mutex<Vec<ReplayRequest>>,
+}
+
+impl Default for FakeStateRoots {
+    fn default() -> Self {
+        let roots = (3..=10)
+            .map(|i| StateRoot {
+                raft_index: RaftIndex(i),
+                seq: Seq(2 * i),
+                digest: Self::digest_at(Seq(2 * i)),
+            })
+            .collect();
+        Self {
+            roots: Mutex::new(roots),
+            last_seq: Mutex::new(Seq(100)),
+            diverged: Mutex::default(),
+            requests: Mutex::default(),
+        }
+    }
+}
+
+impl FakeStateRoots {
+    /// The fake digest after `seq`.
+    #[must_use]
+    pub fn digest_at(seq: Seq) -> Digest {
+        Digest([seq.get().to_le_bytes()[0]; 32])
+    }
+
+    fn lookup(&self, index: Option<RaftIndex>) -> StateRootLookup {
+        let roots = lock(&self.roots);
+        let (Some(first), Some(latest)) = (roots.first(), roots.last()) else {
+            let genesis =
+                StateRoot { raft_index: RaftIndex(0), seq: Seq(0), digest: Digest([0; 32]) };
+            return StateRootLookup::Found(genesis);
+        };
+        match index {
+            None => StateRootLookup::Found(*latest),
+            Some(i) if i > latest.raft_index => StateRootLookup::NotSealed { latest: *latest },
+            Some(i) if i < first.raft_index => {
+                StateRootLookup::NotRetained { oldest: first.raft_index }
+            }
+            Some(i) => {
+                let pos = roots.partition_point(|r| r.raft_index <= i);
+                StateRootLookup::Found(roots[pos - 1])
+            }
+        }
+    }
+
+    fn point(&self, seq: Seq) -> ReplayPoint {
+        let digest = Self::digest_at(seq);
+        let live = if lock(&self.diverged).contains(&seq) { Digest([0xee; 32]) } else { digest };
+        ReplayPoint {
+            seq,
+            events: seq.get(),
+            raft_index: RaftIndex(seq.get() / 2),
+            digest,
+            live: Some(live),
+        }
+    }
+
+    fn run(&self, request: ReplayRequest) -> ServiceResult<ReplayReport> {
+        lock(&self.requests).push(request);
+        let last = *lock(&self.last_seq);
+        if request.from > last {
+            return Err(ServiceError::BeyondLog { requested: request.from, last });
+        }
+        let to = request.to.map_or(last, |to| to.min(last));
+        let applied = to.get();
+        if applied > request.events_max {
+            return Err(ServiceError::LimitExceeded {
+                limit: Limit::ReplayEvents,
+                requested: applied,
+                max: request.events_max,
+            });
+        }
+        let every = request.every.max(1);
+        let points = to.get() / every - (request.from.get() - 1) / every;
+        if points > request.points_max {
+            return Err(ServiceError::LimitExceeded {
+                limit: Limit::ReplayPoints,
+                requested: points,
+                max: request.points_max,
+            });
+        }
+        let points = (request.from.get()..=to.get())
+            .filter(|s| s % every == 0)
+            .map(|s| self.point(Seq(s)))
+            .collect();
+        Ok(ReplayReport {
+            from: request.from,
+            to,
+            checkpoint: None,
+            applied,
+            points,
+            end: self.point(to),
+        })
+    }
+}
+
+impl StateRoots for FakeStateRoots {
+    fn state_root(
+        &self,
+        index: Option<RaftIndex>,
+    ) -> BoxFuture<'_, ServiceResult<StateRootLookup>> {
+        let lookup = self.lookup(index);
+        async move { Ok(lookup) }.boxed()
+    }
+
+    fn replay(&self, request: ReplayRequest) -> BoxFuture<'_, ServiceResult<ReplayReport>> {
+        let result = self.run(request);
+        async move { result }.boxed()
+    }
+}
+
 /// Every fake, wired as [`Services`].
 #[derive(Debug)]
 pub struct TestNode {
@@ -352,6 +480,8 @@ pub struct TestNode {
     pub blocks: Arc<FakeBlocks>,
     /// Cluster view.
     pub cluster: Arc<FakeCluster>,
+    /// State roots and replays.
+    pub state: Arc<FakeStateRoots>,
     /// The fence switch.
     pub fence: watch::Sender<FenceState>,
 }
@@ -371,6 +501,7 @@ impl TestNode {
             pool: Arc::new(pool),
             blocks: Arc::new(FakeBlocks::default()),
             cluster: Arc::new(FakeCluster::leader()),
+            state: Arc::new(FakeStateRoots::default()),
             fence: watch::channel(FenceState::Serving).0,
         }
     }
@@ -385,6 +516,7 @@ impl TestNode {
             events: self.log.clone(),
             blocks: self.blocks.clone(),
             cluster: self.cluster.clone(),
+            state: self.state.clone(),
             fence: self.fence.subscribe(),
             metrics: Arc::new(|| {
                 "# TYPE mempulse_test_total counter\nmempulse_test_total 1\n".to_owned()

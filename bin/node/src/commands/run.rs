@@ -27,7 +27,7 @@ use crate::{
     config::NodeConfig,
     wiring::{
         self, ClusterAdmission, Follower, History, HistoryOptions, LaneSubmit, NodeBlocks,
-        NodeCluster, NodePool, StreamListener, StreamOptions,
+        NodePool, Observed, StreamListener, StreamOptions,
     },
 };
 
@@ -179,13 +179,22 @@ async fn start_front(
     .context("starting the ingest lanes")?;
     let streams = StreamListener::start(StreamOptions::new(config)?, ingest.clone()).await?;
     let (fence, fence_rx) = watch::channel(FenceState::Serving);
+    let (cluster, state) =
+        wiring::state_views(node, &history, config.checkpoint_dir(), config.schedule.load()?).await;
+    wiring::observe(Observed {
+        node: Arc::downgrade(node),
+        history: history.clone(),
+        log: sequencer.clone(),
+        fence: fence_rx.clone(),
+    });
     let services = Services {
         txs: Arc::new(LaneSubmit::new(ingest.clone())),
         pool: Arc::new(NodePool::new(Arc::clone(node))),
         history: Arc::new(history),
         events: Arc::new(WalEventLog::from_sequencer(sequencer)),
         blocks: Arc::new(NodeBlocks::new(Arc::clone(node), check)),
-        cluster: Arc::new(NodeCluster::new(Arc::clone(node))),
+        cluster,
+        state,
         fence: fence_rx,
         metrics,
     };

@@ -168,3 +168,42 @@ pub(crate) struct SinkSection {
     /// The ClickHouse export.
     pub(crate) clickhouse: ClickHouseSinkConfig,
 }
+
+/// `[schedule]` section: the shared validators file and the validator this node's cluster runs
+/// as; with both, `GET /v1/cluster` shows the proposer and this cluster's tags at the current
+/// height. Off unless `validators` is set.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct ScheduleSection {
+    /// Path of the validators file (`mempulse schedule --validators` reads the same file).
+    pub(crate) validators: Option<PathBuf>,
+    /// This cluster's validator id in that file.
+    pub(crate) validator_id: Option<u64>,
+}
+
+impl ScheduleSection {
+    /// The schedule the file describes and this node's validator, when configured.
+    pub(crate) fn load(&self) -> anyhow::Result<Option<(mempulse_schedule::Schedule, u64)>> {
+        let Some(path) = &self.validators else {
+            anyhow::ensure!(
+                self.validator_id.is_none(),
+                "[schedule] validator-id needs validators"
+            );
+            return Ok(None);
+        };
+        let id = self.validator_id.context("[schedule] validators needs validator-id")?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading validators file {}", path.display()))?;
+        let file = mempulse_schedule::ValidatorsConfig::from_toml_str(&text)
+            .with_context(|| format!("validators file {}", path.display()))?;
+        let known = file.validators.iter().map(|v| v.id).chain(file.changes.iter().map(|c| c.id));
+        anyhow::ensure!(
+            known.into_iter().any(|v| v == id),
+            "[schedule] validator-id {id} is not in {}",
+            path.display()
+        );
+        let schedule =
+            file.to_schedule().with_context(|| format!("validators file {}", path.display()))?;
+        Ok(Some((schedule, id)))
+    }
+}

@@ -82,6 +82,16 @@ impl History {
         self.replayer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Runs `read` on the live replayer, holding its lock only for that call.
+    pub(crate) fn read<R>(&self, read: impl FnOnce(&Replayer) -> R) -> R {
+        read(&self.lock())
+    }
+
+    /// The reader of the durable log the replayer follows.
+    pub(crate) const fn reader(&self) -> &WalReader {
+        &self.reader
+    }
+
     /// The facts about `hash`, in seq order, at most `max`.
     fn lifecycle_blocking(&self, hash: &TxHash, max: usize) -> ServiceResult<Vec<SequencedEvent>> {
         let (lookup, applied) = {
@@ -184,7 +194,13 @@ async fn follow(
         since = since.saturating_add(batch.len() as u64);
         if policy.should_checkpoint(since, last_checkpoint.elapsed()) {
             let (history, store) = (history.clone(), Arc::clone(&store));
-            let written = tokio::task::spawn_blocking(move || store.write(&history.lock())).await;
+            let written = tokio::task::spawn_blocking(move || {
+                let started = Instant::now();
+                let written = store.write(&history.lock());
+                super::metrics::checkpoint_written(started.elapsed(), written.as_ref().ok());
+                written
+            })
+            .await;
             match written {
                 Ok(Ok(_)) => {}
                 Ok(Err(error)) => warn!(%error, "checkpoint write failed; replay continues"),

@@ -8,6 +8,7 @@
 )]
 
 mod cluster;
+mod metrics;
 mod replay;
 mod rpc;
 mod run;

@@ -7,7 +7,7 @@
 //!
 //! Fencing: all three write replicated state and are refused while fenced.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, time::Instant};
 
 use axum::{Json, body::Body, extract::State, http::HeaderMap};
 use bytes::Bytes;
@@ -20,6 +20,7 @@ use super::json_body;
 use crate::{
     ApiError, BlockOutcome, BuildRequest, ErrorCode, OrphanedRaw, ReorgRequest,
     hex::{parse_bytes, parse_hash},
+    metrics::ApiMetrics,
     state::{AppState, media_type, read_body},
 };
 
@@ -178,7 +179,10 @@ pub(crate) async fn build(
         limits: BlockLimits { max_bytes: body.max_bytes, max_gas: body.max_gas },
         proposer: ValidatorId(body.proposer),
     };
-    Ok(Json(state.services.blocks.build(request).await?.into()))
+    let started = Instant::now();
+    let outcome = state.services.blocks.build(request).await?;
+    ApiMetrics::get().block_built(started.elapsed());
+    Ok(Json(outcome.into()))
 }
 
 /// Commits a block: removes included transactions and rechecks the rest.

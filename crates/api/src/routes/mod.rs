@@ -1,6 +1,7 @@
 //! REST handlers, one file per area, and the parsing helpers they share.
 
 pub(crate) mod blocks;
+pub(crate) mod digests;
 pub(crate) mod events;
 pub(crate) mod status;
 pub(crate) mod stream;

@@ -46,9 +46,26 @@ pub(crate) struct ClusterBody {
     applied_index: Option<u64>,
     /// Members in id order.
     members: Vec<MemberBody>,
+    /// The proposer schedule at the current height; absent when the node has no validators
+    /// file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<ScheduleBody>,
 }
 
-/// Cluster status: members, leader, term, commit and applied index.
+/// The proposer schedule at the current height.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ScheduleBody {
+    /// The height being proposed (one above the last committed block).
+    height: u64,
+    /// Its round-0 proposer (a validator id).
+    proposer: u64,
+    /// The validator this node's cluster runs as.
+    validator: u64,
+    /// This cluster's tags at `height`: `proposer`, `proposer-next`, `proposer-soon`.
+    tags: Vec<&'static str>,
+}
+
+/// Cluster status: members, leader, term, commit and applied index, and the proposer schedule.
 #[utoipa::path(get, path = "/v1/cluster", tag = "node",
     responses((status = 200, description = "This node's view of its cluster", body = ClusterBody)))]
 pub(crate) async fn cluster(State(state): State<AppState>) -> Json<ClusterBody> {
@@ -72,6 +89,12 @@ pub(crate) async fn cluster(State(state): State<AppState>) -> Json<ClusterBody> 
         commit_index: view.committed,
         applied_index: view.applied,
         members,
+        schedule: view.schedule.map(|s| ScheduleBody {
+            height: s.height.get(),
+            proposer: s.proposer.get(),
+            validator: s.validator.get(),
+            tags: s.tags,
+        }),
     })
 }
 

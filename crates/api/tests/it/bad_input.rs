@@ -111,6 +111,25 @@ fn cases() -> Vec<Case> {
         case("stream unknown kind", "GET", "/v1/events/stream?kinds=bogus").bad("UNKNOWN_KIND"),
         case("stream bad Last-Event-ID", "GET", "/v1/events/stream").header("last-event-id", "-3").bad("INVALID_CURSOR"),
         case("stream unknown parameter", "GET", "/v1/events/stream?limit=5").bad("INVALID_QUERY"),
+        // GET /v1/state-root.
+        case("negative index", "GET", "/v1/state-root?index=-1").bad("INVALID_QUERY"),
+        case("word index", "GET", "/v1/state-root?index=tip").bad("INVALID_QUERY"),
+        case("hex index", "GET", "/v1/state-root?index=0x5").bad("INVALID_QUERY"),
+        case("empty index", "GET", "/v1/state-root?index=").bad("INVALID_QUERY"),
+        case("overflowing index", "GET", "/v1/state-root?index=18446744073709551616").bad("INVALID_QUERY"),
+        case("repeated index", "GET", "/v1/state-root?index=1&index=2").bad("INVALID_QUERY"),
+        case("state-root unknown parameter", "GET", "/v1/state-root?height=1").bad("INVALID_QUERY"),
+        // GET /v1/replay.
+        case("replay without from", "GET", "/v1/replay").bad("INVALID_QUERY"),
+        case("replay from zero", "GET", "/v1/replay?from=0").bad("INVALID_QUERY"),
+        case("replay word from", "GET", "/v1/replay?from=start").bad("INVALID_QUERY"),
+        case("replay signed to", "GET", "/v1/replay?from=1&to=-5").bad("INVALID_QUERY"),
+        case("replay to below from", "GET", "/v1/replay?from=9&to=3").bad("INVALID_QUERY"),
+        case("replay zero every", "GET", "/v1/replay?from=1&every=0").bad("INVALID_QUERY"),
+        case("replay fractional every", "GET", "/v1/replay?from=1&every=2.5").bad("INVALID_QUERY"),
+        case("replay unknown parameter", "GET", "/v1/replay?from=1&limit=5").bad("INVALID_QUERY"),
+        case("replay too many points", "GET", "/v1/replay?from=1&to=100&every=1").bad("TOO_MANY_ITEMS"),
+        case("replay past the log", "GET", "/v1/replay?from=500").rest(StatusCode::NOT_FOUND, "NOT_FOUND"),
         // GET /v1/txs/{hash}.
         case("short hash", "GET", "/v1/txs/0x1234").bad("INVALID_HASH"),
         case("hash without 0x", "GET", format!("/v1/txs/{}", "a".repeat(64))).bad("INVALID_HASH"),
@@ -236,6 +255,7 @@ fn tight() -> ApiConfig {
         events_limit_max: 1000,
         reorg_blocks_max: 2,
         block_txs_max: 8,
+        replay_points_max: 50,
         ..ApiConfig::default()
     }
 }

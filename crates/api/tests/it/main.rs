@@ -13,5 +13,6 @@ mod helpers;
 mod rest;
 mod rpc;
 mod server;
+mod state;
 mod stream;
 mod wal_log;
