@@ -354,6 +354,8 @@ pub struct FakeStateRoots {
     pub last_seq: Mutex<Seq>,
     /// Seqs whose live digest differs from the replayed one.
     pub diverged: Mutex<BTreeSet<Seq>>,
+    /// First seq still in the fake log (no checkpoint covers the ones before it).
+    pub first_seq: Mutex<Seq>,
     /// Every replay request, in order.
     pub requests: Mutex<Vec<ReplayRequest>>,
 }
@@ -371,6 +373,7 @@ impl Default for FakeStateRoots {
             roots: Mutex::new(roots),
             last_seq: Mutex::new(Seq(100)),
             diverged: Mutex::default(),
+            first_seq: Mutex::new(Seq(1)),
             requests: Mutex::default(),
         }
     }
@@ -420,6 +423,10 @@ impl FakeStateRoots {
         let last = *lock(&self.last_seq);
         if request.from > last {
             return Err(ServiceError::BeyondLog { requested: request.from, last });
+        }
+        let first = *lock(&self.first_seq);
+        if first > Seq(1) {
+            return Err(ServiceError::Purged { first });
         }
         let to = request.to.map_or(last, |to| to.min(last));
         let applied = to.get();

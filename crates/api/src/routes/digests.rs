@@ -15,8 +15,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{events::query_error, parse_digits};
 use crate::{
-    ApiError, ErrorCode, ReplayPoint, ReplayReport, ReplayRequest, StateRoot, StateRootLookup,
-    state::AppState,
+    ApiError, ErrorCode, ReplayPoint, ReplayReport, ReplayRequest, ServiceError, StateRoot,
+    StateRootLookup, state::AppState,
 };
 
 /// Query of `GET /v1/state-root`.
@@ -273,7 +273,17 @@ pub(crate) async fn replay(
 ) -> Result<Json<ReplayBody>, ApiError> {
     let Query(query) = query.map_err(|e| query_error(&e))?;
     let request = parse_replay(&state, &query)?;
-    let report = state.services.state.replay(request).await?;
+    let report = state.services.state.replay(request).await.map_err(|e| match e {
+        ServiceError::Purged { first } => ApiError::new(
+            ErrorCode::Purged,
+            format!(
+                "the log starts at seq {first} and no checkpoint at or before seq {} covers \
+                 the events before it",
+                request.from.get() - 1
+            ),
+        ),
+        other => other.into(),
+    })?;
     Ok(Json(ReplayBody::new(request.every, &report)))
 }
 

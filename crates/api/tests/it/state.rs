@@ -79,6 +79,11 @@ async fn replay_limits_and_range_are_clear_errors() {
     let beyond = get(&app, "/v1/replay?from=101").await;
     assert_eq!((beyond.status, beyond.code().as_str()), (StatusCode::NOT_FOUND, "NOT_FOUND"));
     assert!(beyond.json()["message"].as_str().unwrap().contains("last durable seq 100"));
+    *node.state.first_seq.lock().unwrap() = Seq(40);
+    let purged = get(&app, "/v1/replay?from=50&to=60").await;
+    assert_eq!((purged.status, purged.code().as_str()), (StatusCode::GONE, "PURGED"));
+    let message = purged.json()["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("starts at seq 40") && message.contains("seq 49"), "{message}");
 }
 
 #[tokio::test]
