@@ -24,7 +24,7 @@
 //! `raft-meta`. The crc covers every preceding byte.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     io,
     path::Path,
     sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError},
@@ -203,6 +203,35 @@ impl NodeIdentity {
         }
     }
 
+    /// Forgets the peers that are not members of this node's latest membership (blocking:
+    /// call off the async workers), so a removed member that is added back is met anew.
+    /// Nothing is forgotten while the node has no membership.
+    ///
+    /// # Errors
+    /// [`Error::MetaIo`] when the file cannot be replaced; the records are then unchanged.
+    pub(crate) fn forget_removed(&self) -> Result<()> {
+        let Some(metrics) = self.metrics.get() else { return Ok(()) };
+        let members: BTreeSet<NodeId> = {
+            let m = metrics.borrow_watched();
+            m.membership_config.membership().nodes().map(|(id, _)| *id).collect()
+        };
+        if members.is_empty() {
+            return Ok(());
+        }
+        let mut peers = self.lock();
+        let next: BTreeMap<NodeId, u64> =
+            peers.iter().filter(|(id, _)| members.contains(id)).map(|(k, v)| (*k, *v)).collect();
+        if next.len() == peers.len() {
+            return Ok(());
+        }
+        write_file(self.storage.as_ref(), PEERS_FILE, &encode_peers(&next))?;
+        for id in peers.keys().filter(|id| !next.contains_key(id)) {
+            tracing::info!(node = self.id.0, peer = id.0, "removed member forgotten");
+        }
+        *peers = next;
+        Ok(())
+    }
+
     /// Records `incarnation` for `peer` durably (blocking: call off the async workers).
     ///
     /// # Errors
@@ -217,6 +246,28 @@ impl NodeIdentity {
         write_file(self.storage.as_ref(), PEERS_FILE, &encode_peers(&next))?;
         *peers = next;
         Ok(())
+    }
+}
+
+/// Forgets removed members ([`NodeIdentity::forget_removed`]) after every membership change
+/// the node's metrics show, until the node stops.
+pub(crate) async fn forget_removed_members(identity: Arc<NodeIdentity>) {
+    let Some(mut metrics) = identity.metrics.get().cloned() else { return };
+    let mut seen = None;
+    loop {
+        let current = *metrics.borrow_watched().membership_config.log_id();
+        if current != seen {
+            seen = current;
+            let task = Arc::clone(&identity);
+            match tokio::task::spawn_blocking(move || task.forget_removed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "cannot forget removed members"),
+                Err(error) => tracing::error!(%error, "forget task failed"),
+            }
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
     }
 }
 

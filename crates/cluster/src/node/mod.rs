@@ -246,6 +246,7 @@ impl RaftNode {
         let network = transport.connect(id, config.raft.send_timeout);
         let raft = ClusterRaft::new(id, raft_config, network, store, state_machine).await?;
         identity.watch(raft.metrics());
+        tokio::spawn(crate::identity::forget_removed_members(Arc::clone(&identity)));
         let (writes, queue) = mpsc::channel(config.batch.queue_capacity);
         let batcher = tokio::spawn(batcher::run(raft.clone(), queue, config.batch));
         let service = NodeService {
