@@ -76,6 +76,7 @@ mod checkpoint;
 mod commitment;
 mod config;
 mod digest;
+mod divergence;
 mod error;
 mod lifecycle;
 mod lookup;
@@ -96,6 +97,7 @@ pub use config::{
     REPLACEMENTS_PER_SLOT_MAX, RULE_VERSION, ReplayConfig,
 };
 pub use digest::{DigestPoint, IndexedDigest};
+pub use divergence::{Divergence, Probe, first_divergence};
 pub use error::{CheckpointDefect, Error, IoOp, Result};
 pub use lifecycle::{FactRef, LifecycleLookup, TxLifecycle};
 pub use replayer::{NonceSlot, PooledTx, Replayer};

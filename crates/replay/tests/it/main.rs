@@ -12,6 +12,7 @@
 mod checkpoints;
 mod determinism;
 mod differential;
+mod divergence;
 mod props;
 mod wal;
 
