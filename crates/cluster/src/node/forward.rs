@@ -67,7 +67,10 @@ impl RaftNode {
                 Route::Leader(leader, node) => {
                     last_leader = Some(leader);
                     let timeout = remaining(deadline)?;
-                    match self.forwarder.write(leader, &node, command.clone(), timeout).await {
+                    let answer =
+                        self.forwarder.write(leader, &node, command.clone(), timeout).await;
+                    forwarded(ForwardKind::Write, forward_outcome(&answer));
+                    match answer {
                         Ok(Err(ClientError::ForwardToLeader { .. }))
                         | Err(ForwardFailure::NotSent) => Step::Moved(Some(leader)),
                         Ok(result) => Step::Done(result),
@@ -112,7 +115,10 @@ impl RaftNode {
                 Route::Leader(leader, node) => {
                     last_leader = Some(leader);
                     let timeout = remaining(deadline)?;
-                    match self.forwarder.admin(leader, &node, request.clone(), timeout).await {
+                    let answer =
+                        self.forwarder.admin(leader, &node, request.clone(), timeout).await;
+                    forwarded(ForwardKind::Admin, forward_outcome(&answer));
+                    match answer {
                         Ok(Err(AdminError::Client(ClientError::ForwardToLeader { .. })))
                         | Err(ForwardFailure::NotSent) => Step::Moved(Some(leader)),
                         Ok(result) => Step::Done(result),
@@ -187,4 +193,34 @@ impl RaftNode {
 fn remaining(deadline: Instant) -> Result<Duration, ClientError> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() { Err(ClientError::LeaderUnreachable { leader_id: None }) } else { Ok(left) }
+}
+
+/// Name of the counter of requests a follower forwarded to its leader.
+pub(crate) const FORWARDED_TOTAL: &str = "mempulse_cluster_forwarded_total";
+
+/// What was forwarded (metric label `request`).
+#[derive(Clone, Copy, Debug)]
+enum ForwardKind {
+    Write,
+    Admin,
+}
+
+/// How one forwarding attempt ended (metric label `outcome`): `answered` by the leader,
+/// `moved` (the target no longer leads, or it was unreachable before sending), or `lost`
+/// (sent, no answer: the write's fate is unknown).
+fn forward_outcome<T>(answer: &Result<T, ForwardFailure>) -> &'static str {
+    match answer {
+        Ok(_) => "answered",
+        Err(ForwardFailure::NotSent) => "moved",
+        Err(ForwardFailure::Lost) => "lost",
+    }
+}
+
+/// Counts one forwarding attempt.
+fn forwarded(kind: ForwardKind, outcome: &'static str) {
+    let request = match kind {
+        ForwardKind::Write => "write",
+        ForwardKind::Admin => "admin",
+    };
+    metrics::counter!(FORWARDED_TOTAL, "request" => request, "outcome" => outcome).increment(1);
 }
