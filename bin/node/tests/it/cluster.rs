@@ -3,6 +3,7 @@
 //! Every wait polls `mempulse cluster status` in a loop bounded by a deadline.
 
 use std::{
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::Command,
     time::Instant,
@@ -13,40 +14,45 @@ use serde_json::Value;
 use crate::support::{BIN, Process, free_ports, wait_until};
 
 /// One node's files and, while it runs, its process.
-struct Node {
-    id: u64,
-    addr: String,
-    config: PathBuf,
-    process: Option<Process>,
+pub(crate) struct Node {
+    pub(crate) id: u64,
+    /// Raft address.
+    pub(crate) addr: String,
+    /// HTTP API address.
+    pub(crate) http: SocketAddr,
+    /// `data-dir` (the event log is `events/`, the Raft directory `raft/`).
+    pub(crate) data: PathBuf,
+    pub(crate) config: PathBuf,
+    pub(crate) process: Option<Process>,
 }
 
 impl Node {
-    fn start(&mut self) {
+    pub(crate) fn start(&mut self) {
         assert!(!self.process.as_ref().is_some_and(Process::is_running), "node {} runs", self.id);
         let args = ["run".as_ref(), "--config".as_ref(), self.config.as_os_str()];
         self.process = Some(Process::spawn(format!("node {}", self.id), &args));
     }
 
-    fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         self.process.as_ref().unwrap().signal(name);
     }
 
     /// Waits for the process to exit (bounded) and returns whether it exited with 0.
-    fn wait_exit(&mut self) -> bool {
+    pub(crate) fn wait_exit(&mut self) -> bool {
         self.process.as_mut().unwrap().wait_exit()
     }
 
-    fn logged(&self, needle: &str) -> bool {
+    pub(crate) fn logged(&self, needle: &str) -> bool {
         self.process.as_ref().is_some_and(|p| p.logged(needle))
     }
 
     /// This node's status as it reports it, or `None` when it does not answer.
-    fn status(&self) -> Option<Value> {
+    pub(crate) fn status(&self) -> Option<Value> {
         self.status_of(&self.addr)
     }
 
     /// The status of the member at `addr`, asked as this node (`--node ADDR`).
-    fn status_of(&self, addr: &str) -> Option<Value> {
+    pub(crate) fn status_of(&self, addr: &str) -> Option<Value> {
         let out = Command::new(BIN)
             .args(["cluster", "status", "--timeout-ms", "1000", "--node", addr, "--config"])
             .arg(&self.config)
@@ -62,7 +68,7 @@ impl Node {
 
 impl Node {
     /// Runs `mempulse cluster <args>` as this node and returns its JSON answer.
-    fn admin(&self, args: &[&str]) -> Value {
+    pub(crate) fn admin(&self, args: &[&str]) -> Value {
         let out = Command::new(BIN)
             .arg("cluster")
             .args(args)
@@ -77,14 +83,14 @@ impl Node {
     }
 }
 
-struct Cluster {
+pub(crate) struct Cluster {
     _root: tempfile::TempDir,
-    nodes: Vec<Node>,
+    pub(crate) nodes: Vec<Node>,
 }
 
 impl Cluster {
     /// `mempulse cert`, three configs with mutual TLS (node 1 bootstraps), three processes.
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let root = tempfile::tempdir().unwrap();
         let certs = root.path().join("certs");
         let out = Command::new(BIN)
@@ -104,7 +110,14 @@ impl Cluster {
             let config = root.path().join(format!("node-{id}.toml"));
             let toml = node_toml(root.path(), &certs, (id, *port, http_ports[i]), &peers);
             std::fs::write(&config, toml).unwrap();
-            nodes.push(Node { id, addr: format!("127.0.0.1:{port}"), config, process: None });
+            nodes.push(Node {
+                id,
+                addr: format!("127.0.0.1:{port}"),
+                http: SocketAddr::from(([127, 0, 0, 1], http_ports[i])),
+                data: root.path().join(format!("data-{id}")),
+                config,
+                process: None,
+            });
         }
         for node in &mut nodes {
             node.start();
@@ -112,13 +125,13 @@ impl Cluster {
         Self { _root: root, nodes }
     }
 
-    fn node(&mut self, id: u64) -> &mut Node {
+    pub(crate) fn node(&mut self, id: u64) -> &mut Node {
         self.nodes.iter_mut().find(|n| n.id == id).unwrap()
     }
 
     /// Waits until every node in `ids` answers with the same leader and term, that leader is
     /// one of them and says it leads, and the others follow; returns (leader, term).
-    fn agreed_leader(&self, ids: &[u64]) -> (u64, u64) {
+    pub(crate) fn agreed_leader(&self, ids: &[u64]) -> (u64, u64) {
         wait_until(&format!("nodes {ids:?} to agree on a leader"), || {
             let mut seen = None;
             for node in self.nodes.iter().filter(|n| ids.contains(&n.id)) {

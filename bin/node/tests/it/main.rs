@@ -8,6 +8,7 @@
 )]
 
 mod cluster;
+mod failover_load;
 mod metrics;
 mod replay;
 mod rpc;
@@ -17,3 +18,4 @@ mod sink;
 mod stream;
 mod support;
 mod wal_cli;
+mod wiped_node;
