@@ -11,6 +11,7 @@
 //!  check: first meeting → bind (durable before the connection is used); same → accept;
 //!         other, and the peer is a learner (or not a voter) in this node's membership → rebind;
 //!         other, and the peer is a voter → refused (`incarnation_changed`)
+//!  membership change ──► members no longer in the membership are forgotten (met anew)
 //! ```
 //! The rule and the alternatives rejected are in `docs/design/cluster-membership.md`.
 //!
