@@ -44,6 +44,10 @@ pub(crate) enum Command {
     /// Stream raw transactions to a node's stream lane and print one JSON summary line.
     #[command(name = "txsource")]
     TxSource(TxSourceArgs),
+    /// Check a copied event log's state digest against a trusted root or a peer (read-only);
+    /// exit 0 on a match, 1 on a mismatch (with the first divergent index), 2 on errors.
+    #[command(name = "verify-state")]
+    VerifyState(VerifyStateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -220,6 +224,24 @@ pub(crate) struct ReplayArgs {
     /// Checkpoints kept in `--write-checkpoints`.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub(crate) keep: u64,
+}
+
+/// Arguments of `mempulse verify-state`.
+#[derive(Debug, Args)]
+pub(crate) struct VerifyStateArgs {
+    /// Directory of event-log segment files (opened read-only; never written).
+    #[arg(long)]
+    pub(crate) wal: PathBuf,
+    /// The trusted state root (hex) through `--at`.
+    #[arg(long, requires = "at", conflicts_with = "peer", required_unless_present = "peer")]
+    pub(crate) trusted_root: Option<String>,
+    /// The Raft index the trusted root is through.
+    #[arg(long, requires = "trusted_root")]
+    pub(crate) at: Option<u64>,
+    /// A peer's HTTP API (`http://host:port`): compare with its `/v1/state-root` and bisect
+    /// to the first divergent index.
+    #[arg(long)]
+    pub(crate) peer: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

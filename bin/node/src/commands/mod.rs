@@ -6,6 +6,7 @@ mod replay;
 mod run;
 mod schedule;
 mod txsource;
+mod verify_state;
 mod wal;
 
 use std::process::ExitCode;
@@ -22,5 +23,6 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Schedule(args) => schedule::run(&args),
         Command::Replay(args) => replay::run(&args),
         Command::TxSource(args) => txsource::run(&args),
+        Command::VerifyState(args) => verify_state::run(&args),
     }
 }

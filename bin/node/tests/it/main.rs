@@ -17,5 +17,6 @@ mod schedule;
 mod sink;
 mod stream;
 mod support;
+mod verify_state;
 mod wal_cli;
 mod wiped_node;
