@@ -309,7 +309,8 @@ impl Load {
                             return;
                         }
                         let (raw, hash) = transaction(sender, nonce);
-                        let node = nodes[(rng.next() % nodes.len() as u64) as usize];
+                        let pick = rng.next() % nodes.len() as u64;
+                        let node = nodes[usize::try_from(pick).unwrap()];
                         let sent_at = Instant::now();
                         if send_raw(node, &raw, hash) {
                             acks.lock().unwrap().push(Ack { hash, sent_at });
@@ -354,95 +355,75 @@ fn env_u64(name: &str, default: u64) -> u64 {
     })
 }
 
-#[test]
-fn kill_9_of_the_leader_under_write_load_loses_no_acknowledged_write() {
-    let kills = env_u64("MEMPULSE_FAILOVER_KILLS", KILLS_DEFAULT);
-    let seed = env_u64("MEMPULSE_FAILOVER_SEED", SEED_DEFAULT);
-    eprintln!("failover under load: {kills} kills, seed {seed:#x}");
-    let started = Instant::now();
-    let mut cluster = Cluster::start();
-    let nodes: Vec<(u64, SocketAddr)> = cluster.nodes.iter().map(|n| (n.id, n.http)).collect();
-    let https: Vec<SocketAddr> = nodes.iter().map(|(_, http)| *http).collect();
-    http_leader(&nodes);
-    let load = Load::start(&https, seed);
-    let per_round = SENDS_PER_ROUND.min(SENDS_MAX / (kills + 2));
-    let mut rng = Rng::new(seed);
-    for round in 0..kills {
-        let round_started = Instant::now();
-        load.allow(per_round * (round + 2));
-        let leader = http_leader(&nodes);
-        let offset = Duration::from_millis(rng.range(KILL_OFFSET_MS.0, KILL_OFFSET_MS.1));
-        // The kill's moment under load (the workload runs meanwhile; nothing waits on it).
-        std::thread::sleep(offset);
-        cluster.node(leader).signal("-KILL");
-        assert!(!cluster.node(leader).wait_exit(), "a SIGKILLed process cannot exit 0");
-        let survivors: Vec<(u64, SocketAddr)> =
-            nodes.iter().copied().filter(|(id, _)| *id != leader).collect();
-        let new_leader = http_leader(&survivors);
-        let elected = Instant::now();
-        wait_until("the new leader to acknowledge a write sent after its election", || {
-            load.acked_since(elected).then_some(())
-        });
-        let failover = elected.duration_since(round_started) - offset;
-        // Restart the killed node and let it catch up before the next round.
-        let node = cluster.node(leader);
-        node.start();
-        node.process.as_ref().unwrap().wait_logged("commands::run: node started");
-        let http = node.http;
-        let leader_http = nodes.iter().find(|(id, _)| *id == new_leader).unwrap().1;
-        let committed = cluster_view(leader_http).unwrap()["commit_index"].as_u64().unwrap();
-        wait_until("the restarted node to apply what the leader had committed", || {
-            let applied = cluster_view(http)?["applied_index"].as_u64()?;
-            (applied >= committed).then_some(())
-        });
-        eprintln!(
-            "kill {}/{kills}: leader {leader} at +{offset:?}, new leader {new_leader} after \
-             {failover:?}, round {:?}",
-            round + 1,
-            round_started.elapsed()
-        );
-    }
-    let (acked, sent) = load.stop();
-    let applied = wait_applied_equal(&https);
-    eprintln!(
-        "{} of {sent} writes acknowledged; all nodes applied index {applied}; {:?} in all",
-        acked.len(),
-        started.elapsed()
-    );
-    assert!(acked.len() as u64 >= kills, "too few acknowledged writes: {}", acked.len());
-    let acked_set: BTreeSet<TxHash> = acked.iter().copied().collect();
-    assert_eq!(acked_set.len(), acked.len(), "a hash was acknowledged twice");
+/// One round: kill -9 the leader `offset` into the round, wait until the survivors elect a
+/// leader that acknowledges a write sent after its election, restart the killed node and let
+/// it catch up. Returns (killed, new leader, time from the kill to that acknowledgement).
+fn kill_round(
+    cluster: &mut Cluster,
+    load: &Load,
+    nodes: &[(u64, SocketAddr)],
+    offset: Duration,
+) -> (u64, u64, Duration) {
+    let round_started = Instant::now();
+    let leader = http_leader(nodes);
+    // The kill's moment under load (the workload runs meanwhile; nothing waits on it).
+    std::thread::sleep(offset);
+    cluster.node(leader).signal("-KILL");
+    let killed_at = Instant::now();
+    assert!(!cluster.node(leader).wait_exit(), "a SIGKILLed process cannot exit 0");
+    let survivors: Vec<(u64, SocketAddr)> =
+        nodes.iter().copied().filter(|(id, _)| *id != leader).collect();
+    let new_leader = http_leader(&survivors);
+    let elected = Instant::now();
+    wait_until("the new leader to acknowledge a write sent after its election", || {
+        load.acked_since(elected).then_some(())
+    });
+    let failover = killed_at.elapsed();
+    let node = cluster.node(leader);
+    node.start();
+    node.process.as_ref().unwrap().wait_logged("commands::run: node started");
+    let http = node.http;
+    let leader_http = nodes.iter().find(|(id, _)| *id == new_leader).unwrap().1;
+    let committed = cluster_view(leader_http).unwrap()["commit_index"].as_u64().unwrap();
+    wait_until("the restarted node to apply what the leader had committed", || {
+        let applied = cluster_view(http)?["applied_index"].as_u64()?;
+        (applied >= committed).then_some(())
+    });
+    eprintln!("  round {:?}", round_started.elapsed());
+    (leader, new_leader, failover)
+}
 
-    // Every acknowledged write is in every pool, exactly once.
-    for (id, http) in &nodes {
+/// Every acknowledged write is in every node's pool, exactly once.
+fn check_pools(nodes: &[(u64, SocketAddr)], acked: &BTreeSet<TxHash>) {
+    for (id, http) in nodes {
         let pool = pool_hashes(*http);
         let listed: BTreeSet<TxHash> = pool.iter().copied().collect();
         assert_eq!(listed.len(), pool.len(), "node {id} lists a transaction twice");
-        let missing: Vec<&TxHash> = acked_set.difference(&listed).collect();
+        let missing: Vec<&TxHash> = acked.difference(&listed).collect();
         assert!(missing.is_empty(), "node {id} lost {} acknowledged writes: {missing:?}", {
             missing.len()
         });
     }
+}
 
-    // The event logs: the same replicated facts, one admission per acknowledged write.
-    for node in &mut cluster.nodes {
-        node.signal("-TERM");
-    }
-    for node in &mut cluster.nodes {
-        assert!(node.wait_exit(), "node {} did not stop cleanly", node.id);
-    }
+/// The stopped nodes' event logs hold the same replicated facts, with one admission per
+/// acknowledged write.
+fn check_logs(cluster: &Cluster, acked: &BTreeSet<TxHash>) {
     let logs: Vec<Vec<Vec<u8>>> =
         cluster.nodes.iter().map(|n| replicated_events(&n.data.join("events"))).collect();
     let counts = admissions(&logs[0]);
-    for hash in &acked_set {
+    for hash in acked {
         assert_eq!(counts.get(hash), Some(&1), "{hash}: admissions in node 1's log");
     }
     for (node, log) in cluster.nodes.iter().zip(&logs).skip(1) {
         assert_eq!(admissions(log), counts, "node {}: other admissions than node 1", node.id);
         assert!(log == &logs[0], "node {}: other replicated facts than node 1", node.id);
     }
+}
 
-    // Replays of the three logs: equal digests at every Raft index all three sealed.
+/// Replays of the three logs: equal digests at every Raft index all three sealed, and the same
+/// open digest at the end.
+fn check_replays(cluster: &Cluster) {
     let replays: Vec<_> =
         cluster.nodes.iter().map(|n| replay_digests(&n.data.join("events"))).collect();
     let common: Vec<u64> = replays[0]
@@ -463,4 +444,48 @@ fn kill_9_of_the_leader_under_write_load_loses_no_acknowledged_write() {
          {opens:?}",
         common.len()
     );
+}
+
+#[test]
+fn kill_9_of_the_leader_under_write_load_loses_no_acknowledged_write() {
+    let kills = env_u64("MEMPULSE_FAILOVER_KILLS", KILLS_DEFAULT);
+    let seed = env_u64("MEMPULSE_FAILOVER_SEED", SEED_DEFAULT);
+    eprintln!("failover under load: {kills} kills, seed {seed:#x}");
+    let started = Instant::now();
+    let mut cluster = Cluster::start();
+    let nodes: Vec<(u64, SocketAddr)> = cluster.nodes.iter().map(|n| (n.id, n.http)).collect();
+    let https: Vec<SocketAddr> = nodes.iter().map(|(_, http)| *http).collect();
+    http_leader(&nodes);
+    let load = Load::start(&https, seed);
+    let per_round = SENDS_PER_ROUND.min(SENDS_MAX / (kills + 2));
+    let mut rng = Rng::new(seed);
+    for round in 0..kills {
+        load.allow(per_round * (round + 2));
+        let offset = Duration::from_millis(rng.range(KILL_OFFSET_MS.0, KILL_OFFSET_MS.1));
+        let (killed, leader, failover) = kill_round(&mut cluster, &load, &nodes, offset);
+        eprintln!(
+            "kill {}/{kills}: leader {killed} at +{offset:?}, new leader {leader} acknowledged \
+             a write {failover:?} after the kill",
+            round + 1
+        );
+    }
+    let (acked, sent) = load.stop();
+    let applied = wait_applied_equal(&https);
+    eprintln!(
+        "{} of {sent} writes acknowledged; all nodes applied index {applied}; {:?} in all",
+        acked.len(),
+        started.elapsed()
+    );
+    assert!(acked.len() as u64 >= kills, "too few acknowledged writes: {}", acked.len());
+    let acked_set: BTreeSet<TxHash> = acked.iter().copied().collect();
+    assert_eq!(acked_set.len(), acked.len(), "a hash was acknowledged twice");
+    check_pools(&nodes, &acked_set);
+    for node in &mut cluster.nodes {
+        node.signal("-TERM");
+    }
+    for node in &mut cluster.nodes {
+        assert!(node.wait_exit(), "node {} did not stop cleanly", node.id);
+    }
+    check_logs(&cluster, &acked_set);
+    check_replays(&cluster);
 }
