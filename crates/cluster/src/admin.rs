@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use mempulse_primitives::{
-    DecodeError, NodeId,
+    DecodeError, Digest, NodeId, RaftIndex,
     codec::{Decode, Encode, Reader, put_len},
 };
 
@@ -51,6 +51,12 @@ pub enum AdminRequest {
         /// The node to become leader.
         to: NodeId,
     },
+    /// The serving node's replicated state root through `index` (its latest sealed one for
+    /// `None`), for divergence checks between members (never forwarded).
+    StateRoot {
+        /// The Raft index asked for.
+        index: Option<RaftIndex>,
+    },
 }
 
 impl AdminRequest {
@@ -63,6 +69,7 @@ impl AdminRequest {
             Self::Promote { .. } => "promote",
             Self::Remove { .. } => "remove",
             Self::TransferLeader { .. } => "transfer_leader",
+            Self::StateRoot { .. } => "state_root",
         }
     }
 }
@@ -73,11 +80,30 @@ impl AdminRequest {
 pub enum AdminReply {
     /// The status of the serving node.
     Status(ClusterStatus),
+    /// The serving node's state root (`None`: the index is not sealed there yet, or older than
+    /// the digests it keeps).
+    StateRoot(Option<StateRootReply>),
     /// The change is done; the index of the log entry that made it, when it wrote one.
     Done {
         /// Raft index of the membership entry (none for a leader transfer).
         log_index: Option<u64>,
     },
+}
+
+/// A member's digest of the replicated state through a Raft index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateRootReply {
+    /// The latest sealed index at or below the one asked for (the digest is through it).
+    pub raft_index: RaftIndex,
+    /// The digest; equal on every healthy replica through the same index.
+    pub digest: Digest,
+}
+
+/// Where a node's [`AdminRequest::StateRoot`] answers come from (the node's live replayer).
+pub trait StateRootSource: Send + Sync + 'static {
+    /// The digest through `index` (the latest sealed one for `None`), `None` when this node
+    /// does not hold it. Called on a blocking thread.
+    fn state_root(&self, index: Option<RaftIndex>) -> Option<StateRootReply>;
 }
 
 /// The role a node plays.
@@ -196,6 +222,7 @@ const REQ_ADD_LEARNER: u8 = 2;
 const REQ_PROMOTE: u8 = 3;
 const REQ_REMOVE: u8 = 4;
 const REQ_TRANSFER: u8 = 5;
+const REQ_STATE_ROOT: u8 = 6;
 
 impl Encode for AdminRequest {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -218,6 +245,10 @@ impl Encode for AdminRequest {
                 out.push(REQ_TRANSFER);
                 to.encode(out);
             }
+            Self::StateRoot { index } => {
+                out.push(REQ_STATE_ROOT);
+                index.encode(out);
+            }
         }
     }
 }
@@ -233,6 +264,7 @@ impl Decode for AdminRequest {
             REQ_PROMOTE => Self::Promote { ids: read_ids(r)? },
             REQ_REMOVE => Self::Remove { id: NodeId::decode(r)? },
             REQ_TRANSFER => Self::TransferLeader { to: NodeId::decode(r)? },
+            REQ_STATE_ROOT => Self::StateRoot { index: Option::decode(r)? },
             tag => return Err(DecodeError::UnknownTag { offset, what: "admin request", tag }),
         })
     }
@@ -260,8 +292,23 @@ fn read_ids(r: &mut Reader<'_>) -> Result<BTreeSet<NodeId>, DecodeError> {
     Ok(ids)
 }
 
+/// `u64 raft_index | digest [32]`.
+impl Encode for StateRootReply {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.raft_index.encode(out);
+        self.digest.encode(out);
+    }
+}
+
+impl Decode for StateRootReply {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self { raft_index: RaftIndex::decode(r)?, digest: Digest::decode(r)? })
+    }
+}
+
 const REPLY_STATUS: u8 = 1;
 const REPLY_DONE: u8 = 2;
+const REPLY_STATE_ROOT: u8 = 3;
 
 impl Encode for AdminReply {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -274,6 +321,10 @@ impl Encode for AdminReply {
                 out.push(REPLY_DONE);
                 log_index.encode(out);
             }
+            Self::StateRoot(root) => {
+                out.push(REPLY_STATE_ROOT);
+                root.encode(out);
+            }
         }
     }
 }
@@ -284,6 +335,7 @@ impl Decode for AdminReply {
         Ok(match r.u8()? {
             REPLY_STATUS => Self::Status(ClusterStatus::decode(r)?),
             REPLY_DONE => Self::Done { log_index: Option::decode(r)? },
+            REPLY_STATE_ROOT => Self::StateRoot(Option::decode(r)?),
             tag => return Err(DecodeError::UnknownTag { offset, what: "admin reply", tag }),
         })
     }
@@ -415,6 +467,8 @@ mod tests {
             AdminRequest::Promote { ids: BTreeSet::from([NodeId(4), NodeId(6)]) },
             AdminRequest::Remove { id: NodeId(3) },
             AdminRequest::TransferLeader { to: NodeId(2) },
+            AdminRequest::StateRoot { index: None },
+            AdminRequest::StateRoot { index: Some(RaftIndex(17)) },
         ];
         for request in requests {
             let bytes = encode_to_vec(&request);
@@ -423,7 +477,14 @@ mod tests {
                 assert!(decode_exact::<AdminRequest>(&bytes[..len]).is_err());
             }
         }
-        for reply in [AdminReply::Status(status()), AdminReply::Done { log_index: Some(9) }] {
+        let root = StateRootReply { raft_index: RaftIndex(16), digest: Digest([7; 32]) };
+        let replies = [
+            AdminReply::Status(status()),
+            AdminReply::Done { log_index: Some(9) },
+            AdminReply::StateRoot(Some(root)),
+            AdminReply::StateRoot(None),
+        ];
+        for reply in replies {
             let bytes = encode_to_vec(&reply);
             assert_eq!(decode_exact::<AdminReply>(&bytes), Ok(reply.clone()));
             for len in 0..bytes.len() {

@@ -152,7 +152,9 @@ mod state_machine;
 mod transport;
 mod types;
 
-pub use admin::{AdminError, AdminReply, AdminRequest, ClusterStatus, NodeRole};
+pub use admin::{
+    AdminError, AdminReply, AdminRequest, ClusterStatus, NodeRole, StateRootReply, StateRootSource,
+};
 
 pub use codec::{ENTRY_VERSION, decode_entry, encode_entry};
 pub use command::ClusterCommand;

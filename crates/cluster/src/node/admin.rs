@@ -2,9 +2,12 @@
 //! Membership changes and transfers only work on the leader; elsewhere they answer
 //! [`ClientError::ForwardToLeader`] and [`RaftNode::admin`] forwards them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
-use mempulse_primitives::NodeId;
+use mempulse_primitives::{NodeId, RaftIndex};
 use openraft::{
     ChangeMembers, ServerState,
     async_runtime::WatchReceiver,
@@ -13,7 +16,7 @@ use openraft::{
 
 use super::{NodeService, RaftNode};
 use crate::{
-    AdminError, AdminReply, AdminRequest, ClientError, ClusterNode, TypeConfig,
+    AdminError, AdminReply, AdminRequest, ClientError, ClusterNode, StateRootSource, TypeConfig,
     admin::{ClusterStatus, NodeRole},
 };
 
@@ -72,11 +75,30 @@ impl NodeService {
                 raft.change_membership(change, false).await
             }
             AdminRequest::TransferLeader { to } => return self.transfer_leader(to).await,
+            AdminRequest::StateRoot { index } => return self.state_root(index).await,
         };
         match written {
             Ok(response) => Ok(AdminReply::Done { log_index: Some(response.log_id.index) }),
             Err(e) => Err(admin_error(e)),
         }
+    }
+
+    /// This node's state root from the installed [`StateRootSource`]; refused while none is.
+    async fn state_root(&self, index: Option<RaftIndex>) -> Result<AdminReply, AdminError> {
+        let Some(source) = self.state_roots.get().cloned() else {
+            return Err(AdminError::Refused);
+        };
+        // The source may wait for the replayer's lock while it applies a batch.
+        tokio::task::spawn_blocking(move || source.state_root(index))
+            .await
+            .map(AdminReply::StateRoot)
+            .map_err(|_| AdminError::Refused)
+    }
+
+    /// Installs where [`AdminRequest::StateRoot`] answers come from (once; later calls are
+    /// ignored and return `false`).
+    pub fn serve_state_roots(&self, source: Arc<dyn StateRootSource>) -> bool {
+        self.state_roots.set(source).is_ok()
     }
 
     async fn transfer_leader(&self, to: NodeId) -> Result<AdminReply, AdminError> {

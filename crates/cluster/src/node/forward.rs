@@ -92,14 +92,15 @@ impl RaftNode {
         Err(self.gave_up(last_leader))
     }
 
-    /// Serves `request` here ([`AdminRequest::Status`] always) or at the leader, with the same
+    /// Serves `request` here ([`AdminRequest::Status`] and [`AdminRequest::StateRoot`] always)
+    /// or at the leader, with the same
     /// forwarding as [`RaftNode::write`].
     ///
     /// # Errors
     /// [`AdminError`] from the leader, or [`AdminError::Client`] when no leader could serve it
     /// before the forward deadline.
     pub async fn admin(&self, request: AdminRequest) -> Result<AdminReply, AdminError> {
-        if request == AdminRequest::Status {
+        if matches!(request, AdminRequest::Status | AdminRequest::StateRoot { .. }) {
             return self.service.admin_local(request).await;
         }
         let deadline = Instant::now() + self.forward_deadline;

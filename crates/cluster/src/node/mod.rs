@@ -130,6 +130,8 @@ pub struct NodeService {
     writes: mpsc::WeakSender<PendingWrite>,
     write_capacity: usize,
     entry_bytes_max: u64,
+    /// Answers [`crate::AdminRequest::StateRoot`], once the node's owner installed it.
+    state_roots: Arc<std::sync::OnceLock<Arc<dyn crate::StateRootSource>>>,
 }
 
 impl std::fmt::Debug for NodeService {
@@ -255,6 +257,7 @@ impl RaftNode {
             writes: writes.downgrade(),
             write_capacity: config.batch.queue_capacity,
             entry_bytes_max: config.batch.tx_bytes_max,
+            state_roots: Arc::default(),
         };
         transport.serve(id, service.clone());
         let forwarder = transport.forwarder(id);

@@ -23,7 +23,7 @@
 //!  6 SnapshotChunk   u32 len | bytes              until the last byte arrived)
 //!  7 TransferLeader  vote from | u64 to | opt<log id> last
 //!  8 Forward         ClusterCommand (command.rs)
-//!  9 Admin           AdminRequest (admin.rs)
+//!  9 Admin           AdminRequest (admin.rs; 6 StateRoot opt<u64 index>: a member's root)
 //! ```
 //! # Answers
 //! ```text
