@@ -4,6 +4,7 @@
 //! API (JSON-RPC included) on 127.0.0.1:8545, mainnet chain id.
 
 mod cluster;
+mod fence;
 mod serve;
 mod stream;
 
@@ -14,6 +15,7 @@ use mempulse_wal::{DEFAULT_SEGMENT_SIZE_BYTES, Preallocate, SyncPolicy, WalConfi
 use serde::Deserialize;
 
 pub(crate) use self::cluster::{ClusterSection, TlsSection, parse_peer};
+pub(crate) use self::fence::FenceSection;
 pub(crate) use self::serve::{
     ApiSection, IngestSection, ReplaySection, ScheduleSection, SinkSection,
 };
@@ -46,6 +48,8 @@ pub(crate) struct NodeConfig {
     pub(crate) sink: SinkSection,
     /// The proposer schedule shown in the cluster view (off unless configured).
     pub(crate) schedule: ScheduleSection,
+    /// State-root comparison with the peers and self-fencing.
+    pub(crate) fence: FenceSection,
 }
 
 impl Default for NodeConfig {
@@ -62,6 +66,7 @@ impl Default for NodeConfig {
             stream: StreamSection::default(),
             sink: SinkSection::default(),
             schedule: ScheduleSection::default(),
+            fence: FenceSection::default(),
         }
     }
 }

@@ -5,9 +5,9 @@
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use mempulse_api::{FenceState, MetricsRender, Services, WalEventLog, router};
+use mempulse_api::{MetricsRender, Services, WalEventLog, router};
 use mempulse_cluster::{
-    FactSink, LogStoreConfig, NodeConfig as RaftNodeConfig, RaftNode, SINK_FULL_WAIT_MAX,
+    LogStoreConfig, NodeConfig as RaftNodeConfig, PeerClient, RaftNode, SINK_FULL_WAIT_MAX,
     TcpConfig, TcpTransport, WalFactSink,
 };
 use mempulse_net::{FactWriter, Ingest, IngestHandle};
@@ -17,7 +17,7 @@ use mempulse_wal::{Sequencer, SequencerConfig, SequencerHandle, Wal};
 use tokio::{
     net::TcpListener,
     signal::unix::{Signal, SignalKind, signal},
-    sync::{oneshot, watch},
+    sync::oneshot,
     task::JoinHandle,
 };
 use tracing::{info, warn};
@@ -26,8 +26,8 @@ use crate::{
     cli::RunArgs,
     config::NodeConfig,
     wiring::{
-        self, ClusterAdmission, Follower, History, HistoryOptions, LaneSubmit, NodeBlocks,
-        NodePool, Observed, StreamListener, StreamOptions,
+        self, ClusterAdmission, Fence, FencedAdmission, Follower, History, HistoryOptions,
+        LaneSubmit, NodeBlocks, NodePool, Observed, ReplayerRoots, StreamListener, StreamOptions,
     },
 };
 
@@ -88,7 +88,7 @@ async fn serve_node(
     let leader_log = node.log_leader_changes();
     let bootstrapped = bootstrap(config, &node).await;
     let started = match bootstrapped {
-        Ok(()) => start_front(config, sequencer, &node, metrics).await,
+        Ok(()) => start_front(config, sequencer, &node, transport.client(), metrics).await,
         Err(error) => Err(error),
     };
     let served = match started {
@@ -131,7 +131,7 @@ async fn start_member(
         .context("fact sink open task")?
         .context("reading the event log's replicated tail")?;
     let transport = TcpTransport::bind(tcp).await.context("starting the raft transport")?;
-    let sink: Arc<dyn FactSink> = Arc::new(sink);
+    let sink = wiring::with_test_fault(Arc::new(sink))?;
     let node = RaftNode::start(node_config, sink, &transport)
         .await
         .with_context(|| format!("starting the raft node in {}", raft_dir.display()))?;
@@ -155,6 +155,7 @@ async fn start_front(
     config: &NodeConfig,
     sequencer: &SequencerHandle,
     node: &Arc<RaftNode>,
+    peers: Arc<PeerClient>,
     metrics: MetricsRender,
 ) -> anyhow::Result<Front> {
     let options = HistoryOptions {
@@ -168,8 +169,15 @@ async fn start_front(
         tokio::task::spawn_blocking(move || History::start_blocking(&log, &options))
             .await
             .context("replay start task")??;
+    let (fence, fence_rx) = Fence::new(sequencer.clone());
+    node.service().serve_state_roots(Arc::new(ReplayerRoots(history.clone())));
+    let options = config.fence.options();
+    wiring::watch_peers(Arc::downgrade(node), peers, history.clone(), fence.clone(), options);
     let check = config.ingest.check(config.chain_id);
-    let admission = Arc::new(ClusterAdmission::new(Arc::clone(node)));
+    let admission = Arc::new(FencedAdmission::new(
+        ClusterAdmission::new(Arc::clone(node)),
+        fence_rx.clone(),
+    ));
     let ingest = Ingest::start(
         config.ingest.config()?,
         check.clone(),
@@ -178,7 +186,6 @@ async fn start_front(
     )
     .context("starting the ingest lanes")?;
     let streams = StreamListener::start(StreamOptions::new(config)?, ingest.clone()).await?;
-    let (fence, fence_rx) = watch::channel(FenceState::Serving);
     let (cluster, state) =
         wiring::state_views(node, &history, config.checkpoint_dir(), config.schedule.load()?).await;
     wiring::observe(Observed {
@@ -248,8 +255,8 @@ struct Front {
     streams: StreamListener,
     follower: Follower,
     sink: Option<Sink>,
-    /// Held so the API sees the node as serving (fencing comes with state-root comparison).
-    _fence: watch::Sender<FenceState>,
+    /// The fence the API and the lanes watch (its comparison rounds hold a clone).
+    _fence: Fence,
 }
 
 impl Front {

@@ -3,6 +3,7 @@
 //! proposer schedule, and the metrics recorder with the node's own observations.
 
 mod admission;
+mod fence;
 mod history;
 mod metrics;
 mod services;
@@ -13,6 +14,7 @@ use mempulse_api::MetricsRender;
 
 pub(crate) use self::{
     admission::ClusterAdmission,
+    fence::{Fence, FenceOptions, FencedAdmission, ReplayerRoots, watch_peers, with_test_fault},
     history::{Follower, History, HistoryOptions},
     metrics::{Observed, observe},
     services::{LaneSubmit, NodeBlocks, NodeCluster, NodePool},

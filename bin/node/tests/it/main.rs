@@ -8,6 +8,7 @@
 )]
 
 mod cluster;
+mod divergence;
 mod failover_load;
 mod metrics;
 mod replay;

@@ -49,7 +49,17 @@ pub(crate) struct Process {
 impl Process {
     /// Starts `mempulse <args>` with compact, uncoloured info logs.
     pub(crate) fn spawn(name: impl Into<String>, args: &[&std::ffi::OsStr]) -> Self {
+        Self::spawn_env(name, args, &[])
+    }
+
+    /// As [`Process::spawn`], with extra environment variables.
+    pub(crate) fn spawn_env(
+        name: impl Into<String>,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(BIN)
+            .envs(env.iter().copied())
             .args(["--log-format", "compact"])
             .args(args)
             .env("RUST_LOG", "info,openraft=warn")
