@@ -199,7 +199,7 @@ impl EtcdCluster {
 }
 
 /// (member id, leader id) as member `addr` reports them.
-async fn member_status(addr: SocketAddr) -> Option<(String, String)> {
+pub(crate) async fn member_status(addr: SocketAddr) -> Option<(String, String)> {
     let (status, view) =
         http_json(addr, "POST", "/v3/maintenance/status", b"{}", STATUS_TIMEOUT).await.ok()?;
     if status != 200 {

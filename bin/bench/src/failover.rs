@@ -17,7 +17,9 @@
 //! 4. measures from the kill to the first success of a write *sent after the kill*;
 //! 5. restarts the killed node on its data and waits for it to rejoin.
 //!
-//! Reported per system: `median_ms`, `min_ms`, `max_ms` and every trial.
+//! Reported per system: `median_ms`, `min_ms`, `max_ms` and every trial; and, to split the
+//! time, `leader_*`: from the kill until the target names a new leader (polled every probe
+//! interval: `GET /v1/cluster`, etcd's `POST /v3/maintenance/status`).
 
 use std::{
     net::SocketAddr,
@@ -38,18 +40,20 @@ use tokio::{
 
 use crate::{
     cluster::Peer,
-    etcd::{ETCD_CLIENT, EtcdCluster, EtcdTimings, etcd_bin, etcd_version},
+    etcd::{ETCD_CLIENT, EtcdCluster, EtcdTimings, etcd_bin, etcd_version, member_status},
     http_client::HttpConn,
     load::{self, JSON_HEADERS, REQUEST_TIMEOUT, Reply, TxPlan},
     nodes::{MempulseCluster, NodeOptions, RaftTimings},
-    procs::mempulse_bin,
+    procs::{http_json, mempulse_bin},
     report::Report,
 };
 
 /// Most probe writes in flight.
-pub(crate) const IN_FLIGHT_MAX: usize = 256;
+pub(crate) const IN_FLIGHT_MAX: usize = 2048;
 /// Bound on the cluster committing a write again after the kill (and on the warm-up write).
 const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
+/// Bound on one status request.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 /// Probe results buffered for the measuring loop.
 const RESULTS_CAPACITY: usize = 1 << 16;
 /// First sender of the probe transactions (one sender, nonce 0, per probe).
@@ -66,6 +70,11 @@ pub(crate) struct Args {
     /// Election timeout T (heartbeat T/5; timeouts drawn from [T, 2T)).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
     election_timeout_ms: u64,
+    /// Override of mempulse's longest election timeout (default 2T, etcd's window). openraft's
+    /// leader lease equals it, so followers refuse votes until it has passed since the last
+    /// heartbeat.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(51..=120_000))]
+    mempulse_election_max_ms: Option<u64>,
     /// Milliseconds between two probe writes.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
     probe_interval_ms: u64,
@@ -92,7 +101,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Report> {
     let timings = RaftTimings {
         heartbeat_ms: (t / 5).max(1),
         election_min_ms: t,
-        election_max_ms: 2 * t,
+        election_max_ms: args.mempulse_election_max_ms.unwrap_or(2 * t),
         send_timeout_ms: (2 * t / 5).max(1),
     };
     let interval = Duration::from_millis(args.probe_interval_ms);
@@ -115,18 +124,25 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Report> {
         Some(etcd) => Some(runtime.block_on(etcd_trials(etcd, t, args.trials, interval))?),
         None => None,
     };
+    let writes = |r: &[Recovery]| r.iter().map(|r| r.write_ms).collect::<Vec<_>>();
+    let leaders = |r: &[Recovery]| r.iter().map(|r| r.leader_ms).collect::<Vec<_>>();
+    let seen = |r: &[Recovery]| r.iter().filter_map(|r| r.leader_ms).collect::<Vec<_>>();
     let summary = |trials: &[f64]| (median(trials), min(trials), max(trials));
-    let (median_ms, min_ms, max_ms) = summary(&mempulse);
-    let etcd_summary = peer.as_deref().map(summary);
+    let (median_ms, min_ms, max_ms) = summary(&writes(&mempulse));
+    let etcd_summary = peer.as_deref().map(|p| summary(&writes(p)));
     let fields = json!({
         "median_ms": median_ms,
         "min_ms": min_ms,
         "max_ms": max_ms,
-        "trials_ms": mempulse,
+        "trials_ms": writes(&mempulse),
+        "leader_median_ms": median(&seen(&mempulse)),
+        "leader_trials_ms": leaders(&mempulse),
         "etcd_median_ms": etcd_summary.map(|s| s.0),
         "etcd_min_ms": etcd_summary.map(|s| s.1),
         "etcd_max_ms": etcd_summary.map(|s| s.2),
-        "etcd_trials_ms": peer,
+        "etcd_trials_ms": peer.as_deref().map(writes),
+        "etcd_leader_median_ms": peer.as_deref().map(|p| median(&seen(p))),
+        "etcd_leader_trials_ms": peer.as_deref().map(leaders),
         "ratio": etcd_summary.map(|s| median_ms / s.0.max(1e-12)),
         "trials": args.trials,
         "election_timeout_ms": t,
@@ -156,7 +172,7 @@ async fn mempulse_trials(
     trials: u32,
     interval: Duration,
     bodies: Arc<Vec<Vec<u8>>>,
-) -> anyhow::Result<Vec<f64>> {
+) -> anyhow::Result<Vec<Recovery>> {
     let options = NodeOptions { nodes: 3, rpc_queue_capacity: None, timings: Some(timings) };
     let mut cluster = MempulseCluster::create(bin, &options)?;
     cluster.start_all().await?;
@@ -168,11 +184,15 @@ async fn mempulse_trials(
         let target = *ids.iter().find(|&&id| id != leader).context("no follower")?;
         let source = ProbeSource::Rpc { bodies: Arc::clone(&bodies), next: Arc::clone(&next) };
         let prober = Prober::start(cluster.http(target)?, source, interval);
-        let elapsed = prober.measure(|| cluster.kill(leader)).await.with_context(|| {
-            format!("mempulse trial {trial}, node {target}'s log:\n{}", cluster.log_tail(target))
-        })?;
-        eprintln!("mempulse trial {trial}: leader {leader} killed, {elapsed:.1} ms to a write");
-        results.push(elapsed);
+        let recovery =
+            prober.measure(|| cluster.kill(leader), System::Mempulse).await.with_context(|| {
+                format!(
+                    "mempulse trial {trial}, node {target}'s log:\n{}",
+                    cluster.log_tail(target)
+                )
+            })?;
+        eprintln!("mempulse trial {trial}: leader {leader} killed: {recovery:?}");
+        results.push(recovery);
         cluster.start(leader)?;
         cluster.wait_started(leader).await?;
     }
@@ -185,7 +205,7 @@ async fn etcd_trials(
     election_ms: u64,
     trials: u32,
     interval: Duration,
-) -> anyhow::Result<Vec<f64>> {
+) -> anyhow::Result<Vec<Recovery>> {
     let timings = EtcdTimings {
         heartbeat_ms: Some((election_ms / 5).max(1)),
         election_ms: Some(election_ms),
@@ -204,12 +224,12 @@ async fn etcd_trials(
             ProbeSource::Etcd { value_b64: Arc::clone(&value_b64), next: Arc::clone(&next) };
         let addr = *addrs.get(target).context("no such member")?;
         let prober = Prober::start(addr, source, interval);
-        let elapsed = prober
-            .measure(|| cluster.kill(leader))
+        let recovery = prober
+            .measure(|| cluster.kill(leader), System::Etcd)
             .await
             .with_context(|| format!("etcd trial {trial}"))?;
-        eprintln!("etcd trial {trial}: member {leader} killed, {elapsed:.1} ms to a write");
-        results.push(elapsed);
+        eprintln!("etcd trial {trial}: member {leader} killed: {recovery:?}");
+        results.push(recovery);
         cluster.start(leader)?;
     }
     Ok(results)
@@ -247,6 +267,35 @@ impl ProbeSource {
     }
 }
 
+/// Which system a prober writes to.
+#[derive(Clone, Copy, Debug)]
+enum System {
+    Mempulse,
+    Etcd,
+}
+
+/// The leader node `addr` names, if any (as text: a node id or an etcd member id).
+async fn known_leader(system: System, addr: SocketAddr) -> Option<String> {
+    match system {
+        System::Mempulse => {
+            let (status, view) =
+                http_json(addr, "GET", "/v1/cluster", b"", STATUS_TIMEOUT).await.ok()?;
+            (status == 200).then_some(())?;
+            view["leader"].as_u64().map(|id| id.to_string())
+        }
+        System::Etcd => member_status(addr).await.map(|(_, leader)| leader).filter(|l| l != "0"),
+    }
+}
+
+/// How long one trial took to recover, from the kill.
+#[derive(Clone, Copy, Debug)]
+struct Recovery {
+    /// To the first success of a write sent after the kill.
+    write_ms: f64,
+    /// To the target naming a new leader (`None` if it was not seen, e.g. between polls).
+    leader_ms: Option<f64>,
+}
+
 /// One probe write's outcome.
 #[derive(Clone, Copy, Debug)]
 struct Probe {
@@ -258,6 +307,8 @@ struct Probe {
 /// An open-loop writer against one node.
 #[derive(Debug)]
 struct Prober {
+    addr: SocketAddr,
+    interval: Duration,
     stop: Arc<AtomicBool>,
     task: JoinHandle<()>,
     results: mpsc::Receiver<Probe>,
@@ -269,30 +320,64 @@ impl Prober {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, results) = mpsc::channel(RESULTS_CAPACITY);
         let task = tokio::spawn(probe_loop(addr, source, interval, Arc::clone(&stop), tx));
-        Self { stop, task, results }
+        Self { addr, interval, stop, task, results }
     }
 
-    /// Waits for a successful write, calls `kill`, then returns the milliseconds from the kill
-    /// to the first success of a write sent after it. Stops the prober.
-    async fn measure(mut self, kill: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    /// Waits for a successful write, calls `kill`, then measures from the kill to the first
+    /// success of a write sent after it, and to the target naming a new leader (polled every
+    /// probe interval). Stops the prober.
+    async fn measure(
+        mut self,
+        kill: impl FnOnce() -> anyhow::Result<()>,
+        system: System,
+    ) -> anyhow::Result<Recovery> {
         let warm = self
             .first_success_after(Instant::now())
             .await
             .context("no write succeeded before the kill");
         let measured = match warm {
-            Ok(_) => {
-                let killed = Instant::now();
-                kill()?;
-                self.first_success_after(killed)
-                    .await
-                    .map(|done| done.duration_since(killed).as_secs_f64() * 1e3)
-                    .context("no write succeeded after the kill")
-            }
+            Ok(_) => self.after_kill(kill, system).await,
             Err(error) => Err(error),
         };
         self.stop.store(true, Ordering::Relaxed);
         self.task.abort();
         measured
+    }
+
+    async fn after_kill(
+        &mut self,
+        kill: impl FnOnce() -> anyhow::Result<()>,
+        system: System,
+    ) -> anyhow::Result<Recovery> {
+        let before = known_leader(system, self.addr).await;
+        let killed = Instant::now();
+        kill()?;
+        let (addr, interval) = (self.addr, self.interval);
+        let poll = tokio::spawn(async move {
+            while killed.elapsed() < FAILOVER_DEADLINE {
+                let now = known_leader(system, addr).await;
+                if now.is_some() && now != before {
+                    return Some(Instant::now());
+                }
+                tokio::time::sleep(interval).await;
+            }
+            None
+        });
+        let write =
+            self.first_success_after(killed).await.context("no write succeeded after the kill");
+        let leader = match write {
+            Ok(_) => tokio::time::timeout(FAILOVER_DEADLINE, poll)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten(),
+            Err(_) => {
+                poll.abort();
+                None
+            }
+        };
+        let ms = |at: Instant| at.duration_since(killed).as_secs_f64() * 1e3;
+        Ok(Recovery { write_ms: ms(write?), leader_ms: leader.map(ms) })
     }
 
     /// When the first write sent at or after `since` succeeded, within [`FAILOVER_DEADLINE`].

@@ -112,8 +112,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Report> {
         let after = scrape(&addrs).await?;
         anyhow::Ok((result, delta(&before, &after)))
     })?;
-    let dropped_counted: f64 =
-        counters.iter().filter(|(k, _)| k.starts_with(LANE_DROPPED)).map(|(_, v)| v).sum();
+    let dropped_counted = counters
+        .iter()
+        .filter(|(k, _)| k.starts_with(LANE_DROPPED))
+        .fold(0.0, |sum, (_, v)| sum + v);
     let fields = json!({
         "txs_per_s": result.per_s(),
         "p50_ms": result.percentile_ms(500),
