@@ -174,10 +174,8 @@ async fn start_front(
     let options = config.fence.options();
     wiring::watch_peers(Arc::downgrade(node), peers, history.clone(), fence.clone(), options);
     let check = config.ingest.check(config.chain_id);
-    let admission = Arc::new(FencedAdmission::new(
-        ClusterAdmission::new(Arc::clone(node)),
-        fence_rx.clone(),
-    ));
+    let admission =
+        Arc::new(FencedAdmission::new(ClusterAdmission::new(Arc::clone(node)), fence_rx.clone()));
     let ingest = Ingest::start(
         config.ingest.config()?,
         check.clone(),
