@@ -426,13 +426,15 @@ async fn a_garbage_frame_closes_its_connection_and_the_node_keeps_serving() {
     let stats = cluster.transports[&target].stats();
     assert_eq!(stats.rejected_frames(FrameFault::Malformed), 1, "{stats:?}");
 
-    // Garbage before TLS is a failed handshake.
+    // Garbage before TLS is a failed handshake. (At least one: on a loaded machine a member's
+    // own handshake may also time out and be counted under the same reason.)
+    let before = cluster.transports[&target].stats().refused(RefusalReason::TlsHandshake);
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     tcp.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
     let mut sink = Vec::new();
     tokio::time::timeout(WAIT, tcp.read_to_end(&mut sink)).await.unwrap().ok();
     let stats = cluster.transports[&target].stats();
-    assert_eq!(stats.refused(RefusalReason::TlsHandshake), 1, "{stats:?}");
+    assert!(stats.refused(RefusalReason::TlsHandshake) > before, "{stats:?}");
 
     // The node still serves: a write through it is forwarded and applied.
     let response = cluster.write_via(target, ClusterCommand::AddTxs(vec![tx(1)])).await;
