@@ -157,7 +157,9 @@ impl MempulseCluster {
             .args(["--log-format", "compact", "run", "--config"])
             .arg(&node.config)
             .env("RUST_LOG", "info,openraft=warn")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            // The tx-stream listener (default 127.0.0.1:7500) on a free port: nodes share a host.
+            .env("MEMPULSE_STREAM_ADDR", "127.0.0.1:0");
         node.process = Some(Proc::spawn(&format!("node {id}"), command, &node.log)?);
         node.starts += 1;
         Ok(())
