@@ -1,8 +1,10 @@
 //! The replicated command carried in the Raft log, and its byte encoding.
 //!
-//! A [`ClusterCommand`] mirrors the mempool's [`Command`] one variant for one variant. It is our
-//! own exhaustive enum (the mempool's is `#[non_exhaustive]`), so adding a mempool command breaks
-//! this crate's build until the log format learns it, instead of falling into a wildcard.
+//! [`ClusterCommand`] is the mempool's own [`mempulse_mempool::Command`], re-exported: the
+//! replicated command set and its codec (`u8 tag | body`, `command_codec.rs` in the mempool
+//! crate) live in one place. That enum is exhaustive on purpose, so a new mempool command breaks
+//! every `match` here until the log format learns it. A log entry embeds the bare tagged encoding
+//! (no command version byte; the entry has its own version, see `codec.rs`).
 //!
 //! # Byte layout (inside a log entry, see `codec.rs`)
 //! All integers little-endian, lists `u32 count | items`, options `u8 0 | u8 1 value`
@@ -17,128 +19,16 @@
 //! nonces = u32 count { 20-byte address | u64 nonce }
 //! ```
 
-use core::fmt;
-
-use mempulse_mempool::{BlockLimits, Command, CommitBlock, Reorg};
-use mempulse_primitives::{
-    DecodeError, Tx, ValidatorId,
-    codec::{Decode, Encode, Reader},
-};
-
-const TAG_ADD_TXS: u8 = 1;
-const TAG_BUILD_BLOCK: u8 = 2;
-const TAG_COMMIT_BLOCK: u8 = 3;
-const TAG_REORG: u8 = 4;
-
 /// One command replicated through the Raft log and applied to the mempool on every replica.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ClusterCommand {
-    /// Check and admit a batch of transactions, in order.
-    AddTxs(Vec<Tx>),
-    /// Build a block proposal for the next height (read-only on the pool).
-    BuildBlock {
-        /// Block limits.
-        limits: BlockLimits,
-        /// Validator the proposal is for.
-        proposer: ValidatorId,
-    },
-    /// Commit a block, then recheck.
-    CommitBlock(CommitBlock),
-    /// Apply a reorg.
-    Reorg(Reorg),
-}
-
-impl ClusterCommand {
-    /// Stable lowercase name of the variant (for logs and metric labels).
-    #[must_use]
-    pub const fn as_str(&self) -> &'static str {
-        match self {
-            Self::AddTxs(_) => "add_txs",
-            Self::BuildBlock { .. } => "build_block",
-            Self::CommitBlock(_) => "commit_block",
-            Self::Reorg(_) => "reorg",
-        }
-    }
-}
-
-impl From<ClusterCommand> for Command {
-    fn from(command: ClusterCommand) -> Self {
-        match command {
-            ClusterCommand::AddTxs(txs) => Self::AddTxs(txs),
-            ClusterCommand::BuildBlock { limits, proposer } => {
-                Self::BuildBlock { limits, proposer }
-            }
-            ClusterCommand::CommitBlock(block) => Self::CommitBlock(block),
-            ClusterCommand::Reorg(reorg) => Self::Reorg(reorg),
-        }
-    }
-}
-
-impl fmt::Display for ClusterCommand {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::AddTxs(txs) => write!(f, "add_txs(n={})", txs.len()),
-            Self::BuildBlock { proposer, .. } => write!(f, "build_block(proposer={proposer})"),
-            Self::CommitBlock(block) => {
-                write!(f, "commit_block(height={}, txs={})", block.height, block.txs.len())
-            }
-            Self::Reorg(reorg) => write!(
-                f,
-                "reorg(fork_height={}, orphaned={})",
-                reorg.fork_height,
-                reorg.orphaned.len()
-            ),
-        }
-    }
-}
-
-/// The tag byte is the cluster's; each body is the mempool's own encoding of that part
-/// ([`BlockLimits`], [`CommitBlock`], [`Reorg`] implement the primitives codec), so the two
-/// crates cannot drift apart on a payload layout.
-impl Encode for ClusterCommand {
-    fn encode(&self, out: &mut Vec<u8>) {
-        match self {
-            Self::AddTxs(txs) => {
-                out.push(TAG_ADD_TXS);
-                txs.encode(out);
-            }
-            Self::BuildBlock { limits, proposer } => {
-                out.push(TAG_BUILD_BLOCK);
-                limits.encode(out);
-                proposer.encode(out);
-            }
-            Self::CommitBlock(block) => {
-                out.push(TAG_COMMIT_BLOCK);
-                block.encode(out);
-            }
-            Self::Reorg(reorg) => {
-                out.push(TAG_REORG);
-                reorg.encode(out);
-            }
-        }
-    }
-}
-
-impl Decode for ClusterCommand {
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let offset = r.position();
-        match r.u8()? {
-            TAG_ADD_TXS => Ok(Self::AddTxs(Vec::<Tx>::decode(r)?)),
-            TAG_BUILD_BLOCK => Ok(Self::BuildBlock {
-                limits: BlockLimits::decode(r)?,
-                proposer: ValidatorId::decode(r)?,
-            }),
-            TAG_COMMIT_BLOCK => Ok(Self::CommitBlock(CommitBlock::decode(r)?)),
-            TAG_REORG => Ok(Self::Reorg(Reorg::decode(r)?)),
-            tag => Err(DecodeError::UnknownTag { offset, what: "cluster command", tag }),
-        }
-    }
-}
+pub use mempulse_mempool::Command as ClusterCommand;
 
 #[cfg(test)]
 mod tests {
-    use mempulse_mempool::{OrphanedBlock, test_utils::tx};
-    use mempulse_primitives::{Address, Height, Nonce, TxHash, decode_exact, encode_to_vec};
+    use mempulse_mempool::{BlockLimits, CommitBlock, OrphanedBlock, Reorg, test_utils::tx};
+    use mempulse_primitives::{
+        Address, DecodeError, Height, Nonce, TxHash, ValidatorId, codec::Encode, decode_exact,
+        encode_to_vec,
+    };
     use proptest::prelude::*;
 
     use super::*;
@@ -173,7 +63,6 @@ mod tests {
             let bytes = encode_to_vec(&command);
             assert_eq!(bytes.len(), command.encoded_len());
             assert_eq!(decode_exact::<ClusterCommand>(&bytes), Ok(command.clone()), "{command}");
-            assert_eq!(Command::from(command.clone()), Command::from(command));
         }
     }
 
@@ -181,7 +70,7 @@ mod tests {
     fn unknown_tag_is_an_error() {
         assert_eq!(
             decode_exact::<ClusterCommand>(&[0]),
-            Err(DecodeError::UnknownTag { offset: 0, what: "cluster command", tag: 0 })
+            Err(DecodeError::UnknownTag { offset: 0, what: "mempool command", tag: 0 })
         );
     }
 

@@ -3,13 +3,19 @@
 //! `apply(state, command) -> facts` is a function: the same commands in the same order give
 //! the same facts and the same digest on every machine.
 
+use core::fmt;
+
 use mempulse_primitives::{EventKind, Tx, ValidatorId};
 
 use crate::{BlockLimits, BuiltBlock, CommitBlock, Mempool, Reorg, Result};
 
-/// One replicated command.
+/// One replicated command: the command set carried in the Raft log (`mempulse-cluster` uses
+/// this type directly) and encoded by the `command_codec` layout.
+///
+/// Deliberately exhaustive: a new variant is a change of the replicated log format (a new tag in
+/// the codec, and replicas that do not know it cannot apply the log), so every `match` on it
+/// must be revisited rather than fall into a wildcard.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Command {
     /// Check and admit a batch, in order.
     AddTxs(Vec<Tx>),
@@ -24,6 +30,38 @@ pub enum Command {
     CommitBlock(CommitBlock),
     /// Apply a reorg.
     Reorg(Reorg),
+}
+
+impl Command {
+    /// Stable lowercase name of the variant (for logs and metric labels).
+    #[must_use]
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::AddTxs(_) => "add_txs",
+            Self::BuildBlock { .. } => "build_block",
+            Self::CommitBlock(_) => "commit_block",
+            Self::Reorg(_) => "reorg",
+        }
+    }
+}
+
+/// A short summary for logs: the variant and its sizes, not its contents.
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AddTxs(txs) => write!(f, "add_txs(n={})", txs.len()),
+            Self::BuildBlock { proposer, .. } => write!(f, "build_block(proposer={proposer})"),
+            Self::CommitBlock(block) => {
+                write!(f, "commit_block(height={}, txs={})", block.height, block.txs.len())
+            }
+            Self::Reorg(reorg) => write!(
+                f,
+                "reorg(fork_height={}, orphaned={})",
+                reorg.fork_height,
+                reorg.orphaned.len()
+            ),
+        }
+    }
 }
 
 /// What applying a command produced.

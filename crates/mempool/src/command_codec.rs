@@ -1,5 +1,10 @@
 //! The stable binary encoding of [`Command`]s, for the Raft log.
 //!
+//! This is the one encoding of the replicated command set: `mempulse-cluster` re-exports
+//! [`Command`] as its `ClusterCommand` and embeds the bare `u8 tag | body` form ([`Encode`],
+//! [`Decode`]) in its log entries, which carry their own version byte. Changing a tag or a
+//! body changes the bytes in every stored Raft log.
+//!
 //! It follows the rules of `mempulse_primitives::codec` (fixed-width little-endian integers,
 //! `u32` counts, `opt<T>` as `u8 0 | u8 1 T`, strict decoding) and reuses its `Tx` layout.
 //! A stored payload is [`COMMAND_VERSION`] then the command:

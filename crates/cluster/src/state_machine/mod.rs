@@ -183,7 +183,7 @@ impl ClusterStateMachine {
         let mut events = Vec::new();
         let mut results = Vec::with_capacity(commands.len());
         for command in commands {
-            let result = state.mempool.apply(command.into());
+            let result = state.mempool.apply(command);
             if let Ok(outcome) = &result {
                 events.extend(
                     outcome.facts.iter().cloned().map(|kind| event(stamped_at, index, kind)),

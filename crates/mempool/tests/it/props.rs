@@ -184,7 +184,6 @@ fn model_apply(m: &mut Model, cmd: &Command) -> Option<(Vec<EventKind>, Option<B
             blocks.sort_by_key(|b| b.0);
             Some((m.reorg(r.fork_height.get(), &blocks, &r.nonces, r.base_fee_per_gas), None))
         }
-        _ => unreachable!("unknown command"),
     }
 }
 
