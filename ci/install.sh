@@ -16,3 +16,5 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 # The ClickHouse engine (PyPI chdb-core, in a venv under ~/.cache) for the sink tests.
 "$(dirname "$0")/clickhouse.sh" install
+# eth-account and web3 (PyPI, in a venv under ~/.cache) for the wallet end-to-end test.
+"$(dirname "$0")/python-env.sh" >/dev/null
