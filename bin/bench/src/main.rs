@@ -23,6 +23,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The product binary's allocator (`bin/node`), so figures match the node's.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Benchmarks of mempulse against its peers; each run prints exactly one JSON line on stdout.
 #[derive(Debug, Parser)]
 #[command(name = "mempulse-bench", version)]
