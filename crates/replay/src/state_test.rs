@@ -184,3 +184,25 @@ fn decoding_rejects_unordered_or_inconsistent_slots() {
     bytes[first_sender] = 8;
     assert!(ReplicatedState::decode(&mut Reader::new(&bytes)).is_err());
 }
+
+#[test]
+fn slot_keys_order_exactly_as_sender_then_nonce() {
+    // Senders differing in the first, a middle, a word-boundary and the last byte, with low and
+    // high byte values, so a word comparison in the wrong byte order would be caught.
+    let mut senders = vec![Address([0; 20])];
+    for at in [0, 7, 8, 15, 16, 19] {
+        for value in [1u8, 0x7f, 0x80, 0xff] {
+            let mut a = [0x40u8; 20];
+            a[at] = value;
+            senders.push(Address(a));
+        }
+    }
+    let nonces = [Nonce(0), Nonce(1), Nonce(0x100), Nonce(u64::MAX)];
+    let keys: Vec<(Address, Nonce)> =
+        senders.iter().flat_map(|s| nonces.iter().map(move |n| (*s, *n))).collect();
+    for a in &keys {
+        for b in &keys {
+            assert_eq!(SlotKey(a.0, a.1).cmp(&SlotKey(b.0, b.1)), a.cmp(b), "{a:?} vs {b:?}");
+        }
+    }
+}
