@@ -166,13 +166,16 @@ impl Replayer {
         Ok((every > 0 && seq.0.is_multiple_of(every)).then_some(point))
     }
 
-    /// Decodes a stored payload (`Event::from_bytes`) and applies it.
+    /// Decodes a stored payload and applies it. The decode has the checks and errors of
+    /// `Event::from_bytes` but skips copying a lane receipt's raw bytes
+    /// (`Event::from_bytes_without_receipt_bodies`): the replayer keeps only its hash.
     ///
     /// # Errors
     /// [`Error::Decode`] when the payload is not an event (the state is unchanged), otherwise as
     /// [`Replayer::apply`].
     pub fn apply_payload(&mut self, seq: Seq, payload: &[u8]) -> Result<Option<DigestPoint>> {
-        let event = Event::from_bytes(payload).map_err(|source| Error::Decode { seq, source })?;
+        let event = Event::from_bytes_without_receipt_bodies(payload)
+            .map_err(|source| Error::Decode { seq, source })?;
         self.apply_owned(seq, event)
     }
 

@@ -235,6 +235,33 @@ impl Event {
         Ok(event)
     }
 
+    /// Decodes a payload written by [`Event::to_bytes`] with the same checks and errors as
+    /// [`Event::from_bytes`], but leaves a [`EventKind::TxReceived`]'s `tx.raw` empty (its
+    /// `encoded_size` still gives the length): for consumers that keep no lane receipt bodies
+    /// (the replayer indexes a receipt by hash only), which spares an allocation and a copy
+    /// per receipt. Every other kind decodes in full.
+    ///
+    /// # Errors
+    /// As [`Event::from_bytes`].
+    pub fn from_bytes_without_receipt_bodies(payload: &[u8]) -> Result<Self, DecodeError> {
+        check_version(payload)?;
+        let mut r = Reader::new(payload);
+        r.u8()?;
+        let code = KindCode::decode(&mut r)?;
+        let origin = Origin::decode(&mut r)?;
+        let source = Source::decode(&mut r)?;
+        let observed_at = Decode::decode(&mut r)?;
+        let kind = match code {
+            KindCode::TxReceived => EventKind::TxReceived {
+                tx: super::tx::decode_tx(&mut r, false)?,
+                lane: Decode::decode(&mut r)?,
+            },
+            _ => decode_fields(code, &mut r)?,
+        };
+        r.finish()?;
+        Ok(Self { observed_at, source, origin, kind })
+    }
+
     /// The kind of a payload written by [`Event::to_bytes`], read from its first two bytes
     /// without decoding the rest (for scans that filter by kind).
     ///
@@ -331,5 +358,39 @@ mod tests {
         assert_eq!(decode_exact::<EventKind>(&bytes).unwrap(), kind);
         let root = EventKind::Unfenced { index: RaftIndex(1), root: Digest([0; 32]) };
         assert_eq!(root.encoded_len(), encode_to_vec(&root).len());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// The lean decode agrees with the full one on every event and on every cut or
+        /// lengthened payload: same value (a receipt's raw bytes aside), same error.
+        #[test]
+        fn lean_decode_equals_full_decode_but_for_receipt_bodies(
+            event in crate::test_utils::arb_event(),
+        ) {
+            let bytes = event.to_bytes();
+            let mut expected = event;
+            if let EventKind::TxReceived { tx, .. } = &mut expected.kind {
+                tx.raw = bytes::Bytes::new();
+            }
+            let lean = Event::from_bytes_without_receipt_bodies(&bytes).unwrap();
+            proptest::prop_assert_eq!(&lean, &expected);
+            if let EventKind::TxReceived { tx, .. } = &lean.kind {
+                let full = Event::from_bytes(&bytes).unwrap();
+                let EventKind::TxReceived { tx: full_tx, .. } = &full.kind else {
+                    unreachable!("same payload, same kind")
+                };
+                proptest::prop_assert_eq!(tx.encoded_size, full_tx.encoded_size);
+            }
+            let mut long = bytes.clone();
+            long.push(0);
+            for cut in (0..bytes.len()).map(|n| &bytes[..n]).chain([long.as_slice()]) {
+                proptest::prop_assert_eq!(
+                    Event::from_bytes_without_receipt_bodies(cut).err(),
+                    Event::from_bytes(cut).err()
+                );
+            }
+        }
     }
 }

@@ -63,21 +63,27 @@ impl Encode for Tx {
 
 impl Decode for Tx {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let hash = TxHash::decode(r)?;
-        let sender = Address::decode(r)?;
-        let nonce = Nonce::decode(r)?;
-        let gas_limit = r.u64()?;
-        let fees = Fees::decode(r)?;
-        let tx_type = TxType::decode(r)?;
-        let chain_id = Option::<u64>::decode(r)?;
-        let raw = r.byte_string()?;
-        // `byte_string` read a u32 prefix, so the length always fits; the error arm is only
-        // there because the types cannot say so.
-        let encoded_size = u32::try_from(raw.len())
-            .map_err(|_| DecodeError::InvalidValue { offset: r.position(), what: "tx.raw" })?;
-        let raw = Bytes::copy_from_slice(raw);
-        Ok(Self { hash, sender, nonce, gas_limit, fees, tx_type, chain_id, encoded_size, raw })
+        decode_tx(r, true)
     }
+}
+
+/// Reads a [`Tx`]; with `keep_raw` false the raw bytes are checked and skipped (`raw` is left
+/// empty, `encoded_size` still gives their length), which spares an allocation and a copy.
+pub(super) fn decode_tx(r: &mut Reader<'_>, keep_raw: bool) -> Result<Tx, DecodeError> {
+    let hash = TxHash::decode(r)?;
+    let sender = Address::decode(r)?;
+    let nonce = Nonce::decode(r)?;
+    let gas_limit = r.u64()?;
+    let fees = Fees::decode(r)?;
+    let tx_type = TxType::decode(r)?;
+    let chain_id = Option::<u64>::decode(r)?;
+    let raw = r.byte_string()?;
+    // `byte_string` read a u32 prefix, so the length always fits; the error arm is only
+    // there because the types cannot say so.
+    let encoded_size = u32::try_from(raw.len())
+        .map_err(|_| DecodeError::InvalidValue { offset: r.position(), what: "tx.raw" })?;
+    let raw = if keep_raw { Bytes::copy_from_slice(raw) } else { Bytes::new() };
+    Ok(Tx { hash, sender, nonce, gas_limit, fees, tx_type, chain_id, encoded_size, raw })
 }
 
 #[cfg(test)]
