@@ -10,31 +10,18 @@ use std::{
 };
 
 use mempulse_primitives::{
-    Address, DropReason, Event, EventKind, Fees, Lane, Nonce, Origin, RaftIndex, Seq,
-    SequencedEvent, Source, Subpool, Tx, TxHash, TxType, UnixMillis,
+    DropReason, Event, EventKind, Lane, Origin, RaftIndex, Seq, SequencedEvent, Source, Subpool,
+    Tx, UnixMillis,
 };
 use mempulse_replay::{ReplayConfig, Replayer};
 use mempulse_wal::{SyncPolicy, Wal, WalConfig};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mempulse");
+use crate::support::{BIN, synthetic_tx};
+
 const EVENTS: u64 = 600;
 
 fn tx(i: u64) -> Tx {
-    let mut hash = [0u8; 32];
-    hash[..8].copy_from_slice(&i.to_le_bytes());
-    let mut sender = [0u8; 20];
-    sender[..8].copy_from_slice(&(i % 17).to_le_bytes());
-    Tx {
-        hash: TxHash(hash),
-        sender: Address(sender),
-        nonce: Nonce(i / 17),
-        gas_limit: 21_000,
-        fees: Fees::legacy(7),
-        tx_type: TxType::Legacy,
-        chain_id: None,
-        encoded_size: 0,
-        raw: Default::default(),
-    }
+    synthetic_tx(i, 17)
 }
 
 /// A small mix: per transaction a local receipt, a replicated admission (queued), a replicated

@@ -11,6 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use bytes::Bytes;
+use mempulse_primitives::{Address, Fees, Nonce, Tx, TxHash, TxType};
 use serde_json::Value;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_mempulse");
@@ -238,4 +240,24 @@ fn dechunk(mut body: &str) -> String {
         body = rest[size..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// Transaction `i` of a synthetic log: a unique hash, one of `senders` senders, nonces in
+/// order per sender (no signature: for logs written directly, never for a lane).
+pub(crate) fn synthetic_tx(i: u64, senders: u64) -> Tx {
+    let mut hash = [0u8; 32];
+    hash[..8].copy_from_slice(&i.to_le_bytes());
+    let mut sender = [0u8; 20];
+    sender[..8].copy_from_slice(&(i % senders).to_le_bytes());
+    Tx {
+        hash: TxHash(hash),
+        sender: Address(sender),
+        nonce: Nonce(i / senders),
+        gas_limit: 21_000,
+        fees: Fees::legacy(7),
+        tx_type: TxType::Legacy,
+        chain_id: None,
+        encoded_size: 0,
+        raw: Bytes::new(),
+    }
 }

@@ -10,14 +10,13 @@ use std::{
 };
 
 use mempulse_primitives::{
-    Address, Event, EventKind, Fees, Lane, Nonce, Origin, RaftIndex, Seq, SequencedEvent, Source,
-    Subpool, Tx, TxHash, TxType, UnixMillis,
+    Event, EventKind, Lane, Origin, RaftIndex, Seq, SequencedEvent, Source, Subpool, Tx, UnixMillis,
 };
 use mempulse_replay::{ReplayConfig, Replayer};
 use mempulse_wal::{SyncPolicy, Wal, WalConfig};
 use serde_json::Value;
 
-use crate::support::BIN;
+use crate::support::{BIN, synthetic_tx};
 
 /// Raft entries in the log; each admits one transaction and promotes the one before.
 const ENTRIES: u64 = 300;
@@ -25,21 +24,7 @@ const ENTRIES: u64 = 300;
 const CORRUPTED: u64 = 173;
 
 fn tx(i: u64) -> Tx {
-    let mut hash = [0u8; 32];
-    hash[..8].copy_from_slice(&i.to_le_bytes());
-    let mut sender = [0u8; 20];
-    sender[..8].copy_from_slice(&(i % 11).to_le_bytes());
-    Tx {
-        hash: TxHash(hash),
-        sender: Address(sender),
-        nonce: Nonce(i / 11),
-        gas_limit: 21_000,
-        fees: Fees::legacy(7),
-        tx_type: TxType::Legacy,
-        chain_id: None,
-        encoded_size: 0,
-        raw: Default::default(),
-    }
+    synthetic_tx(i, 11)
 }
 
 /// Per entry: a local receipt, then the entry's replicated facts.
