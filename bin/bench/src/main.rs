@@ -17,6 +17,7 @@ mod replay;
 mod report;
 mod scan;
 mod sink;
+mod synth;
 mod wal;
 
 use std::process::ExitCode;

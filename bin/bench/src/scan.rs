@@ -25,10 +25,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail, ensure};
-use mempulse_primitives::{
-    Address, DropReason, Event, EventKind, Fees, Lane, Nonce, Origin, Seq, Source, Tx, TxHash,
-    TxType, UnixMillis,
-};
+use mempulse_primitives::{DropReason, Event, EventKind, Lane, Origin, Seq, Source, UnixMillis};
 use mempulse_wal::{SyncPolicy, Wal, WalConfig, open_reader};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -40,10 +37,9 @@ use crate::{
     nodes::{MempulseCluster, NodeOptions},
     procs::mempulse_bin,
     report::Report,
+    synth::{hash, tx},
 };
 
-/// Bytes of each generated transaction's raw encoding (a typical transfer).
-const RAW_TX_BYTES: u8 = 120;
 /// Records per append while filling the log.
 const FILL_BATCH: u64 = 10_000;
 /// Bound on one transaction's event reaching the live tail.
@@ -188,29 +184,6 @@ fn event(seq: u64) -> Event {
         source: Source::Lane(lane),
         origin: Origin::Local,
         kind,
-    }
-}
-
-fn hash(i: u64) -> TxHash {
-    let mut h = [0x5A; 32];
-    h[..8].copy_from_slice(&i.to_le_bytes());
-    TxHash(h)
-}
-
-fn tx(i: u64) -> Tx {
-    let mut sender = [0xC0; 20];
-    sender[..8].copy_from_slice(&(i % 10_000).to_le_bytes());
-    let raw: Vec<u8> = (0..RAW_TX_BYTES).map(|k| i.to_le_bytes()[0].wrapping_add(k)).collect();
-    Tx {
-        hash: hash(i),
-        sender: Address(sender),
-        nonce: Nonce(i / 10_000),
-        gas_limit: 21_000,
-        fees: Fees { max_fee_per_gas: 30_000_000_000, max_priority_fee_per_gas: 1_000_000_000 },
-        tx_type: TxType::DynamicFee,
-        chain_id: Some(1),
-        encoded_size: u32::from(RAW_TX_BYTES),
-        raw: raw.into(),
     }
 }
 
@@ -385,7 +358,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let events_dir = dir.path().join("events");
         let bytes = fill(&events_dir, 50).unwrap();
-        assert!(bytes > 50 * u64::from(RAW_TX_BYTES) / 2);
+        assert!(bytes > 50 * u64::from(crate::synth::RAW_TX_BYTES) / 2);
         let scan = scan_wal(&events_dir, 50).unwrap();
         assert_eq!(scan.bytes, bytes);
         assert!(scan_wal(&events_dir, 51).is_err(), "a short log is an error");

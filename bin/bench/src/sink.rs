@@ -22,20 +22,21 @@ use std::{path::PathBuf, process::Command, time::Instant};
 use anyhow::{Context, bail, ensure};
 use clickhouse::{Client, Row};
 use mempulse_primitives::{
-    Address, Event, EventKind, EvictReason, Fees, Height, Lane, Nonce, Origin, RaftIndex,
-    RejectReason, Source, Subpool, Tx, TxHash, TxType, UnixMillis, ValidatorId,
+    Event, EventKind, EvictReason, Height, Lane, Origin, RaftIndex, RejectReason, Source, Subpool,
+    UnixMillis, ValidatorId,
 };
 use mempulse_sink_clickhouse::{ClickHouseSinkConfig, DEFAULT_BATCH_ROWS_MAX, LogSource};
 use mempulse_wal::{SyncPolicy, Wal, WalConfig, open_reader};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::report::Report;
+use crate::{
+    report::Report,
+    synth::{hash, tx},
+};
 
 /// The environment variable naming the server (as in the sink's tests).
 const URL_ENV: &str = "MEMPULSE_CLICKHOUSE_URL";
-/// Bytes of each generated transaction's raw encoding (a typical transfer).
-const RAW_TX_BYTES: u8 = 120;
 
 /// Arguments of `mempulse-bench sink`.
 #[derive(Debug, clap::Args)]
@@ -334,27 +335,4 @@ fn event(seq: u64) -> Event {
         _ => (Source::Mempool, Origin::Replicated { raft_index: RaftIndex(n) }),
     };
     Event { observed_at: UnixMillis(1_700_000_000_000 + seq), source, origin, kind }
-}
-
-fn hash(i: u64) -> TxHash {
-    let mut h = [0x5A; 32];
-    h[..8].copy_from_slice(&i.to_le_bytes());
-    TxHash(h)
-}
-
-fn tx(i: u64) -> Tx {
-    let mut sender = [0xC0; 20];
-    sender[..8].copy_from_slice(&(i % 10_000).to_le_bytes());
-    let raw: Vec<u8> = (0..RAW_TX_BYTES).map(|k| i.to_le_bytes()[0].wrapping_add(k)).collect();
-    Tx {
-        hash: hash(i),
-        sender: Address(sender),
-        nonce: Nonce(i / 10_000),
-        gas_limit: 21_000,
-        fees: Fees { max_fee_per_gas: 30_000_000_000, max_priority_fee_per_gas: 1_000_000_000 },
-        tx_type: TxType::DynamicFee,
-        chain_id: Some(1),
-        encoded_size: u32::from(RAW_TX_BYTES),
-        raw: raw.into(),
-    }
 }
