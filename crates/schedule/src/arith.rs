@@ -177,6 +177,7 @@ mod tests {
             address: Address(address),
             power: u64::try_from(power).unwrap(),
             nodes: Vec::new(),
+            streams: Vec::new(),
         };
         Member { validator, power, priority }
     }

@@ -9,6 +9,9 @@
 //! address = "0x00000000000000000000000000000000000000a1"
 //! power = 10
 //! nodes = ["1@127.0.0.1:7400", "2@127.0.0.1:7401", "3@127.0.0.1:7402"]
+//! # Optional: each member's tx-stream and peer listener, where tx sources and the other
+//! # validators' nodes connect (same syntax as `nodes`, which stay the Raft addresses).
+//! streams = ["1@127.0.0.1:7500", "2@127.0.0.1:7501", "3@127.0.0.1:7502"]
 //!
 //! # A change set: entries with the same height form one set, applied to the validator
 //! # set of that height (the first height that includes it). Power 0 removes.
@@ -82,6 +85,7 @@ impl Default for ValidatorsConfig {
                 address: Address([1; 20]).to_string(),
                 power: 1,
                 nodes: vec!["127.0.0.1:7400".to_owned()],
+                streams: Vec::new(),
             }],
             changes: Vec::new(),
         }
@@ -101,6 +105,9 @@ pub struct ValidatorEntry {
     /// Member nodes, `host:port` or `node-id@host:port` each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<String>,
+    /// Member nodes' tx-stream and peer listeners, `node-id@host:port` (or `host:port`) each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<String>,
 }
 
 /// One entry of a change set.
@@ -119,22 +126,63 @@ pub struct ChangeEntry {
     /// Member nodes, `host:port` or `node-id@host:port` each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<String>,
+    /// Member nodes' tx-stream and peer listeners, `node-id@host:port` (or `host:port`) each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<String>,
 }
 
-fn to_validator(id: u64, address: &str, power: u64, nodes: &[String]) -> Result<Validator> {
-    let id = ValidatorId(id);
-    let address = Address::from_hex(address).map_err(|source| Error::BadAddress {
-        id,
-        text: address.to_owned(),
-        source,
-    })?;
-    let nodes = nodes
+/// The text fields of one validator entry (genesis or change).
+struct EntryText<'a> {
+    id: u64,
+    address: &'a str,
+    power: u64,
+    nodes: &'a [String],
+    streams: &'a [String],
+}
+
+fn parse_addrs(id: ValidatorId, texts: &[String]) -> Result<Vec<NodeAddr>> {
+    texts
         .iter()
         .map(|text| {
             text.parse::<NodeAddr>().map_err(|kind| Error::BadNode { id, text: text.clone(), kind })
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Validator { id, address, power, nodes })
+        .collect()
+}
+
+fn to_validator(entry: &EntryText<'_>) -> Result<Validator> {
+    let id = ValidatorId(entry.id);
+    let address = Address::from_hex(entry.address).map_err(|source| Error::BadAddress {
+        id,
+        text: entry.address.to_owned(),
+        source,
+    })?;
+    let nodes = parse_addrs(id, entry.nodes)?;
+    let streams = parse_addrs(id, entry.streams)?;
+    Ok(Validator { id, address, power: entry.power, nodes, streams })
+}
+
+impl ValidatorEntry {
+    fn text(&self) -> EntryText<'_> {
+        EntryText {
+            id: self.id,
+            address: &self.address,
+            power: self.power,
+            nodes: &self.nodes,
+            streams: &self.streams,
+        }
+    }
+}
+
+impl ChangeEntry {
+    fn text(&self) -> EntryText<'_> {
+        EntryText {
+            id: self.id,
+            address: &self.address,
+            power: self.power,
+            nodes: &self.nodes,
+            streams: &self.streams,
+        }
+    }
 }
 
 impl ValidatorsConfig {
@@ -168,7 +216,7 @@ impl ValidatorsConfig {
     /// # Errors
     /// [`Error::BadAddress`], [`Error::BadNode`].
     pub fn validators(&self) -> Result<Vec<Validator>> {
-        self.validators.iter().map(|v| to_validator(v.id, &v.address, v.power, &v.nodes)).collect()
+        self.validators.iter().map(|v| to_validator(&v.text())).collect()
     }
 
     /// The change sets by height, each in file order.
@@ -178,7 +226,7 @@ impl ValidatorsConfig {
     pub fn changes(&self) -> Result<BTreeMap<Height, Vec<Validator>>> {
         let mut out: BTreeMap<Height, Vec<Validator>> = BTreeMap::new();
         for c in &self.changes {
-            let v = to_validator(c.id, &c.address, c.power, &c.nodes)?;
+            let v = to_validator(&c.text())?;
             out.entry(Height(c.height)).or_default().push(v);
         }
         Ok(out)
@@ -214,6 +262,7 @@ id = 1
 address = "0x00000000000000000000000000000000000000a1"
 power = 10
 nodes = ["1@127.0.0.1:7400", "127.0.0.1:7401"]
+streams = ["1@127.0.0.1:7500", "2@127.0.0.1:7501"]
 
 [[validators]]
 id = 2
@@ -225,6 +274,7 @@ height = 9
 id = 3
 address = "0x00000000000000000000000000000000000000a3"
 power = 7
+streams = ["5@127.0.0.1:7503"]
 
 [[changes]]
 height = 9
@@ -241,8 +291,12 @@ power = 0
         let validators = config.validators().unwrap();
         assert_eq!(validators.len(), 2);
         assert_eq!(validators[0].nodes[0].to_string(), "1@127.0.0.1:7400");
+        let streams: Vec<String> = validators[0].streams.iter().map(ToString::to_string).collect();
+        assert_eq!(streams, ["1@127.0.0.1:7500", "2@127.0.0.1:7501"]);
+        assert!(validators[1].streams.is_empty(), "streams are optional");
         let changes = config.changes().unwrap();
         assert_eq!(changes.keys().copied().collect::<Vec<_>>(), [Height(9)]);
+        assert_eq!(changes[&Height(9)][0].streams[0].node, Some(mempulse_primitives::NodeId(5)));
         let schedule = config.to_schedule().unwrap();
         assert_eq!(schedule.base_height(), Height(5));
         let at9 = schedule.set_at(Height(9)).unwrap();
@@ -275,6 +329,13 @@ power = 0
         let node =
             format!("[[validators]]\nid = 1\naddress = \"{addr}\"\npower = 1\nnodes = [\"x\"]\n");
         assert!(matches!(check(&node), Error::BadNode { .. }));
+        let stream = format!(
+            "[[validators]]\nid = 1\naddress = \"{addr}\"\npower = 1\nstreams = [\"1@h\"]\n"
+        );
+        assert!(matches!(
+            check(&stream),
+            Error::BadNode { kind: crate::NodeAddrErrorKind::MissingPort, .. }
+        ));
         let zero = format!("[[validators]]\nid = 1\naddress = \"{addr}\"\npower = 0\n");
         assert_eq!(check(&zero), Error::ZeroPower { id: ValidatorId(1) });
         let empty = "validators = []\n";

@@ -285,8 +285,9 @@ impl ValidatorSet {
         }
     }
 
-    /// Ids and member node endpoints must stay unique across the resulting set; node ids
-    /// (Raft member ids, numbered per cluster) only within one validator.
+    /// Ids and member node endpoints (Raft and stream listeners alike) must stay unique across
+    /// the resulting set; node ids only within one validator's `nodes` and within its
+    /// `streams`.
     fn check_unique(&self, updates: &[Member], removals: &[Address]) -> Result<()> {
         let changed = |a: &Address| {
             removals.binary_search(a).is_ok()
@@ -299,8 +300,10 @@ impl ValidatorSet {
             if ids.insert(v.id, ()).is_some() {
                 return Err(Error::DuplicateId { id: v.id });
             }
-            let mut node_ids: BTreeMap<NodeId, ()> = BTreeMap::new();
-            for node in &v.nodes {
+            // Keyed by (is a stream listener, node id): one id per list.
+            let mut node_ids: BTreeMap<(bool, NodeId), ()> = BTreeMap::new();
+            let listed = v.nodes.iter().map(|n| (false, n));
+            for (stream, node) in listed.chain(v.streams.iter().map(|n| (true, n))) {
                 let dup = |first: ValidatorId| Error::DuplicateNode {
                     node: node.clone(),
                     first,
@@ -309,7 +312,7 @@ impl ValidatorSet {
                 if let Some(first) = endpoints.insert((&node.host, node.port), v.id) {
                     return Err(dup(first));
                 }
-                if node.node.is_some_and(|n| node_ids.insert(n, ()).is_some()) {
+                if node.node.is_some_and(|n| node_ids.insert((stream, n), ()).is_some()) {
                     return Err(dup(v.id));
                 }
             }
@@ -349,5 +352,13 @@ impl ValidatorSet {
             .iter()
             .filter_map(|(_, &i)| self.members.get(i))
             .flat_map(|m| m.validator.nodes.iter().map(move |n| (m.validator.id, n)))
+    }
+
+    /// The member nodes' stream listeners of every validator, ascending by validator id.
+    pub fn streams(&self) -> impl Iterator<Item = (ValidatorId, &NodeAddr)> + '_ {
+        self.by_id
+            .iter()
+            .filter_map(|(_, &i)| self.members.get(i))
+            .flat_map(|m| m.validator.streams.iter().map(move |n| (m.validator.id, n)))
     }
 }

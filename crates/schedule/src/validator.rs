@@ -17,21 +17,31 @@ pub struct Validator {
     pub address: Address,
     /// Voting power: positive in a set; in a change set, 0 removes the validator.
     pub power: u64,
-    /// The member nodes of the validator's cluster (where tx sources connect).
+    /// The member nodes of the validator's cluster: their Raft addresses.
     pub nodes: Vec<NodeAddr>,
+    /// The member nodes' tx-stream and peer listeners (where tx sources and other nodes
+    /// connect), `node-id@host:port` each; empty when the file gives none.
+    pub streams: Vec<NodeAddr>,
 }
 
 impl Validator {
-    /// A validator without member nodes.
+    /// A validator without member nodes or stream listeners.
     #[must_use]
     pub const fn new(id: ValidatorId, address: Address, power: u64) -> Self {
-        Self { id, address, power, nodes: Vec::new() }
+        Self { id, address, power, nodes: Vec::new(), streams: Vec::new() }
     }
 
     /// The same validator with these member nodes.
     #[must_use]
     pub fn with_nodes(mut self, nodes: Vec<NodeAddr>) -> Self {
         self.nodes = nodes;
+        self
+    }
+
+    /// The same validator with these stream listeners.
+    #[must_use]
+    pub fn with_streams(mut self, streams: Vec<NodeAddr>) -> Self {
+        self.streams = streams;
         self
     }
 }

@@ -151,6 +151,31 @@ fn member_nodes_are_unique_across_validators() {
 }
 
 #[test]
+fn stream_listeners_are_unique_endpoints_too() {
+    let addr = |text: &str| text.parse::<mempulse_schedule::NodeAddr>().unwrap();
+    let a = numbered(1, 1)
+        .with_nodes(vec![addr("1@127.0.0.1:7400")])
+        .with_streams(vec![addr("1@127.0.0.1:7500")]);
+    // A stream listener on another validator's Raft endpoint is refused.
+    let b = numbered(2, 1).with_streams(vec![addr("4@127.0.0.1:7400")]);
+    assert!(matches!(
+        ValidatorSet::new(&[a.clone(), b]),
+        Err(Error::DuplicateNode { first: ValidatorId(1), second: ValidatorId(2), .. })
+    ));
+    // One node id twice among one validator's streams is refused; the same id in `nodes`
+    // and `streams` names the same member and is expected.
+    let c = numbered(3, 1).with_streams(vec![addr("7@10.0.0.1:1"), addr("7@10.0.0.1:2")]);
+    assert!(matches!(
+        ValidatorSet::new(&[a.clone(), c]),
+        Err(Error::DuplicateNode { first: ValidatorId(3), second: ValidatorId(3), .. })
+    ));
+    let d = numbered(4, 1).with_streams(vec![addr("4@127.0.0.1:7504")]);
+    let set = ValidatorSet::new(&[a, d]).unwrap();
+    let streams: Vec<String> = set.streams().map(|(id, n)| format!("{id}:{n}")).collect();
+    assert_eq!(streams, ["1:1@127.0.0.1:7500", "4:4@127.0.0.1:7504"]);
+}
+
+#[test]
 fn a_restored_set_continues_where_it_left_off() {
     let genesis = [numbered(1, 3), numbered(2, 5), numbered(3, 7)];
     let mut set = ValidatorSet::new(&genesis).unwrap();
