@@ -158,9 +158,16 @@ impl Wal {
             self.cut_active(tail.end)?;
         }
         // The recovered frames may sit only in the page cache (a process crash): make what
-        // open reports as the log durable before anything builds on it.
-        let name = self.active.name.clone();
-        self.active.file.sync_data().map_err(self.io_err(IoOp::Sync, &name))?;
+        // open reports as the log durable before anything builds on it. Under `Never` the log
+        // promises nothing beyond the OS, so open does not either: after an unsynced run this
+        // sync would write back up to a whole segment (tens of ms). The next roll seals the
+        // segment with a sync, as always, so a sealed segment is still complete.
+        if self.config.sync == SyncPolicy::Never {
+            self.dirty = true;
+        } else {
+            let name = self.active.name.clone();
+            self.active.file.sync_data().map_err(self.io_err(IoOp::Sync, &name))?;
+        }
         self.active.set_end(tail.end);
         self.write_offset = tail.end;
         self.next_seq = tail.next_seq;

@@ -140,10 +140,15 @@ impl<C: ClusterTypeConfig> LogStore<C> {
 
     /// Checks the opened WAL against the metadata and builds the store and its writer.
     fn assemble(
-        wal: Wal,
+        mut wal: Wal,
         meta_file: MetaFile,
         meta: crate::meta::LogMeta,
     ) -> Result<(Self, LogWriterTask<C>)> {
+        // The WAL runs under `SyncPolicy::Never` (this store syncs explicitly) and so does not
+        // sync the tail it recovered: entries written before a process crash may sit only in
+        // the page cache. openraft will report them as this node's log (votes, append replies),
+        // so they must be durable first.
+        wal.sync()?;
         if wal.last_seq().0 + 1 < meta.anchor.seq.0 {
             return Err(Error::WalBehindAnchor {
                 last_seq: wal.last_seq(),

@@ -130,3 +130,31 @@ fn interval_policy_syncs_on_close() {
     let after = open_sim(&sim.crash_image(CrashMode::DropUnsynced), config).unwrap();
     assert_log(&after.reader(), 1, 50);
 }
+
+/// A process crash leaves written frames in the page cache. Reopening under a syncing policy
+/// makes them durable before the log is served; under `Never` the log promises nothing beyond
+/// the OS, so a power loss after that reopen may still take the unsynced tail.
+#[test]
+fn open_syncs_the_recovered_tail_unless_the_policy_is_never() {
+    for (sync, durable) in [
+        (mempulse_wal::SyncPolicy::Always, true),
+        (mempulse_wal::SyncPolicy::Interval(std::time::Duration::from_secs(3600)), true),
+        (mempulse_wal::SyncPolicy::Never, false),
+    ] {
+        let sim = SimStorage::new();
+        let unsynced = small_config(mempulse_wal::Preallocate::ZeroFill);
+        let mut wal = open_sim(&sim, unsynced.clone()).unwrap();
+        // Fewer bytes than one segment: no roll, so nothing has been synced yet.
+        wal.append(&payloads(1, 20)).unwrap();
+        drop(wal);
+        let reopened = open_sim(&sim, unsynced.clone().with_sync(sync)).unwrap();
+        assert_eq!(reopened.last_seq(), Seq(20), "{sync:?}");
+        std::mem::forget(reopened);
+        let after = open_sim(&sim.crash_image(CrashMode::DropUnsynced), unsynced).unwrap();
+        if durable {
+            assert_log(&after.reader(), 1, 20);
+        } else {
+            assert!(after.last_seq() < Seq(20), "{sync:?}: {}", after.last_seq());
+        }
+    }
+}
