@@ -2,7 +2,7 @@
 
 use std::{io, path::PathBuf};
 
-use mempulse_primitives::{DecodeError, Seq};
+use mempulse_primitives::{DecodeError, RaftIndex, Seq};
 
 /// Result of this crate's fallible operations.
 pub type Result<T, E = Error> = core::result::Result<T, E>;
@@ -114,6 +114,37 @@ pub enum CheckpointDefect {
     DigestMismatch,
 }
 
+/// Why [`crate::Replayer::rebase`] refused a peer's state (nothing was changed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RebaseRefusal {
+    /// The peer's state holds facts of an index it has not sealed: it is not the state through
+    /// one complete index. Take the checkpoint after sealing its open index.
+    #[error("the peer's state is open at index {open} (sealed through {sealed})")]
+    PeerIndexOpen {
+        /// The peer's last sealed index.
+        sealed: RaftIndex,
+        /// The index of its last replicated fact.
+        open: RaftIndex,
+    },
+    /// This replayer has not sealed the peer's index yet: facts of that index may still
+    /// arrive here and would be applied twice. Retry once it has.
+    #[error("this replica has sealed through {local}, the peer's state is through {peer}")]
+    LocalBehind {
+        /// This replayer's last sealed index.
+        local: RaftIndex,
+        /// The index the peer's state is complete through.
+        peer: RaftIndex,
+    },
+    /// This replayer no longer holds where the peer's index ends in its log (its digests of
+    /// that index were dropped).
+    #[error("this replica no longer holds a digest at or below index {index}")]
+    NotHeld {
+        /// The index the peer's state is complete through.
+        index: RaftIndex,
+    },
+}
+
 /// Errors of replay and of the checkpoint store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -155,6 +186,9 @@ pub enum Error {
         #[source]
         defect: CheckpointDefect,
     },
+    /// A peer's state cannot be installed over this replayer's (see [`RebaseRefusal`]).
+    #[error("cannot install the peer's state")]
+    Rebase(#[source] RebaseRefusal),
     /// A checkpoint file operation failed.
     #[error("checkpoint {op} of {path}")]
     Io {
@@ -178,7 +212,7 @@ impl Error {
             | Self::Decode { .. }
             | Self::Purged { .. }
             | Self::Checkpoint { .. } => true,
-            Self::Wal(_) | Self::Io { .. } => false,
+            Self::Wal(_) | Self::Io { .. } | Self::Rebase(_) => false,
         }
     }
 }

@@ -11,6 +11,8 @@
 //!  every N seqs: DigestPoint { seq, events, raft_index, digest }
 //!  every N events or T seconds (caller's clock): CheckpointStore::write (atomic, checksummed)
 //!  start-up: resume() = newest valid checkpoint (damaged ones skipped) + replay_wal(tail)
+//!  repair:   Replayer::rebase(peer's checkpoint, complete through index I) = the peer's
+//!            replicated state + this log's facts above I; local seqs and lifecycle kept
 //! ```
 //!
 //! ## Invariants
@@ -22,6 +24,9 @@
 //! - Replay from any checkpoint equals replay from genesis: same digest points, same state,
 //!   same lifecycle index (property-tested; the CI determinism gate replays a committed fixture
 //!   both ways against golden digests).
+//! - A rebased replayer has the peer's digest through every index from the installed one on
+//!   (given this log's later facts are right), and a checkpoint of it resumes to the same
+//!   state (property-tested on seeded logs with a corrupted admission before the index).
 //! - Everything hashed, encoded or listed iterates ordered structures; the hash indexes are
 //!   lookup-only and cannot be iterated (`lookup.rs`).
 //! - Memory is bounded: the pool view by the pool's own caps, replacement history per slot, the
@@ -88,7 +93,7 @@ mod wal_replay;
 
 pub use checkpoint::{
     CHECKPOINT_FORMAT_VERSION, CHECKPOINT_MAGIC, CheckpointMeta, CheckpointStore, LoadedCheckpoint,
-    NewestValid,
+    NewestValid, checkpoint_bytes, checkpoint_from_bytes,
 };
 pub use config::{
     CheckpointPolicy, DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_EVERY_EVENTS,
@@ -98,7 +103,7 @@ pub use config::{
 };
 pub use digest::{DigestPoint, IndexedDigest};
 pub use divergence::{Divergence, Probe, first_divergence};
-pub use error::{CheckpointDefect, Error, IoOp, Result};
+pub use error::{CheckpointDefect, Error, IoOp, RebaseRefusal, Result};
 pub use lifecycle::{FactRef, LifecycleLookup, TxLifecycle};
-pub use replayer::{NonceSlot, PooledTx, Replayer};
+pub use replayer::{NonceSlot, PooledTx, Rebased, Replayer};
 pub use wal_replay::{Resumed, replay_wal, resume, scan_lifecycle};

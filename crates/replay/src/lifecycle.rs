@@ -146,6 +146,17 @@ impl LifecycleIndex {
         }
     }
 
+    /// Marks a finished transaction live again without a fact about it (it came back into the
+    /// view as a side effect, e.g. a peer's state installed over this one's).
+    pub(crate) fn revive(&mut self, hash: TxHash) {
+        if let Some(life) = self.entries.get_mut(&hash)
+            && life.finished
+        {
+            life.finished = false;
+            self.finished.remove(&(life.last_seq, hash));
+        }
+    }
+
     fn trim(&mut self) {
         while self.finished.len() > self.finished_max {
             let Some((seq, hash)) = self.finished.pop_first() else { break };

@@ -376,6 +376,11 @@ pub(crate) struct ReplayerParts {
     pub(crate) index_digests: Vec<IndexedDigest>,
 }
 
+#[path = "rebase.rs"]
+mod rebase;
+
+pub use rebase::Rebased;
+
 #[cfg(test)]
 #[path = "replayer_test.rs"]
 mod tests;

@@ -14,6 +14,7 @@ mod determinism;
 mod differential;
 mod divergence;
 mod props;
+mod rebase;
 mod wal;
 
 use mempulse_primitives::{Event, Seq, SequencedEvent};
