@@ -5,8 +5,13 @@
 //! ```text
 //! AdminRequest  u8 tag: 1 Status | 2 AddLearner u64 id, ClusterNode
 //!               | 3 Promote u32 n, n × u64 id (strictly ascending) | 4 Remove u64 id
-//!               | 5 TransferLeader u64 to
+//!               | 5 TransferLeader u64 to | 6 StateRoot opt<u64 index>
+//!               | 7 Checkpoint opt<u64 at> | u64 offset | 8 MempoolRoot
 //! AdminReply    u8 tag: 1 Status ClusterStatus | 2 Done opt<u64 log index>
+//!               | 3 StateRoot opt<u64 index | digest [32]>
+//!               | 4 Checkpoint opt<u64 index | digest [32] | u64 total | u64 offset
+//!                                  | u32 len | len bytes>       (len ≤ 1 MiB, offset+len ≤ total)
+//!               | 5 MempoolRoot opt<u64 applied | digest [32]>
 //! ClusterStatus u64 node | u8 role | opt<u64 leader> | u64 term | opt<u64 last log index>
 //!               | opt<u64 committed> | opt<u64 applied> | u32 n, n × u64 voter (ascending)
 //!               | u32 n, n × (u64 id, ClusterNode) (ascending ids)
@@ -57,6 +62,20 @@ pub enum AdminRequest {
         /// The Raft index asked for.
         index: Option<RaftIndex>,
     },
+    /// One chunk of the serving node's replayer checkpoint, for a fenced member that
+    /// reinstalls a healthy replica's replicated state (never forwarded). `at: None` takes a
+    /// new checkpoint (complete through the node's latest sealed index) and answers its first
+    /// chunk; `at: Some(index)` with an `offset` continues that checkpoint, while the node
+    /// still holds it.
+    Checkpoint {
+        /// The index of the checkpoint being fetched (`None`: take a new one).
+        at: Option<RaftIndex>,
+        /// Byte offset of the chunk asked for.
+        offset: u64,
+    },
+    /// The serving node's last applied Raft index and the digest of its mempool there (never
+    /// forwarded): whether a diverged member's state machine differs too.
+    MempoolRoot,
 }
 
 impl AdminRequest {
@@ -70,6 +89,23 @@ impl AdminRequest {
             Self::Remove { .. } => "remove",
             Self::TransferLeader { .. } => "transfer_leader",
             Self::StateRoot { .. } => "state_root",
+            Self::Checkpoint { .. } => "checkpoint",
+            Self::MempoolRoot => "mempool_root",
+        }
+    }
+
+    /// Whether the node that receives the request answers it itself, about its own state,
+    /// instead of forwarding it to the leader.
+    #[must_use]
+    pub const fn is_local(&self) -> bool {
+        match self {
+            Self::Status | Self::StateRoot { .. } | Self::Checkpoint { .. } | Self::MempoolRoot => {
+                true
+            }
+            Self::AddLearner { .. }
+            | Self::Promote { .. }
+            | Self::Remove { .. }
+            | Self::TransferLeader { .. } => false,
         }
     }
 }
@@ -83,6 +119,11 @@ pub enum AdminReply {
     /// The serving node's state root (`None`: the index is not sealed there yet, or older than
     /// the digests it keeps).
     StateRoot(Option<StateRootReply>),
+    /// A chunk of the serving node's checkpoint (`None`: it cannot take one now, or no longer
+    /// holds the one asked for: start again with `at: None`).
+    Checkpoint(Option<CheckpointChunk>),
+    /// The serving node's mempool digest at its last applied index (`None`: not available).
+    MempoolRoot(Option<MempoolRootReply>),
     /// The change is done; the index of the log entry that made it, when it wrote one.
     Done {
         /// Raft index of the membership entry (none for a leader transfer).
@@ -99,11 +140,74 @@ pub struct StateRootReply {
     pub digest: Digest,
 }
 
-/// Where a node's [`AdminRequest::StateRoot`] answers come from (the node's live replayer).
+/// Largest checkpoint chunk a node sends in one [`AdminReply::Checkpoint`] (and accepts).
+pub const CHECKPOINT_CHUNK_BYTES_MAX: u32 = 1 << 20;
+
+/// One chunk of a replayer checkpoint (the `mempulse-replay` checkpoint file bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointChunk {
+    /// The Raft index the checkpointed replicated state is complete through.
+    pub raft_index: RaftIndex,
+    /// The replicated digest through `raft_index`.
+    pub digest: Digest,
+    /// Size of the whole checkpoint.
+    pub total_bytes: u64,
+    /// Where this chunk starts.
+    pub offset: u64,
+    /// The chunk (at most [`CHECKPOINT_CHUNK_BYTES_MAX`]; empty only past the end).
+    pub bytes: Vec<u8>,
+}
+
+/// A member's mempool digest at its last applied Raft index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MempoolRootReply {
+    /// The last applied index.
+    pub applied: RaftIndex,
+    /// The digest of the mempool (its snapshot encoding) after applying it.
+    pub digest: Digest,
+}
+
+/// Where a node's answers about its own replicated state come from: the state roots of its
+/// live replayer ([`AdminRequest::StateRoot`]), checkpoints of it
+/// ([`AdminRequest::Checkpoint`]) and its mempool digest ([`AdminRequest::MempoolRoot`]).
+/// Every method is called on a blocking thread.
 pub trait StateRootSource: Send + Sync + 'static {
     /// The digest through `index` (the latest sealed one for `None`), `None` when this node
-    /// does not hold it. Called on a blocking thread.
+    /// does not hold it.
     fn state_root(&self, index: Option<RaftIndex>) -> Option<StateRootReply>;
+
+    /// A chunk of a checkpoint of the live replayer (see [`AdminRequest::Checkpoint`]); `None`
+    /// when this node cannot serve it. The default serves none.
+    fn checkpoint_chunk(&self, at: Option<RaftIndex>, offset: u64) -> Option<CheckpointChunk> {
+        let _ = (at, offset);
+        None
+    }
+
+    /// The mempool digest at the last applied index; `None` when unavailable. The default
+    /// serves none.
+    fn mempool_root(&self) -> Option<MempoolRootReply> {
+        None
+    }
+}
+
+/// The answer of `source` to a request about the node's own replicated state (`None` for any
+/// other request).
+pub(crate) fn answer_from(
+    source: &dyn StateRootSource,
+    request: &AdminRequest,
+) -> Option<AdminReply> {
+    Some(match request {
+        AdminRequest::StateRoot { index } => AdminReply::StateRoot(source.state_root(*index)),
+        AdminRequest::Checkpoint { at, offset } => {
+            AdminReply::Checkpoint(source.checkpoint_chunk(*at, *offset))
+        }
+        AdminRequest::MempoolRoot => AdminReply::MempoolRoot(source.mempool_root()),
+        AdminRequest::Status
+        | AdminRequest::AddLearner { .. }
+        | AdminRequest::Promote { .. }
+        | AdminRequest::Remove { .. }
+        | AdminRequest::TransferLeader { .. } => return None,
+    })
 }
 
 /// The role a node plays.
@@ -223,6 +327,8 @@ const REQ_PROMOTE: u8 = 3;
 const REQ_REMOVE: u8 = 4;
 const REQ_TRANSFER: u8 = 5;
 const REQ_STATE_ROOT: u8 = 6;
+const REQ_CHECKPOINT: u8 = 7;
+const REQ_MEMPOOL_ROOT: u8 = 8;
 
 impl Encode for AdminRequest {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -249,6 +355,12 @@ impl Encode for AdminRequest {
                 out.push(REQ_STATE_ROOT);
                 index.encode(out);
             }
+            Self::Checkpoint { at, offset } => {
+                out.push(REQ_CHECKPOINT);
+                at.encode(out);
+                offset.encode(out);
+            }
+            Self::MempoolRoot => out.push(REQ_MEMPOOL_ROOT),
         }
     }
 }
@@ -265,6 +377,8 @@ impl Decode for AdminRequest {
             REQ_REMOVE => Self::Remove { id: NodeId::decode(r)? },
             REQ_TRANSFER => Self::TransferLeader { to: NodeId::decode(r)? },
             REQ_STATE_ROOT => Self::StateRoot { index: Option::decode(r)? },
+            REQ_CHECKPOINT => Self::Checkpoint { at: Option::decode(r)?, offset: r.u64()? },
+            REQ_MEMPOOL_ROOT => Self::MempoolRoot,
             tag => return Err(DecodeError::UnknownTag { offset, what: "admin request", tag }),
         })
     }
@@ -306,9 +420,54 @@ impl Decode for StateRootReply {
     }
 }
 
+/// `u64 raft_index | digest [32] | u64 total | u64 offset | u32 len | len bytes`.
+impl Encode for CheckpointChunk {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.raft_index.encode(out);
+        self.digest.encode(out);
+        self.total_bytes.encode(out);
+        self.offset.encode(out);
+        put_len(out, self.bytes.len());
+        out.extend_from_slice(&self.bytes);
+    }
+}
+
+impl Decode for CheckpointChunk {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let raft_index = RaftIndex::decode(r)?;
+        let digest = Digest::decode(r)?;
+        let total_bytes = r.u64()?;
+        let offset = r.u64()?;
+        let at = r.position();
+        let bytes = r.byte_string()?.to_vec();
+        let end = u64::try_from(bytes.len()).ok().and_then(|len| offset.checked_add(len));
+        if bytes.len() > CHECKPOINT_CHUNK_BYTES_MAX as usize || end.is_none_or(|e| e > total_bytes)
+        {
+            return Err(DecodeError::InvalidValue { offset: at, what: "checkpoint chunk" });
+        }
+        Ok(Self { raft_index, digest, total_bytes, offset, bytes })
+    }
+}
+
+/// `u64 applied | digest [32]`.
+impl Encode for MempoolRootReply {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.applied.encode(out);
+        self.digest.encode(out);
+    }
+}
+
+impl Decode for MempoolRootReply {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self { applied: RaftIndex::decode(r)?, digest: Digest::decode(r)? })
+    }
+}
+
 const REPLY_STATUS: u8 = 1;
 const REPLY_DONE: u8 = 2;
 const REPLY_STATE_ROOT: u8 = 3;
+const REPLY_CHECKPOINT: u8 = 4;
+const REPLY_MEMPOOL_ROOT: u8 = 5;
 
 impl Encode for AdminReply {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -325,6 +484,14 @@ impl Encode for AdminReply {
                 out.push(REPLY_STATE_ROOT);
                 root.encode(out);
             }
+            Self::Checkpoint(chunk) => {
+                out.push(REPLY_CHECKPOINT);
+                chunk.encode(out);
+            }
+            Self::MempoolRoot(root) => {
+                out.push(REPLY_MEMPOOL_ROOT);
+                root.encode(out);
+            }
         }
     }
 }
@@ -336,6 +503,8 @@ impl Decode for AdminReply {
             REPLY_STATUS => Self::Status(ClusterStatus::decode(r)?),
             REPLY_DONE => Self::Done { log_index: Option::decode(r)? },
             REPLY_STATE_ROOT => Self::StateRoot(Option::decode(r)?),
+            REPLY_CHECKPOINT => Self::Checkpoint(Option::decode(r)?),
+            REPLY_MEMPOOL_ROOT => Self::MempoolRoot(Option::decode(r)?),
             tag => return Err(DecodeError::UnknownTag { offset, what: "admin reply", tag }),
         })
     }
@@ -469,6 +638,9 @@ mod tests {
             AdminRequest::TransferLeader { to: NodeId(2) },
             AdminRequest::StateRoot { index: None },
             AdminRequest::StateRoot { index: Some(RaftIndex(17)) },
+            AdminRequest::Checkpoint { at: None, offset: 0 },
+            AdminRequest::Checkpoint { at: Some(RaftIndex(9)), offset: 1 << 20 },
+            AdminRequest::MempoolRoot,
         ];
         for request in requests {
             let bytes = encode_to_vec(&request);
@@ -483,6 +655,13 @@ mod tests {
             AdminReply::Done { log_index: Some(9) },
             AdminReply::StateRoot(Some(root)),
             AdminReply::StateRoot(None),
+            AdminReply::Checkpoint(Some(chunk())),
+            AdminReply::Checkpoint(None),
+            AdminReply::MempoolRoot(Some(MempoolRootReply {
+                applied: RaftIndex(5),
+                digest: Digest([3; 32]),
+            })),
+            AdminReply::MempoolRoot(None),
         ];
         for reply in replies {
             let bytes = encode_to_vec(&reply);
@@ -503,6 +682,61 @@ mod tests {
             assert_eq!(decode_exact::<AdminError>(&encode_to_vec(&error)), Ok(error.clone()));
         }
         assert_eq!(status().learners(), BTreeSet::from([NodeId(5)]));
+    }
+
+    fn chunk() -> CheckpointChunk {
+        CheckpointChunk {
+            raft_index: RaftIndex(12),
+            digest: Digest([4; 32]),
+            total_bytes: 10,
+            offset: 4,
+            bytes: vec![1, 2, 3],
+        }
+    }
+
+    #[test]
+    fn chunks_past_their_checkpoint_or_too_large_are_refused() {
+        let past = CheckpointChunk { offset: 8, ..chunk() };
+        let huge = CheckpointChunk {
+            total_bytes: u64::MAX,
+            offset: 0,
+            bytes: vec![0; CHECKPOINT_CHUNK_BYTES_MAX as usize + 1],
+            ..chunk()
+        };
+        let wrapping = CheckpointChunk { total_bytes: u64::MAX, offset: u64::MAX, ..chunk() };
+        for bad in [past, huge, wrapping] {
+            let bytes = encode_to_vec(&AdminReply::Checkpoint(Some(bad)));
+            assert!(matches!(
+                decode_exact::<AdminReply>(&bytes),
+                Err(DecodeError::InvalidValue { what: "checkpoint chunk", .. })
+            ));
+        }
+        let end = CheckpointChunk { offset: 7, ..chunk() };
+        assert_eq!(decode_exact::<CheckpointChunk>(&encode_to_vec(&end)), Ok(end));
+    }
+
+    #[test]
+    fn replica_queries_are_answered_locally_from_the_source() {
+        struct Source;
+        impl StateRootSource for Source {
+            fn state_root(&self, index: Option<RaftIndex>) -> Option<StateRootReply> {
+                index.map(|raft_index| StateRootReply { raft_index, digest: Digest([1; 32]) })
+            }
+        }
+        let ask = |r: AdminRequest| (r.is_local(), answer_from(&Source, &r));
+        let root = StateRootReply { raft_index: RaftIndex(3), digest: Digest([1; 32]) };
+        assert_eq!(
+            ask(AdminRequest::StateRoot { index: Some(RaftIndex(3)) }),
+            (true, Some(AdminReply::StateRoot(Some(root))))
+        );
+        // The defaults serve no checkpoint and no mempool root (an older source).
+        assert_eq!(
+            ask(AdminRequest::Checkpoint { at: None, offset: 0 }),
+            (true, Some(AdminReply::Checkpoint(None)))
+        );
+        assert_eq!(ask(AdminRequest::MempoolRoot), (true, Some(AdminReply::MempoolRoot(None))));
+        assert_eq!(ask(AdminRequest::Status), (true, None));
+        assert_eq!(ask(AdminRequest::Remove { id: NodeId(1) }), (false, None));
     }
 
     #[test]

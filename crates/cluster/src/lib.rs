@@ -153,7 +153,8 @@ mod transport;
 mod types;
 
 pub use admin::{
-    AdminError, AdminReply, AdminRequest, ClusterStatus, NodeRole, StateRootReply, StateRootSource,
+    AdminError, AdminReply, AdminRequest, CHECKPOINT_CHUNK_BYTES_MAX, CheckpointChunk,
+    ClusterStatus, MempoolRootReply, NodeRole, StateRootReply, StateRootSource,
 };
 
 pub use codec::{ENTRY_VERSION, decode_entry, encode_entry};

@@ -7,7 +7,7 @@ use std::{
     sync::Arc,
 };
 
-use mempulse_primitives::{NodeId, RaftIndex};
+use mempulse_primitives::NodeId;
 use openraft::{
     ChangeMembers, ServerState,
     async_runtime::WatchReceiver,
@@ -75,7 +75,9 @@ impl NodeService {
                 raft.change_membership(change, false).await
             }
             AdminRequest::TransferLeader { to } => return self.transfer_leader(to).await,
-            AdminRequest::StateRoot { index } => return self.state_root(index).await,
+            AdminRequest::StateRoot { .. }
+            | AdminRequest::Checkpoint { .. }
+            | AdminRequest::MempoolRoot => return self.replica_query(request).await,
         };
         match written {
             Ok(response) => Ok(AdminReply::Done { log_index: Some(response.log_id.index) }),
@@ -83,16 +85,18 @@ impl NodeService {
         }
     }
 
-    /// This node's state root from the installed [`StateRootSource`]; refused while none is.
-    async fn state_root(&self, index: Option<RaftIndex>) -> Result<AdminReply, AdminError> {
+    /// This node's answer about its own replicated state (state root, checkpoint chunk,
+    /// mempool root) from the installed [`StateRootSource`]; refused while none is.
+    async fn replica_query(&self, request: AdminRequest) -> Result<AdminReply, AdminError> {
         let Some(source) = self.state_roots.get().cloned() else {
             return Err(AdminError::Refused);
         };
         // The source may wait for the replayer's lock while it applies a batch.
-        tokio::task::spawn_blocking(move || source.state_root(index))
+        tokio::task::spawn_blocking(move || crate::admin::answer_from(source.as_ref(), &request))
             .await
-            .map(AdminReply::StateRoot)
-            .map_err(|_| AdminError::Refused)
+            .ok()
+            .flatten()
+            .ok_or(AdminError::Refused)
     }
 
     /// Installs where [`AdminRequest::StateRoot`] answers come from (once; later calls are
