@@ -22,6 +22,9 @@ pub const DEFAULT_MAX_GROUP_BYTES: usize = 4 << 20;
 pub const READ_CHUNK_BYTES: usize = 1 << 20;
 /// The sparse seek index keeps one entry every this many records of a segment.
 pub const INDEX_INTERVAL_RECORDS: u64 = 256;
+/// Default [`WalConfig::writeback_bytes`]: 8 MiB, an eighth of a default segment.
+pub const DEFAULT_WRITEBACK_BYTES: u64 = 8 << 20;
+
 /// How many purged segments are kept for reuse under [`Preallocate::Recycle`].
 pub const RECYCLE_POOL_MAX: usize = 4;
 
@@ -85,6 +88,11 @@ pub struct WalConfig {
     /// Value of the `log` label on this log's metrics, so two logs in one process (the event
     /// log and the Raft log) keep separate series. A fixed name, never data.
     pub metrics_label: &'static str,
+    /// Under `Never` and `Interval`, a helper thread syncs the active segment after every
+    /// this many bytes written, so sealing a segment at a roll does not write back a whole
+    /// segment while the writer waits. 0 turns it off; unused under `Always` and on a
+    /// simulated storage ([`Wal::open_with_storage`](crate::Wal::open_with_storage)).
+    pub writeback_bytes: u64,
 }
 
 impl Default for WalConfig {
@@ -97,6 +105,7 @@ impl Default for WalConfig {
             first_seq: Seq(1),
             prepare_ahead: true,
             metrics_label: "events",
+            writeback_bytes: DEFAULT_WRITEBACK_BYTES,
         }
     }
 }
@@ -133,6 +142,13 @@ impl WalConfig {
     #[must_use]
     pub const fn with_first_seq(mut self, first_seq: Seq) -> Self {
         self.first_seq = first_seq;
+        self
+    }
+
+    /// Sets the background writeback threshold (0: off).
+    #[must_use]
+    pub const fn with_writeback_bytes(mut self, bytes: u64) -> Self {
+        self.writeback_bytes = bytes;
         self
     }
 

@@ -21,12 +21,13 @@ mod storage;
 pub mod test_utils;
 mod verify;
 mod wal;
+mod writeback;
 
 pub use config::{
-    DEFAULT_MAX_GROUP_BYTES, DEFAULT_SEGMENT_SIZE_BYTES, INDEX_INTERVAL_RECORDS,
-    MAX_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES, Preallocate, READ_CHUNK_BYTES,
-    RECYCLE_POOL_MAX, SEQUENCER_QUEUE_CAPACITY, SYNC_QUEUE_CAPACITY, SequencerConfig, SyncPolicy,
-    WalConfig,
+    DEFAULT_MAX_GROUP_BYTES, DEFAULT_SEGMENT_SIZE_BYTES, DEFAULT_WRITEBACK_BYTES,
+    INDEX_INTERVAL_RECORDS, MAX_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES, Preallocate,
+    READ_CHUNK_BYTES, RECYCLE_POOL_MAX, SEQUENCER_QUEUE_CAPACITY, SYNC_QUEUE_CAPACITY,
+    SequencerConfig, SyncPolicy, WalConfig,
 };
 pub use cursor::Cursor;
 pub use error::{ConfigError, CorruptKind, Error, IoOp, Result, SubmitError};

@@ -23,6 +23,7 @@ use crate::{
     segment::Segment,
     state::Shared,
     storage::{FsStorage, Storage, StorageFile},
+    writeback::Writeback,
 };
 
 /// A segment write-ahead log: the single writer.
@@ -42,6 +43,8 @@ pub struct Wal {
     /// Spare files (purged segments, prepared spares) to reuse as new segments.
     pub(crate) recycle: Vec<String>,
     pub(crate) preparer: Option<Preparer>,
+    /// Background writeback of the active segment (real filesystem, unsynced policies).
+    pub(crate) writeback: Option<Writeback>,
     pub(crate) last_sync: Instant,
     pub(crate) dirty: bool,
     pub(crate) metrics: WalMetrics,
@@ -91,6 +94,10 @@ impl Wal {
         let storage = Arc::new(FsStorage::new(config.dir.clone()));
         let mut wal = Self::open_with_storage(config, storage)?;
         wal._lock = Some(lock);
+        if wal.config.sync != SyncPolicy::Always && wal.config.writeback_bytes > 0 {
+            let writeback = Writeback::start(Arc::clone(&wal.shared), wal.config.writeback_bytes)?;
+            wal.writeback = Some(writeback);
+        }
         Ok(wal)
     }
 
@@ -125,6 +132,7 @@ impl Wal {
             crcs: Vec::new(),
             recycle,
             preparer: None,
+            writeback: None,
             last_sync: Instant::now(),
             dirty: false,
             metrics: WalMetrics::new(config.metrics_label),
@@ -248,6 +256,9 @@ impl Wal {
             let target = self.sync_target();
             target.sync(&self.shared, &self.metrics)?;
             self.dirty = false;
+            if let Some(writeback) = &mut self.writeback {
+                writeback.synced();
+            }
         }
         self.last_sync = Instant::now();
         self.shared.publish(self.last_seq());
@@ -351,6 +362,9 @@ impl Wal {
         self.shared.set_written(self.last_seq());
         self.metrics.bytes_written.increment(buf.len() as u64);
         self.dirty = true;
+        if let Some(writeback) = &mut self.writeback {
+            writeback.written(buf.len() as u64, &self.active.file);
+        }
         Ok(())
     }
 
@@ -359,6 +373,9 @@ impl Wal {
     fn roll(&mut self) -> Result<()> {
         self.sync_target().sync(&self.shared, &self.metrics)?;
         self.dirty = false;
+        if let Some(writeback) = &mut self.writeback {
+            writeback.synced();
+        }
         let seg = self.new_segment(self.next_seq)?;
         self.shared.insert_segment(Arc::clone(&seg));
         info!(seq = %self.next_seq, segment = %seg.name, "wal segment rolled");

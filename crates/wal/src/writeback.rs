@@ -1,0 +1,156 @@
+//! Early writeback of the active segment when groups are not synced one by one.
+//!
+//! Under [`SyncPolicy::Never`](crate::SyncPolicy::Never) and `Interval` the page cache holds
+//! everything written since the last sync, and sealing a segment at a roll must `fdatasync`
+//! all of it: up to a whole segment (64 MiB by default) written back while the writer waits,
+//! tens of milliseconds per roll. A helper thread instead syncs the active segment every
+//! [`WalConfig::writeback_bytes`](crate::WalConfig::writeback_bytes) written, while the
+//! writer goes on, so the roll's sync finds little left to write.
+//!
+//! It is an optimisation only: it never acknowledges or publishes anything. A failed sync
+//! poisons the log like any other (a later sync of the same file could succeed without the
+//! lost pages ever reaching the disk). It runs only on the real filesystem (`Wal::open`): on a
+//! simulated storage a background sync would make crash images depend on thread timing.
+
+use std::{
+    sync::{Arc, mpsc::SyncSender},
+    thread::JoinHandle,
+};
+
+use tracing::warn;
+
+use crate::{error::Result, state::Shared, storage::StorageFile};
+
+/// The helper thread and the running count of bytes written since the last request.
+#[derive(Debug)]
+pub(crate) struct Writeback {
+    requests: Option<SyncSender<Arc<dyn StorageFile>>>,
+    thread: Option<JoinHandle<()>>,
+    every: u64,
+    pending_bytes: u64,
+}
+
+impl Writeback {
+    /// Starts the thread; it syncs each file it is handed and poisons `shared` on failure.
+    pub(crate) fn start(shared: Arc<Shared>, every: u64) -> Result<Self> {
+        let (requests, rx) = std::sync::mpsc::sync_channel::<Arc<dyn StorageFile>>(1);
+        let thread = crate::sequencer::spawn("mempulse-wal-writeback", move || {
+            while let Ok(file) = rx.recv() {
+                if shared.is_poisoned() {
+                    continue;
+                }
+                if let Err(error) = file.sync_data() {
+                    shared.poison();
+                    warn!(%error, "wal background writeback failed; the log refuses writes");
+                }
+            }
+        })?;
+        Ok(Self { requests: Some(requests), thread: Some(thread), every, pending_bytes: 0 })
+    }
+
+    /// Counts `bytes` written to `active`; past the threshold, hands `active` to the thread
+    /// unless it is still busy with the previous one (the bytes then count towards the next).
+    pub(crate) fn written(&mut self, bytes: u64, active: &Arc<dyn StorageFile>) {
+        self.pending_bytes = self.pending_bytes.saturating_add(bytes);
+        if self.pending_bytes < self.every {
+            return;
+        }
+        if let Some(requests) = &self.requests
+            && requests.try_send(Arc::clone(active)).is_ok()
+        {
+            self.pending_bytes = 0;
+        }
+    }
+
+    /// The active segment was just synced (a roll, an explicit sync): nothing is pending.
+    pub(crate) const fn synced(&mut self) {
+        self.pending_bytes = 0;
+    }
+}
+
+impl Drop for Writeback {
+    fn drop(&mut self) {
+        // Stop taking requests and wait for the sync in progress, so nothing touches the
+        // directory after the log (and its lock) is gone.
+        self.requests = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io,
+        sync::atomic::{AtomicU32, Ordering},
+    };
+
+    use mempulse_primitives::Seq;
+
+    use super::*;
+    use crate::test_utils::SimStorage;
+
+    /// A file that only counts syncs (and fails them when asked to).
+    #[derive(Debug, Default)]
+    struct CountingFile {
+        syncs: AtomicU32,
+        fail: bool,
+    }
+
+    impl StorageFile for CountingFile {
+        fn read_at(&self, _: &mut [u8], _: u64) -> io::Result<usize> {
+            Ok(0)
+        }
+        fn write_all_at(&self, _: &[u8], _: u64) -> io::Result<()> {
+            Ok(())
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            self.syncs.fetch_add(1, Ordering::SeqCst);
+            if self.fail { Err(io::Error::other("injected")) } else { Ok(()) }
+        }
+        fn size(&self) -> io::Result<u64> {
+            Ok(0)
+        }
+        fn set_len(&self, _: u64) -> io::Result<()> {
+            Ok(())
+        }
+        fn allocate(&self, _: u64) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn shared() -> Arc<Shared> {
+        Arc::new(Shared::new(Arc::new(SimStorage::new()), 1 << 20, Seq(1), Seq(0)))
+    }
+
+    #[test]
+    fn syncs_once_the_threshold_is_crossed_and_not_before() {
+        let shared = shared();
+        let file = Arc::new(CountingFile::default());
+        let active: Arc<dyn StorageFile> = file.clone();
+        let mut writeback = Writeback::start(Arc::clone(&shared), 100).unwrap();
+        writeback.written(60, &active);
+        writeback.written(39, &active);
+        writeback.synced();
+        // 99 bytes, then a sync by the writer: nothing owed.
+        writeback.written(60, &active);
+        writeback.written(60, &active);
+        // Dropping joins the thread after the request it took.
+        drop(writeback);
+        assert_eq!(file.syncs.load(Ordering::SeqCst), 1);
+        assert!(!shared.is_poisoned());
+    }
+
+    #[test]
+    fn a_failed_background_sync_poisons_the_log() {
+        let shared = shared();
+        let file = Arc::new(CountingFile { fail: true, ..CountingFile::default() });
+        let active: Arc<dyn StorageFile> = file.clone();
+        let mut writeback = Writeback::start(Arc::clone(&shared), 1).unwrap();
+        writeback.written(1, &active);
+        drop(writeback);
+        assert_eq!(file.syncs.load(Ordering::SeqCst), 1);
+        assert!(shared.is_poisoned());
+    }
+}
