@@ -128,6 +128,7 @@ mod facts;
 pub mod gas;
 mod ingest;
 pub mod metrics;
+pub mod peer;
 mod pool;
 mod stream;
 #[cfg(any(test, feature = "test-utils"))]

@@ -13,6 +13,8 @@ mod checks;
 mod ethereum_tests;
 mod frames;
 mod ingest;
+mod peer;
+mod peer_props;
 mod pool;
 mod props;
 mod stream;
