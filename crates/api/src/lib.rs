@@ -78,9 +78,9 @@ pub use config::{
 pub use error::{ApiError, ErrorCode, Limit, ServiceError, Unavailable};
 pub use router::{ROUTES, router, serve};
 pub use service::{
-    BlockOps, BlockOutcome, BuildRequest, ClusterInfo, ClusterView, EventLog, FenceState,
-    MetricsRender, OrphanedRaw, PoolContent, PoolQuery, PoolStatus, Refusal, ReorgRequest,
-    ReplayPoint, ReplayReport, ReplayRequest, ScheduleView, ServiceResult, Services, StateRoot,
-    StateRootLookup, StateRoots, TxHistory, TxSubmit, TxVerdict,
+    BlockOps, BlockOutcome, BuildRequest, CatalogNode, ClusterInfo, ClusterView, EventLog,
+    FenceState, MetricsRender, OrphanedRaw, PoolContent, PoolQuery, PoolStatus, Refusal,
+    ReorgRequest, ReplayPoint, ReplayReport, ReplayRequest, ScheduleView, ServiceResult, Services,
+    StateRoot, StateRootLookup, StateRoots, TxHistory, TxSubmit, TxVerdict,
 };
 pub use wal_log::WalEventLog;

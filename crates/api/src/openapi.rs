@@ -88,6 +88,7 @@ fn rpc_alias() {}
         routes::blocks::commit,
         routes::blocks::reorg,
         routes::status::cluster,
+        routes::status::catalog,
         routes::digests::state_root,
         routes::digests::replay,
         routes::status::healthz,

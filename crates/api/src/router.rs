@@ -32,6 +32,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/blocks/commit"),
     ("post", "/v1/reorg"),
     ("get", "/v1/cluster"),
+    ("get", "/v1/catalog"),
     ("get", "/v1/state-root"),
     ("get", "/v1/replay"),
     ("get", "/healthz"),
@@ -57,6 +58,7 @@ pub fn router(config: ApiConfig, services: Services) -> Router {
         .route("/v1/blocks/commit", post(blocks::commit))
         .route("/v1/reorg", post(blocks::reorg))
         .route("/v1/cluster", get(status::cluster))
+        .route("/v1/catalog", get(status::catalog))
         .route("/v1/state-root", get(digests::state_root))
         .route("/v1/replay", get(digests::replay))
         .route("/healthz", get(status::healthz))

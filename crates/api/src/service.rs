@@ -234,6 +234,35 @@ pub struct BlockOutcome {
 pub trait ClusterInfo: Send + Sync + 'static {
     /// The current view (cheap: read from the Raft metrics).
     fn status(&self) -> ClusterView;
+
+    /// The peer catalog: the latest announcement of every node this node hears from (itself
+    /// included), ascending by node; empty when the node runs without peers.
+    fn catalog(&self) -> Vec<CatalogNode> {
+        Vec::new()
+    }
+}
+
+/// One node of the peer catalog, as the API reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatalogNode {
+    /// The announcing node.
+    pub node: NodeId,
+    /// The validator its cluster runs as.
+    pub validator: ValidatorId,
+    /// `host:port` of its tx-stream and peer listener.
+    pub stream_addr: String,
+    /// `host:port` of its HTTP API (empty when unknown).
+    pub api_addr: String,
+    /// Its cluster's tags at `height`, by stable name in canonical order.
+    pub tags: Vec<&'static str>,
+    /// Its Raft role's stable name (`leader`, `follower`, `candidate`, `learner`, `unknown`).
+    pub role: &'static str,
+    /// The height it is at (one above its pool's last block).
+    pub height: Height,
+    /// The announcement's version (newer replaces older).
+    pub version: u64,
+    /// Milliseconds since the announcement was last received (refreshed by heartbeats).
+    pub age_ms: u64,
 }
 
 /// One node's view of its cluster, as the API reports it.

@@ -1,4 +1,4 @@
-//! `GET /v1/cluster`, `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /v1/openapi.json`.
+//! `GET /v1/cluster`, `GET /v1/catalog`, `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /v1/openapi.json`.
 //!
 //! Fencing: `/readyz` answers 503 `SELF_FENCED` (a fenced node must leave load balancers);
 //! the others keep answering, since they describe the node rather than its state.
@@ -96,6 +96,60 @@ pub(crate) async fn cluster(State(state): State<AppState>) -> Json<ClusterBody> 
             tags: s.tags,
         }),
     })
+}
+
+/// One node of the peer catalog.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CatalogNodeBody {
+    /// The announcing node.
+    node: u64,
+    /// The validator its cluster runs as.
+    validator: u64,
+    /// `host:port` of its tx-stream and peer listener.
+    stream_addr: String,
+    /// `host:port` of its HTTP API (empty when unknown).
+    api_addr: String,
+    /// Its cluster's tags at `height`: `proposer`, `proposer-next`, `proposer-soon`.
+    tags: Vec<&'static str>,
+    /// Its Raft role: `leader`, `follower`, `candidate`, `learner` or `unknown`.
+    role: &'static str,
+    /// The height it is at (one above its pool's last block).
+    height: u64,
+    /// The announcement's version (newer replaces older).
+    version: u64,
+    /// Milliseconds since the announcement was last received.
+    age_ms: u64,
+}
+
+/// The peer catalog as this node sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CatalogBody {
+    /// Every node this node hears from (itself included), ascending by node.
+    nodes: Vec<CatalogNodeBody>,
+}
+
+/// The peer catalog: every node's latest announcement (validator, addresses, tags, role).
+#[utoipa::path(get, path = "/v1/catalog", tag = "node",
+    responses((status = 200, description = "The peer catalog", body = CatalogBody)))]
+pub(crate) async fn catalog(State(state): State<AppState>) -> Json<CatalogBody> {
+    let nodes = state
+        .services
+        .cluster
+        .catalog()
+        .into_iter()
+        .map(|n| CatalogNodeBody {
+            node: n.node.0,
+            validator: n.validator.0,
+            stream_addr: n.stream_addr,
+            api_addr: n.api_addr,
+            tags: n.tags,
+            role: n.role,
+            height: n.height.0,
+            version: n.version,
+            age_ms: n.age_ms,
+        })
+        .collect();
+    Json(CatalogBody { nodes })
 }
 
 /// Status of a probe.

@@ -8,6 +8,7 @@
 )]
 
 mod bad_input;
+mod catalog;
 mod events;
 mod helpers;
 mod rest;
