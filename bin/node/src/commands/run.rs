@@ -170,7 +170,8 @@ async fn start_front(
             .await
             .context("replay start task")??;
     let (fence, fence_rx) = Fence::new(sequencer.clone());
-    node.service().serve_state_roots(Arc::new(ReplayerRoots(history.clone())));
+    let roots = ReplayerRoots::new(history.clone(), Arc::downgrade(node));
+    node.service().serve_state_roots(Arc::new(roots));
     let options = config.fence.options();
     wiring::watch_peers(Arc::downgrade(node), peers, history.clone(), fence.clone(), options);
     let check = config.ingest.check(config.chain_id);

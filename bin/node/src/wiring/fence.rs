@@ -9,6 +9,7 @@
 
 use std::{
     collections::BTreeMap,
+    path::PathBuf,
     sync::{
         Arc, Weak,
         atomic::{AtomicBool, Ordering},
@@ -18,8 +19,8 @@ use std::{
 
 use mempulse_api::FenceState;
 use mempulse_cluster::{
-    AdminReply, AdminRequest, ClusterNode, FactSink, PeerClient, RaftNode, SinkFuture,
-    StateRootReply, StateRootSource, WrittenThrough,
+    AdminReply, AdminRequest, CheckpointChunk, ClusterNode, FactSink, MempoolRootReply, PeerClient,
+    RaftNode, SinkFuture, StateRootReply, StateRootSource, WrittenThrough,
 };
 use mempulse_net::{Admission, AdmissionError, AdmissionFuture, Clock as _, SystemClock};
 use mempulse_primitives::{
@@ -30,10 +31,13 @@ use mempulse_replay::{
     first_divergence,
 };
 use mempulse_wal::SequencerHandle;
-use tokio::sync::watch;
+use tokio::{sync::watch, time::Instant};
 use tracing::{error, info, warn};
 
-use super::History;
+use super::{
+    History,
+    reconcile::{self as repair, CheckpointServer, Failure, Peer},
+};
 
 /// Environment variable of the test-only fault: the first replicated `tx_admitted` fact of an
 /// entry at or above this Raft index gets a different transaction hash in this node's event
@@ -41,8 +45,22 @@ use super::History;
 /// diverges from that index on. Never set in production.
 pub(crate) const FAULT_CORRUPT_APPLY_INDEX_ENV: &str = "MEMPULSE_TEST_FAULT_CORRUPT_APPLY_INDEX";
 
+/// Environment variable of a test-only gate: when set (to a file path), a fenced node starts
+/// reconciling only once that file exists, so a test can observe the fenced node first. Never
+/// set in production.
+pub(crate) const TEST_RECONCILE_GATE_ENV: &str = "MEMPULSE_TEST_RECONCILE_GATE";
+
 /// Bound on one state-root request to a peer.
 const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Reconciliation attempts before a fenced node gives up (it stays fenced).
+const REPAIR_ATTEMPTS_MAX: u32 = 12;
+
+/// Wait after the first failed reconciliation attempt; doubles per failure.
+const REPAIR_BACKOFF_FIRST: Duration = Duration::from_millis(250);
+
+/// Longest wait between two reconciliation attempts.
+const REPAIR_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// How this node compares its state with its peers.
 #[derive(Clone, Copy, Debug)]
@@ -76,6 +94,14 @@ impl Fence {
         error!(%reason, first_divergent_index = index.map(RaftIndex::get), "node fenced itself");
         self.state.send_replace(FenceState::Fenced { reason, index });
         self.record(EventKind::Fenced { reason, index });
+    }
+
+    /// Lifts the fence after a verified reconciliation: the API and the lanes serve again,
+    /// the `unfenced` fact is appended.
+    fn unfence(&self, index: RaftIndex, root: Digest) {
+        info!(%index, %root, "node unfenced");
+        self.state.send_replace(FenceState::Serving);
+        self.record(EventKind::Unfenced { index, root });
     }
 
     /// Appends a local fact; a full log queue drops it with a warning (the fence state itself
@@ -116,17 +142,36 @@ impl<A: Admission> Admission for FencedAdmission<A> {
     }
 }
 
-/// State roots from the live replayer, for peers' `AdminRequest::StateRoot`.
+/// What members ask of this node's replicated state: state roots from the live replayer
+/// (`AdminRequest::StateRoot`), checkpoints of it and the mempool root, for a fenced peer's
+/// reconciliation.
 #[derive(Debug)]
-pub(crate) struct ReplayerRoots(pub(crate) History);
+pub(crate) struct ReplayerRoots {
+    history: History,
+    checkpoints: CheckpointServer,
+}
+
+impl ReplayerRoots {
+    pub(crate) fn new(history: History, node: Weak<RaftNode>) -> Self {
+        Self { checkpoints: CheckpointServer::new(history.clone(), node), history }
+    }
+}
 
 impl StateRootSource for ReplayerRoots {
     fn state_root(&self, index: Option<RaftIndex>) -> Option<StateRootReply> {
-        let root = self.0.read(|live| match index {
+        let root = self.history.read(|live| match index {
             None => Some(live.digest()),
             Some(index) => root_at(live, index),
         });
         root.map(|d| StateRootReply { raft_index: d.raft_index, digest: d.digest })
+    }
+
+    fn checkpoint_chunk(&self, at: Option<RaftIndex>, offset: u64) -> Option<CheckpointChunk> {
+        self.checkpoints.chunk(at, offset)
+    }
+
+    fn mempool_root(&self) -> Option<MempoolRootReply> {
+        self.checkpoints.mempool_root()
     }
 }
 
@@ -152,7 +197,15 @@ pub(crate) fn watch_peers(
     options: FenceOptions,
 ) {
     tokio::spawn(async move {
-        let mut rounds = Rounds { client, history, fence, options, mismatched: BTreeMap::new() };
+        let mut rounds = Rounds {
+            client,
+            history,
+            fence,
+            options,
+            mismatched: BTreeMap::new(),
+            repair: None,
+            gate: reconcile_gate(),
+        };
         let mut tick = tokio::time::interval(options.compare_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -166,7 +219,10 @@ pub(crate) fn watch_peers(
 /// A peer's comparison with this node through their common sealed index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Verdict {
-    Agree,
+    /// Equal roots through `index`, the common sealed index.
+    Agree {
+        index: RaftIndex,
+    },
     Disagree {
         index: RaftIndex,
         ours: Digest,
@@ -183,6 +239,25 @@ struct Rounds {
     options: FenceOptions,
     /// Peers that disagreed in the last round (one fact per episode, not per round).
     mismatched: BTreeMap<NodeId, RaftIndex>,
+    /// While fenced: the reconciliation in progress.
+    repair: Option<Repair>,
+    /// The test-only gate of [`TEST_RECONCILE_GATE_ENV`].
+    gate: Option<PathBuf>,
+}
+
+/// The gate file of [`TEST_RECONCILE_GATE_ENV`], when set.
+fn reconcile_gate() -> Option<PathBuf> {
+    let gate = PathBuf::from(std::env::var_os(TEST_RECONCILE_GATE_ENV)?);
+    warn!(gate = %gate.display(), "TEST GATE ACTIVE: reconciliation waits for this file");
+    Some(gate)
+}
+
+/// A fenced node's reconciliation: the peer, the first divergent index, and the backoff.
+struct Repair {
+    peer: Peer,
+    first: Option<RaftIndex>,
+    failures: u32,
+    next_at: Instant,
 }
 
 impl Rounds {
@@ -206,7 +281,7 @@ impl Rounds {
                     }
                     disagreeing.push((*peer, addr.clone(), index));
                 }
-                Verdict::Agree => {
+                Verdict::Agree { .. } => {
                     self.mismatched.remove(peer);
                 }
                 Verdict::Unknown => {}
@@ -214,8 +289,78 @@ impl Rounds {
         }
         if disagreeing.len() >= needed && !self.fence.is_fenced() {
             let (peer, addr, index) = disagreeing.swap_remove(0);
-            let first = self.bisect(peer, addr, index).await;
+            let first = self.bisect(peer, addr.clone(), index).await;
             self.fence.fence(FenceReason::Divergence, first);
+            let peer = Peer { id: peer, addr };
+            self.repair = Some(Repair { peer, first, failures: 0, next_at: Instant::now() });
+        }
+        if self.fence.is_fenced() {
+            self.reconcile(node).await;
+        }
+    }
+
+    /// One reconciliation attempt when one is due: repair the replayer's state from the peer,
+    /// verify the new root against it, and only then lift the fence. Failures back off
+    /// exponentially; past [`REPAIR_ATTEMPTS_MAX`] (or when the state machine itself
+    /// diverged) the node stays fenced for an operator.
+    async fn reconcile(&mut self, node: &RaftNode) {
+        let Some(repair) = self.repair.as_mut() else { return };
+        if Instant::now() < repair.next_at {
+            return;
+        }
+        // One `stat` of a test file, only when the test gate is set.
+        if self.gate.as_ref().is_some_and(|gate| !gate.exists()) {
+            return;
+        }
+        let (peer, first) = (repair.peer.clone(), repair.first);
+        info!(
+            peer = peer.id.0,
+            first_divergent_index = first.map(RaftIndex::get),
+            "reconciling with a peer"
+        );
+        let outcome = match repair::repair(node, &self.client, &self.history, &peer, first).await {
+            Ok(rebased) => match self.compare(peer.id, &peer.addr).await {
+                Verdict::Agree { index } if index >= rebased.installed.raft_index => {
+                    Ok((index, rebased))
+                }
+                _ => Err(Failure::NotVerified),
+            },
+            Err(failure) => Err(failure),
+        };
+        match outcome {
+            Ok((index, rebased)) => {
+                let root = self.history.read(|live| root_at(live, index)).map(|d| d.digest);
+                info!(
+                    peer = peer.id.0,
+                    installed_index = rebased.installed.raft_index.get(),
+                    reapplied = rebased.reapplied,
+                    verified_index = index.get(),
+                    "state reinstalled from a peer and verified"
+                );
+                self.repair = None;
+                self.mismatched.clear();
+                self.fence.unfence(index, root.unwrap_or(rebased.sealed.digest));
+            }
+            Err(failure) => {
+                let Some(repair) = self.repair.as_mut() else { return };
+                repair.failures += 1;
+                let retry = failure.is_retryable() && repair.failures < REPAIR_ATTEMPTS_MAX;
+                let backoff = REPAIR_BACKOFF_FIRST
+                    .saturating_mul(1 << repair.failures.min(8))
+                    .min(REPAIR_BACKOFF_MAX);
+                repair.next_at = Instant::now() + backoff;
+                if retry {
+                    warn!(peer = peer.id.0, failure = failure.as_str(), detail = %failure,
+                        attempt = repair.failures, retry_in_ms = backoff.as_millis(),
+                        "reconciliation failed; the node stays fenced");
+                } else {
+                    error!(peer = peer.id.0, failure = failure.as_str(), detail = %failure,
+                        attempts = repair.failures,
+                        "reconciliation given up; the node stays fenced until an operator \
+                         replaces it");
+                    self.repair = None;
+                }
+            }
         }
     }
 
@@ -232,7 +377,7 @@ impl Rounds {
         let mine = self.history.read(|live| root_at(live, common));
         match (mine, ask(&self.client, peer, addr, Some(common)).await) {
             (Some(a), Some(b)) if a.raft_index == b.raft_index && a.digest == b.digest => {
-                Verdict::Agree
+                Verdict::Agree { index: common }
             }
             (Some(a), Some(b)) => {
                 Verdict::Disagree { index: common, ours: a.digest, theirs: b.digest }

@@ -11,13 +11,13 @@ use std::{
 use anyhow::Context;
 use futures_util::future::BoxFuture;
 use mempulse_api::{ServiceError, ServiceResult, TxHistory};
-use mempulse_primitives::{Event, Seq, SequencedEvent, TxHash};
+use mempulse_primitives::{Event, RaftIndex, Seq, SequencedEvent, TxHash};
 use mempulse_replay::{
-    CheckpointPolicy, CheckpointStore, LifecycleLookup, ReplayConfig, Replayer, replay_wal, resume,
-    scan_lifecycle,
+    CheckpointPolicy, CheckpointStore, IndexedDigest, LifecycleLookup, ReplayConfig, Replayer,
+    replay_wal, resume, scan_lifecycle,
 };
 use mempulse_wal::{Error as WalError, SequencerHandle, WalReader};
-use tokio::task::JoinHandle;
+use tokio::{sync::watch, task::JoinHandle};
 use tracing::{info, warn};
 
 /// Records applied per step of the follower.
@@ -41,6 +41,10 @@ pub(crate) struct HistoryOptions {
 pub(crate) struct History {
     replayer: Arc<Mutex<Replayer>>,
     reader: WalReader,
+    /// Where the follower (and a reconciliation) writes checkpoints.
+    checkpoints: Arc<CheckpointStore>,
+    /// The event log's durable seq.
+    durable: watch::Receiver<Seq>,
 }
 
 impl History {
@@ -66,12 +70,16 @@ impl History {
             elapsed_ms = started.elapsed().as_millis(),
             "replay caught up"
         );
-        let history = Self { replayer: Arc::new(Mutex::new(replayer)), reader };
+        let history = Self {
+            replayer: Arc::new(Mutex::new(replayer)),
+            reader,
+            checkpoints: Arc::new(store),
+            durable: log.durable(),
+        };
         let follower = Follower {
             task: tokio::runtime::Handle::current().spawn(follow(
                 history.clone(),
                 log.clone(),
-                store,
                 options.policy,
             )),
         };
@@ -87,9 +95,35 @@ impl History {
         read(&self.lock())
     }
 
+    /// Runs `update` on the live replayer, holding its lock only for that call (the follower
+    /// waits meanwhile).
+    pub(crate) fn update<R>(&self, update: impl FnOnce(&mut Replayer) -> R) -> R {
+        update(&mut self.lock())
+    }
+
     /// The reader of the durable log the replayer follows.
     pub(crate) const fn reader(&self) -> &WalReader {
         &self.reader
+    }
+
+    /// The checkpoint directory the follower writes to.
+    pub(crate) fn checkpoints(&self) -> &CheckpointStore {
+        &self.checkpoints
+    }
+
+    /// Seals the replayer's open Raft index when every fact of it is known to be applied:
+    /// the state machine reported `applied` (so the facts of every index up to it were durable
+    /// before), and the replayer has read the log through the durable seq observed after
+    /// that. Returns the digest through the last sealed index. Without this, an index is
+    /// sealed only when a fact of a later one arrives.
+    pub(crate) fn seal_applied(&self, applied: RaftIndex) -> IndexedDigest {
+        let durable = *self.durable.borrow();
+        let mut replayer = self.lock();
+        if replayer.last_seq() >= durable {
+            replayer.seal_through(applied)
+        } else {
+            replayer.digest()
+        }
     }
 
     /// The facts about `hash`, in seq order, at most `max`.
@@ -167,15 +201,10 @@ impl Follower {
 }
 
 /// Applies every durable record in order and checkpoints by `policy`.
-async fn follow(
-    history: History,
-    log: SequencerHandle,
-    store: CheckpointStore,
-    policy: CheckpointPolicy,
-) {
+async fn follow(history: History, log: SequencerHandle, policy: CheckpointPolicy) {
     let from = history.lock().next_seq().unwrap_or(Seq(0));
     let mut cursor = log.cursor(from);
-    let store = Arc::new(store);
+    let store = Arc::clone(&history.checkpoints);
     let (mut since, mut last_checkpoint) = (0_u64, Instant::now());
     loop {
         let batch = match cursor.next_batch(FOLLOW_BATCH_RECORDS).await {

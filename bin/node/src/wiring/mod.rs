@@ -6,6 +6,7 @@ mod admission;
 mod fence;
 mod history;
 mod metrics;
+mod reconcile;
 mod services;
 mod state;
 mod stream;

@@ -1,7 +1,9 @@
 //! A replica made to diverge on purpose (the test-only fault corrupts the facts of one applied
 //! entry in its event log) is detected by its peers over the Raft transport, fences itself
 //! (API 503 `SELF_FENCED`, a `fenced` fact naming the exact first divergent index), while the
-//! healthy members record the divergence and keep serving.
+//! healthy members record the divergence and keep serving. It then reconciles: it installs a
+//! healthy peer's replicated state, verifies its new root, unfences (`unfenced` fact, ready,
+//! writes accepted, the same state roots as its peers) and stays unfenced across a restart.
 
 use std::net::SocketAddr;
 
@@ -9,12 +11,34 @@ use serde_json::Value;
 
 use crate::{
     cluster::Cluster,
-    failover_load::{CALL_TIMEOUT, send_raw, transaction, try_http},
+    failover_load::{CALL_TIMEOUT, send_raw, transaction, try_http, try_http_text},
     support::{Process, wait_until},
 };
 
 /// Sender keys of this test (distinct from the other cluster tests').
 const SENDER: u32 = 6_000;
+
+/// `GET /readyz` answers 200.
+fn ready(http: SocketAddr) -> bool {
+    try_http_text(http, "GET", "/readyz", "", CALL_TIMEOUT).is_some_and(|(status, _)| status == 200)
+}
+
+/// Waits until `node` reports, through the latest index `healthy` has sealed, the same state
+/// root as `healthy`; returns that index.
+fn same_root_as(healthy: SocketAddr, node: SocketAddr) -> u64 {
+    wait_until("the same state root as a healthy member", || {
+        let (status, theirs) = try_http(healthy, "GET", "/v1/state-root", "", CALL_TIMEOUT)?;
+        let index = theirs["raft_index"].as_u64().filter(|_| status == 200)?;
+        let path = format!("/v1/state-root?index={index}");
+        let (status, ours) = try_http(node, "GET", &path, "", CALL_TIMEOUT)?;
+        (status == 200).then_some(())?;
+        assert_eq!(
+            (&ours["raft_index"], &ours["digest"]),
+            (&theirs["raft_index"], &theirs["digest"])
+        );
+        Some(index)
+    })
+}
 
 fn write(http: SocketAddr, nonce: u64) {
     let (raw, hash) = transaction(SENDER, nonce);
@@ -31,7 +55,7 @@ fn facts(http: SocketAddr, kinds: &str) -> Vec<Value> {
 }
 
 #[test]
-fn a_corrupted_replica_is_detected_and_fences_itself_at_the_first_bad_index() {
+fn a_corrupted_replica_fences_itself_at_the_first_bad_index_then_reconciles_and_unfences() {
     let mut cluster = Cluster::start();
     cluster.agreed_leader(&[1, 2, 3]);
     // Node 3 again, now with the fault: the first admission it applies from here on is
@@ -39,7 +63,13 @@ fn a_corrupted_replica_is_detected_and_fences_itself_at_the_first_bad_index() {
     let node = cluster.node(3);
     drop(node.process.take());
     let args = ["run".as_ref(), "--config".as_ref(), node.config.as_os_str()];
-    let fault = [("MEMPULSE_TEST_FAULT_CORRUPT_APPLY_INDEX", "1")];
+    // The gate holds its reconciliation back until the fenced state is checked.
+    let gate_dir = tempfile::tempdir().unwrap();
+    let gate = gate_dir.path().join("reconcile");
+    let fault = [
+        ("MEMPULSE_TEST_FAULT_CORRUPT_APPLY_INDEX", "1"),
+        ("MEMPULSE_TEST_RECONCILE_GATE", gate.to_str().unwrap()),
+    ];
     node.process = Some(Process::spawn_env("node 3 (faulty)", &args, &fault));
     let faulty = node.process.as_ref().unwrap();
     faulty.wait_logged("commands::run: node started");
@@ -83,4 +113,36 @@ fn a_corrupted_replica_is_detected_and_fences_itself_at_the_first_bad_index() {
     for id in [1, 2] {
         assert!(!cluster.node(id).logged("node fenced itself"), "healthy node {id} fenced");
     }
+
+    // Reconciliation: a healthy peer's state is installed and verified, then the fence lifts.
+    assert!(!cluster.node(3).logged("node unfenced"), "unfenced before the gate opened");
+    std::fs::write(&gate, b"").unwrap();
+    let faulty = cluster.node(3).process.as_ref().unwrap();
+    faulty.wait_logged("node unfenced");
+    let unfenced =
+        wait_until("the unfenced fact", || facts(faulty_http, "unfenced").into_iter().next());
+    let verified = unfenced["index"].as_u64().unwrap();
+    assert!(verified >= bad, "{unfenced}");
+    let path = format!("/v1/state-root?index={verified}");
+    let (status, healthy_root) = try_http(healthy_http, "GET", &path, "", CALL_TIMEOUT).unwrap();
+    assert_eq!((status, &healthy_root["digest"]), (200, &unfenced["root"]), "{healthy_root}");
+    wait_until("ready again", || ready(faulty_http).then_some(()));
+    write(faulty_http, 5);
+    for nonce in 6..8 {
+        write(healthy_http, nonce);
+    }
+    let through = same_root_as(healthy_http, faulty_http);
+    assert!(through > bad, "compared through {through}, after the repaired index {bad}");
+
+    // A restart resumes from the repaired checkpoint: no second fence, the same roots.
+    let node = cluster.node(3);
+    drop(node.process.take());
+    node.start();
+    node.process.as_ref().unwrap().wait_logged("commands::run: node started");
+    write(healthy_http, 8);
+    write(faulty_http, 9);
+    let after = same_root_as(healthy_http, faulty_http);
+    assert!(after > through, "compared through {after} after the restart");
+    assert!(ready(faulty_http), "the restarted node is not ready");
+    assert!(!cluster.node(3).logged("node fenced itself"), "fenced again after the restart");
 }

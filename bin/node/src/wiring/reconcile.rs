@@ -1,0 +1,351 @@
+//! Reconciliation of a self-fenced replica (design rule 6, `docs/design/divergence.md`): fetch
+//! a healthy peer's replayer checkpoint over the Raft transport (`AdminRequest::Checkpoint`,
+//! in chunks), install its replicated state over this node's live replayer
+//! (`Replayer::rebase`), write a local checkpoint of the result, and verify the new root
+//! against the peer before the fence is lifted. Also the serving side: checkpoints taken on
+//! demand for a fenced peer, and this node's mempool root (`AdminRequest::MempoolRoot`).
+
+use std::{
+    sync::{Arc, Mutex, PoisonError, Weak},
+    time::Duration,
+};
+
+use mempulse_cluster::{
+    AdminReply, AdminRequest, CheckpointChunk, ClusterNode, MempoolRootReply, PeerClient, RaftNode,
+};
+use mempulse_primitives::{Digest, NodeId, RaftIndex};
+use mempulse_replay::{
+    CheckpointDefect, IndexedDigest, Rebased, checkpoint_bytes, checkpoint_from_bytes,
+};
+use tracing::{info, warn};
+
+use super::History;
+
+/// Largest checkpoint a fenced node accepts from a peer.
+const CHECKPOINT_BYTES_MAX: u64 = 256 << 20;
+
+/// Bound on one checkpoint chunk request (the first one takes the checkpoint).
+const CHECKPOINT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bound on one mempool-root request.
+const MEMPOOL_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Tries to observe this node and the peer at the same applied index.
+const MEMPOOL_COMPARE_ATTEMPTS: u32 = 10;
+
+/// Pause between two of those tries.
+const MEMPOOL_COMPARE_PAUSE: Duration = Duration::from_millis(50);
+
+/// Tries of the serving side to find its replayer complete through its open index.
+const TAKE_ATTEMPTS_MAX: u32 = 50;
+
+/// Pause between two of those tries (on a blocking thread).
+const TAKE_PAUSE: Duration = Duration::from_millis(10);
+
+/// Why a reconciliation attempt failed (the node stays fenced; most are retried).
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The peer did not answer, or answered something else (an older build included).
+    PeerUnreachable,
+    /// The peer could not take a checkpoint now, or dropped the one being fetched.
+    CheckpointUnavailable,
+    /// The checkpoint announced is larger than [`CHECKPOINT_BYTES_MAX`].
+    TooLarge(u64),
+    /// The bytes received are not a trustworthy checkpoint, or not the one announced.
+    Corrupt(Option<CheckpointDefect>),
+    /// The peer's state ends before the first divergent index: it would not repair it.
+    BeforeDivergence { installed: RaftIndex, first: RaftIndex },
+    /// The mempools differ at the same applied index: the state machine diverged, which a
+    /// replayer checkpoint cannot repair (not retried).
+    StateMachineDiverged { applied: RaftIndex, ours: Digest, theirs: Digest },
+    /// The replayer refused the peer's state (typically: it has not sealed that index yet).
+    Rebase(mempulse_replay::Error),
+    /// The local checkpoint of the repaired state could not be written.
+    CheckpointWrite(mempulse_replay::Error),
+    /// After the repair this node's root still differs from the peer's (or could not be
+    /// compared).
+    NotVerified,
+}
+
+impl Failure {
+    /// Stable name for logs.
+    pub(crate) const fn as_str(&self) -> &'static str {
+        match self {
+            Self::PeerUnreachable => "peer_unreachable",
+            Self::CheckpointUnavailable => "checkpoint_unavailable",
+            Self::TooLarge(_) => "too_large",
+            Self::Corrupt(_) => "corrupt",
+            Self::BeforeDivergence { .. } => "before_divergence",
+            Self::StateMachineDiverged { .. } => "state_machine_diverged",
+            Self::Rebase(_) => "rebase_refused",
+            Self::CheckpointWrite(_) => "checkpoint_write",
+            Self::NotVerified => "not_verified",
+        }
+    }
+
+    /// Whether another attempt may succeed.
+    pub(crate) const fn is_retryable(&self) -> bool {
+        !matches!(self, Self::StateMachineDiverged { .. })
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::PeerUnreachable => f.write_str("the peer did not answer"),
+            Self::CheckpointUnavailable => f.write_str("the peer has no checkpoint to send now"),
+            Self::TooLarge(bytes) => write!(f, "the peer's checkpoint has {bytes} bytes"),
+            Self::Corrupt(Some(defect)) => write!(f, "the checkpoint received is {defect}"),
+            Self::Corrupt(None) => f.write_str("the chunks received do not form one checkpoint"),
+            Self::BeforeDivergence { installed, first } => {
+                write!(f, "the peer's state ends at {installed}, before the divergence at {first}")
+            }
+            Self::StateMachineDiverged { applied, ours, theirs } => {
+                write!(f, "mempools differ at applied index {applied}: {ours} here, {theirs} there")
+            }
+            Self::Rebase(error) | Self::CheckpointWrite(error) => {
+                write!(f, "{error}")?;
+                let mut source = std::error::Error::source(error);
+                while let Some(cause) = source {
+                    write!(f, ": {cause}")?;
+                    source = cause.source();
+                }
+                Ok(())
+            }
+            Self::NotVerified => f.write_str("the new root does not match the peer's"),
+        }
+    }
+}
+
+/// The peer that a fenced node reconciles with.
+#[derive(Clone, Debug)]
+pub(crate) struct Peer {
+    pub(crate) id: NodeId,
+    pub(crate) addr: ClusterNode,
+}
+
+/// One reconciliation attempt against `peer`: returns the installed state's digest (the peer's
+/// through the index installed). The caller verifies the new root and lifts the fence.
+pub(crate) async fn repair(
+    node: &RaftNode,
+    client: &PeerClient,
+    history: &History,
+    peer: &Peer,
+    first: Option<RaftIndex>,
+) -> Result<Rebased, Failure> {
+    if let Some((applied, ours, theirs)) = mempools_differ(node, client, peer).await? {
+        return Err(Failure::StateMachineDiverged { applied, ours, theirs });
+    }
+    // This node's own open index, sealed when complete, so the peer's index can be installed
+    // as soon as this node has applied it.
+    history.seal_applied(applied_index(node));
+    let (announced, bytes) = fetch_checkpoint(client, peer).await?;
+    if let Some(first) = first
+        && announced.raft_index < first
+    {
+        return Err(Failure::BeforeDivergence { installed: announced.raft_index, first });
+    }
+    let history = history.clone();
+    tokio::task::spawn_blocking(move || install(&history, &announced, &bytes))
+        .await
+        .map_err(|_| Failure::NotVerified)?
+}
+
+/// Decodes the checkpoint, installs it over the live replayer and writes a local checkpoint
+/// of the result (so a restart resumes from the repaired state instead of replaying the bad
+/// fact again).
+fn install(history: &History, announced: &IndexedDigest, bytes: &[u8]) -> Result<Rebased, Failure> {
+    let config = history.read(|live| *live.config());
+    let loaded = checkpoint_from_bytes(bytes, config).map_err(|d| Failure::Corrupt(Some(d)))?;
+    let sealed = loaded.meta.sealed;
+    if (sealed.raft_index, sealed.digest) != (announced.raft_index, announced.digest) {
+        return Err(Failure::Corrupt(None));
+    }
+    let reader = history.reader().clone();
+    let rebased = history.update(|live| live.rebase(loaded.replayer, &reader));
+    let rebased = rebased.map_err(Failure::Rebase)?;
+    let written = history.read(|live| history.checkpoints().write(live));
+    written.map_err(Failure::CheckpointWrite)?;
+    Ok(rebased)
+}
+
+/// Fetches the peer's checkpoint chunk by chunk; returns what it announced and the bytes.
+async fn fetch_checkpoint(
+    client: &PeerClient,
+    peer: &Peer,
+) -> Result<(IndexedDigest, Vec<u8>), Failure> {
+    let first = ask_chunk(client, peer, None, 0).await?;
+    if first.total_bytes > CHECKPOINT_BYTES_MAX {
+        return Err(Failure::TooLarge(first.total_bytes));
+    }
+    let announced = IndexedDigest {
+        raft_index: first.raft_index,
+        seq: Default::default(),
+        digest: first.digest,
+    };
+    let total = first.total_bytes;
+    let mut bytes = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    let mut chunk = first;
+    loop {
+        if chunk.offset != bytes.len() as u64 || chunk.raft_index != announced.raft_index {
+            return Err(Failure::Corrupt(None));
+        }
+        if chunk.bytes.is_empty() && (bytes.len() as u64) < total {
+            return Err(Failure::Corrupt(None));
+        }
+        bytes.extend_from_slice(&chunk.bytes);
+        if bytes.len() as u64 >= total {
+            break;
+        }
+        let offset = bytes.len() as u64;
+        chunk = ask_chunk(client, peer, Some(announced.raft_index), offset).await?;
+    }
+    info!(
+        peer = peer.id.0,
+        raft_index = announced.raft_index.get(),
+        bytes = total,
+        "peer checkpoint fetched"
+    );
+    Ok((announced, bytes))
+}
+
+async fn ask_chunk(
+    client: &PeerClient,
+    peer: &Peer,
+    at: Option<RaftIndex>,
+    offset: u64,
+) -> Result<CheckpointChunk, Failure> {
+    let request = AdminRequest::Checkpoint { at, offset };
+    match client.admin(peer.id, &peer.addr, request, CHECKPOINT_REQUEST_TIMEOUT).await {
+        Ok(Ok(AdminReply::Checkpoint(Some(chunk)))) => Ok(chunk),
+        Ok(Ok(AdminReply::Checkpoint(None))) => Err(Failure::CheckpointUnavailable),
+        _ => Err(Failure::PeerUnreachable),
+    }
+}
+
+/// Compares this node's mempool digest with the peer's at the same applied index: `Some` when
+/// they differ there, `None` when they agree or no common index was observed (the root
+/// verification after the repair still guards that case).
+async fn mempools_differ(
+    node: &RaftNode,
+    client: &PeerClient,
+    peer: &Peer,
+) -> Result<Option<(RaftIndex, Digest, Digest)>, Failure> {
+    for _ in 0..MEMPOOL_COMPARE_ATTEMPTS {
+        let request = AdminRequest::MempoolRoot;
+        let theirs = match client.admin(peer.id, &peer.addr, request, MEMPOOL_REQUEST_TIMEOUT).await
+        {
+            Ok(Ok(AdminReply::MempoolRoot(Some(root)))) => root,
+            Ok(Ok(AdminReply::MempoolRoot(None))) => return Ok(None),
+            _ => return Err(Failure::PeerUnreachable),
+        };
+        if let Some(ours) = mempool_root(node)
+            && ours.applied == theirs.applied
+        {
+            return Ok((ours.digest != theirs.digest).then_some((
+                ours.applied,
+                ours.digest,
+                theirs.digest,
+            )));
+        }
+        tokio::time::sleep(MEMPOOL_COMPARE_PAUSE).await;
+    }
+    warn!(peer = peer.id.0, "mempools not compared: no common applied index observed");
+    Ok(None)
+}
+
+/// The last index the state machine reported applied (its facts are durable by then).
+fn applied_index(node: &RaftNode) -> RaftIndex {
+    RaftIndex(node.status().applied.unwrap_or(0))
+}
+
+/// This node's mempool digest at its last applied index.
+fn mempool_root(node: &RaftNode) -> Option<MempoolRootReply> {
+    node.state().read(|view| {
+        let applied = view.applied?;
+        Some(MempoolRootReply { applied: RaftIndex(applied.index), digest: view.mempool.digest() })
+    })
+}
+
+/// A checkpoint taken for a peer, held while it fetches the chunks.
+#[derive(Clone, Debug)]
+struct Taken {
+    sealed: IndexedDigest,
+    bytes: Arc<Vec<u8>>,
+}
+
+/// The serving side: checkpoints of the live replayer taken on demand (one held at a time,
+/// dropped once its last chunk is served or a new one is taken), and the mempool root.
+#[derive(Debug)]
+pub(crate) struct CheckpointServer {
+    history: History,
+    node: Weak<RaftNode>,
+    taken: Mutex<Option<Taken>>,
+}
+
+impl CheckpointServer {
+    pub(crate) const fn new(history: History, node: Weak<RaftNode>) -> Self {
+        Self { history, node, taken: Mutex::new(None) }
+    }
+
+    /// A chunk of a new checkpoint (`at: None`) or of the one held (`at: Some`). Blocking.
+    pub(crate) fn chunk(&self, at: Option<RaftIndex>, offset: u64) -> Option<CheckpointChunk> {
+        let mut held = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        let taken = match at {
+            None => {
+                *held = None;
+                let taken = self.take()?;
+                *held = Some(taken.clone());
+                taken
+            }
+            Some(index) => held.as_ref().filter(|t| t.sealed.raft_index == index)?.clone(),
+        };
+        let total = taken.bytes.len();
+        let start = usize::try_from(offset).ok().filter(|start| *start <= total)?;
+        let end = total.min(start + mempulse_cluster::CHECKPOINT_CHUNK_BYTES_MAX as usize);
+        if end == total {
+            *held = None;
+        }
+        Some(CheckpointChunk {
+            raft_index: taken.sealed.raft_index,
+            digest: taken.sealed.digest,
+            total_bytes: total as u64,
+            offset,
+            bytes: taken.bytes.get(start..end)?.to_vec(),
+        })
+    }
+
+    /// A checkpoint of the live replayer complete through its last sealed index: its open
+    /// index is sealed once every fact of it is known applied, which a busy node may need a
+    /// few tries to observe.
+    fn take(&self) -> Option<Taken> {
+        for _ in 0..TAKE_ATTEMPTS_MAX {
+            let node = self.node.upgrade()?;
+            self.history.seal_applied(applied_index(&node));
+            drop(node);
+            let taken = self.history.read(|live| {
+                (live.last_raft_index() == live.digest().raft_index).then(|| Taken {
+                    sealed: live.digest(),
+                    bytes: Arc::new(checkpoint_bytes(live)),
+                })
+            });
+            if let Some(taken) = taken {
+                info!(
+                    raft_index = taken.sealed.raft_index.get(),
+                    bytes = taken.bytes.len(),
+                    "checkpoint taken for a peer"
+                );
+                return Some(taken);
+            }
+            std::thread::sleep(TAKE_PAUSE);
+        }
+        warn!("no checkpoint for a peer: the replayer never caught up with the applied index");
+        None
+    }
+
+    /// This node's mempool root. Blocking (hashes the mempool under the state lock).
+    pub(crate) fn mempool_root(&self) -> Option<MempoolRootReply> {
+        let node = self.node.upgrade()?;
+        mempool_root(&node)
+    }
+}
