@@ -48,6 +48,8 @@ pub(crate) enum Command {
     /// exit 0 on a match, 1 on a mismatch (with the first divergent index), 2 on errors.
     #[command(name = "verify-state")]
     VerifyState(VerifyStateArgs),
+    /// Start validator clusters and tx sources as processes on loopback, with a live summary.
+    Devnet(crate::commands::DevnetArgs),
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 mod cert;
 mod cluster;
+mod devnet;
 mod replay;
 mod run;
 mod schedule;
@@ -11,6 +12,7 @@ mod wal;
 
 use std::process::ExitCode;
 
+pub(crate) use self::devnet::DevnetArgs;
 use crate::cli::Command;
 
 /// Runs one subcommand.
@@ -24,5 +26,6 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay::run(&args),
         Command::TxSource(args) => txsource::run(&args),
         Command::VerifyState(args) => verify_state::run(&args),
+        Command::Devnet(args) => devnet::run(&args),
     }
 }
