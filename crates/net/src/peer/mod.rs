@@ -25,6 +25,7 @@ mod error;
 mod frame;
 mod links;
 pub mod metrics;
+mod route;
 mod server;
 mod sniff;
 mod types;
@@ -43,6 +44,10 @@ pub use self::{
     links::{
         BoxPeerIo, LINK_BACKOFF_MAX_DEFAULT, LINK_BACKOFF_MIN_DEFAULT, LINK_HEARTBEAT_DEFAULT,
         LinkStatus, PeerConnector, PeerIo, PeerLinks, PeerLinksConfig,
+    },
+    route::{
+        ProposerTurn, ROUTE_HISTORY_MAX, ROUTE_RETRY_DEFAULT, RouteConfig, RouteError,
+        RouteSummary, StreamEvent, TxRouter, subscribe_if,
     },
     server::{PEER_BLOCKS_IN_FLIGHT_MAX_DEFAULT, PeerLimits, PeerService, PeerSummary, serve_peer},
     sniff::{Protocol, Rewind, detect_protocol},

@@ -17,6 +17,7 @@ mod peer;
 mod peer_props;
 mod pool;
 mod props;
+mod route;
 mod stream;
 mod support;
 mod vectors;
