@@ -6,14 +6,16 @@
 //! demand for a fenced peer, and this node's mempool root (`AdminRequest::MempoolRoot`).
 
 use std::{
+    future::Future,
     sync::{Arc, Mutex, PoisonError, Weak},
     time::Duration,
 };
 
 use mempulse_cluster::{
-    AdminReply, AdminRequest, CheckpointChunk, ClusterNode, MempoolRootReply, PeerClient, RaftNode,
+    AdminReply, AdminRequest, CHECKPOINT_CHUNK_BYTES_MAX, CheckpointChunk, ClusterNode,
+    MempoolRootReply, PeerClient, RaftNode,
 };
-use mempulse_primitives::{Digest, NodeId, RaftIndex};
+use mempulse_primitives::{Digest, NodeId, RaftIndex, Seq};
 use mempulse_replay::{
     CheckpointDefect, IndexedDigest, Rebased, checkpoint_bytes, checkpoint_from_bytes,
 };
@@ -174,39 +176,45 @@ async fn fetch_checkpoint(
     client: &PeerClient,
     peer: &Peer,
 ) -> Result<(IndexedDigest, Vec<u8>), Failure> {
-    let first = ask_chunk(client, peer, None, 0).await?;
-    if first.total_bytes > CHECKPOINT_BYTES_MAX {
-        return Err(Failure::TooLarge(first.total_bytes));
-    }
-    let announced = IndexedDigest {
-        raft_index: first.raft_index,
-        seq: Default::default(),
-        digest: first.digest,
-    };
+    let (announced, bytes) = assemble(|at, offset| ask_chunk(client, peer, at, offset)).await?;
+    info!(
+        peer = peer.id.0,
+        raft_index = announced.raft_index.get(),
+        bytes = bytes.len(),
+        "peer checkpoint fetched"
+    );
+    Ok((announced, bytes))
+}
+
+/// Asks for a new checkpoint, then for its chunks in order until all of it arrived. Every
+/// chunk must continue the bytes received, for the same checkpoint (index and size).
+async fn assemble<F, Fut>(mut ask: F) -> Result<(IndexedDigest, Vec<u8>), Failure>
+where
+    F: FnMut(Option<RaftIndex>, u64) -> Fut,
+    Fut: Future<Output = Result<CheckpointChunk, Failure>>,
+{
+    let first = ask(None, 0).await?;
     let total = first.total_bytes;
+    if total > CHECKPOINT_BYTES_MAX {
+        return Err(Failure::TooLarge(total));
+    }
+    let announced =
+        IndexedDigest { raft_index: first.raft_index, seq: Seq(0), digest: first.digest };
     let mut bytes = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
     let mut chunk = first;
     loop {
-        if chunk.offset != bytes.len() as u64 || chunk.raft_index != announced.raft_index {
-            return Err(Failure::Corrupt(None));
-        }
-        if chunk.bytes.is_empty() && (bytes.len() as u64) < total {
+        let continues = chunk.offset == bytes.len() as u64
+            && chunk.total_bytes == total
+            && (chunk.raft_index, chunk.digest) == (announced.raft_index, announced.digest);
+        if !continues || chunk.bytes.is_empty() && (bytes.len() as u64) < total {
             return Err(Failure::Corrupt(None));
         }
         bytes.extend_from_slice(&chunk.bytes);
         if bytes.len() as u64 >= total {
-            break;
+            return Ok((announced, bytes));
         }
-        let offset = bytes.len() as u64;
-        chunk = ask_chunk(client, peer, Some(announced.raft_index), offset).await?;
+        chunk = ask(Some(announced.raft_index), bytes.len() as u64).await?;
     }
-    info!(
-        peer = peer.id.0,
-        raft_index = announced.raft_index.get(),
-        bytes = total,
-        "peer checkpoint fetched"
-    );
-    Ok((announced, bytes))
 }
 
 async fn ask_chunk(
@@ -274,6 +282,21 @@ struct Taken {
     bytes: Arc<Vec<u8>>,
 }
 
+/// The chunk of `taken` at `offset` (at most [`CHECKPOINT_CHUNK_BYTES_MAX`] bytes; `None`
+/// past the end).
+fn slice(taken: &Taken, offset: u64) -> Option<CheckpointChunk> {
+    let total = taken.bytes.len();
+    let start = usize::try_from(offset).ok().filter(|start| *start <= total)?;
+    let end = total.min(start.saturating_add(CHECKPOINT_CHUNK_BYTES_MAX as usize));
+    Some(CheckpointChunk {
+        raft_index: taken.sealed.raft_index,
+        digest: taken.sealed.digest,
+        total_bytes: total as u64,
+        offset,
+        bytes: taken.bytes.get(start..end)?.to_vec(),
+    })
+}
+
 /// The serving side: checkpoints of the live replayer taken on demand (one held at a time,
 /// dropped once its last chunk is served or a new one is taken), and the mempool root.
 #[derive(Debug)]
@@ -300,19 +323,11 @@ impl CheckpointServer {
             }
             Some(index) => held.as_ref().filter(|t| t.sealed.raft_index == index)?.clone(),
         };
-        let total = taken.bytes.len();
-        let start = usize::try_from(offset).ok().filter(|start| *start <= total)?;
-        let end = total.min(start + mempulse_cluster::CHECKPOINT_CHUNK_BYTES_MAX as usize);
-        if end == total {
+        let chunk = slice(&taken, offset)?;
+        if chunk.offset + chunk.bytes.len() as u64 == chunk.total_bytes {
             *held = None;
         }
-        Some(CheckpointChunk {
-            raft_index: taken.sealed.raft_index,
-            digest: taken.sealed.digest,
-            total_bytes: total as u64,
-            offset,
-            bytes: taken.bytes.get(start..end)?.to_vec(),
-        })
+        Some(chunk)
     }
 
     /// A checkpoint of the live replayer complete through its last sealed index: its open
@@ -347,5 +362,69 @@ impl CheckpointServer {
     pub(crate) fn mempool_root(&self) -> Option<MempoolRootReply> {
         let node = self.node.upgrade()?;
         mempool_root(&node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn taken(len: usize) -> Taken {
+        let sealed =
+            IndexedDigest { raft_index: RaftIndex(7), seq: Seq(0), digest: Digest([9; 32]) };
+        let bytes = (0..len).map(|i| u8::try_from(i % 251).unwrap()).collect();
+        Taken { sealed, bytes: Arc::new(bytes) }
+    }
+
+    /// Fetches `taken` through [`slice`], with `tamper` applied to each chunk; returns the
+    /// result and the requests made.
+    async fn fetch(
+        taken: &Taken,
+        tamper: impl Fn(&mut CheckpointChunk),
+    ) -> (Result<(IndexedDigest, Vec<u8>), Failure>, Vec<(Option<RaftIndex>, u64)>) {
+        let asked = Mutex::new(Vec::new());
+        let result = assemble(|at, offset| {
+            asked.lock().unwrap().push((at, offset));
+            let mut chunk = slice(taken, offset).ok_or(Failure::CheckpointUnavailable);
+            if let Ok(chunk) = &mut chunk {
+                tamper(chunk);
+            }
+            std::future::ready(chunk)
+        })
+        .await;
+        (result, asked.into_inner().unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_arrives_in_bounded_chunks_and_is_reassembled() {
+        let max = u64::from(CHECKPOINT_CHUNK_BYTES_MAX);
+        let original = taken(2 * CHECKPOINT_CHUNK_BYTES_MAX as usize + 5);
+        let (result, asked) = fetch(&original, |_| {}).await;
+        let (announced, bytes) = result.unwrap();
+        assert_eq!((announced.raft_index, announced.digest), (RaftIndex(7), Digest([9; 32])));
+        assert_eq!(bytes, *original.bytes);
+        let seven = Some(RaftIndex(7));
+        assert_eq!(asked, [(None, 0), (seven, max), (seven, 2 * max)]);
+        // One chunk for a small checkpoint, and an empty checkpoint is one empty chunk.
+        assert_eq!(fetch(&taken(10), |_| {}).await.1.len(), 1);
+        assert_eq!(fetch(&taken(0), |_| {}).await.0.unwrap().1, Vec::<u8>::new());
+        assert!(slice(&original, 2 * max + 6).is_none(), "past the end");
+    }
+
+    #[tokio::test]
+    async fn chunks_that_do_not_continue_the_same_checkpoint_are_refused() {
+        let original = taken(CHECKPOINT_CHUNK_BYTES_MAX as usize + 1);
+        let tampers: [&dyn Fn(&mut CheckpointChunk); 4] = [
+            &|c| c.offset += u64::from(c.offset > 0),
+            &|c| c.raft_index = RaftIndex(c.raft_index.0 + u64::from(c.offset > 0)),
+            &|c| c.digest.0[0] ^= u8::from(c.offset > 0),
+            &|c| c.bytes.truncate(if c.offset > 0 { 0 } else { c.bytes.len() }),
+        ];
+        for tamper in tampers {
+            let (result, _) = fetch(&original, tamper).await;
+            assert!(matches!(result, Err(Failure::Corrupt(None))), "{result:?}");
+        }
+        let huge = |c: &mut CheckpointChunk| c.total_bytes = CHECKPOINT_BYTES_MAX + 1;
+        assert!(matches!(fetch(&original, huge).await.0, Err(Failure::TooLarge(_))));
     }
 }
