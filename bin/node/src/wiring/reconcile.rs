@@ -13,7 +13,7 @@ use std::{
 
 use mempulse_cluster::{
     AdminReply, AdminRequest, CHECKPOINT_CHUNK_BYTES_MAX, CheckpointChunk, ClusterNode,
-    MempoolRootReply, PeerClient, RaftNode,
+    MempoolRootReply, PeerClient, RaftNode, StateHandle,
 };
 use mempulse_primitives::{Digest, NodeId, RaftIndex, Seq};
 use mempulse_replay::{
@@ -247,7 +247,10 @@ async fn mempools_differ(
             Ok(Ok(AdminReply::MempoolRoot(None))) => return Ok(None),
             _ => return Err(Failure::PeerUnreachable),
         };
-        if let Some(ours) = mempool_root(node)
+        // Hashing the mempool is O(pool): off the async workers.
+        let state = node.state().clone();
+        let ours = tokio::task::spawn_blocking(move || mempool_root_of(&state)).await;
+        if let Ok(Some(ours)) = ours
             && ours.applied == theirs.applied
         {
             return Ok((ours.digest != theirs.digest).then_some((
@@ -268,8 +271,8 @@ fn applied_index(node: &RaftNode) -> RaftIndex {
 }
 
 /// This node's mempool digest at its last applied index.
-fn mempool_root(node: &RaftNode) -> Option<MempoolRootReply> {
-    node.state().read(|view| {
+fn mempool_root_of(state: &StateHandle) -> Option<MempoolRootReply> {
+    state.read(|view| {
         let applied = view.applied?;
         Some(MempoolRootReply { applied: RaftIndex(applied.index), digest: view.mempool.digest() })
     })
@@ -361,7 +364,7 @@ impl CheckpointServer {
     /// This node's mempool root. Blocking (hashes the mempool under the state lock).
     pub(crate) fn mempool_root(&self) -> Option<MempoolRootReply> {
         let node = self.node.upgrade()?;
-        mempool_root(&node)
+        mempool_root_of(node.state())
     }
 }
 
