@@ -163,8 +163,20 @@ pub(crate) struct RunArgs {
 pub(crate) struct TxSourceArgs {
     /// The node's stream listener: `host:port`, or `id@host:port` to require that node's
     /// certificate (`node-<id>`; with `host:port` its certificate must list the host).
-    #[arg(long)]
-    pub(crate) node: String,
+    #[arg(long, required_unless_present = "catalog", conflicts_with = "catalog")]
+    pub(crate) node: Option<String>,
+    /// Route by tags instead of streaming to one node: nodes to read the peer catalog from
+    /// (`[id@]host:port`, comma separated; the first that answers is used).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) catalog: Option<Vec<String>>,
+    /// With `--catalog`, the clusters to stream to: `default` (proposer, proposer-next,
+    /// proposer-soon: connected two heights ahead), `reactive` (proposer only: connected when
+    /// the tag appears), `any:TAG,..` or `all:TAG,..`.
+    #[arg(long, default_value = "default")]
+    pub(crate) subscribe: String,
+    /// With `--catalog`, milliseconds between two logs of the open streams.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) status_interval_ms: u64,
     /// The id this source announces; with TLS its certificate must name `node-<id>`.
     #[arg(long)]
     pub(crate) source_id: u64,

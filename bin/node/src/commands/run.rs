@@ -22,6 +22,7 @@ use tokio::{
 };
 use tracing::{info, warn};
 
+use crate::wiring::{CatalogCluster, PeerPlan};
 use crate::{
     cli::RunArgs,
     config::NodeConfig,
@@ -184,7 +185,8 @@ async fn start_front(
         FactWriter::new(sequencer.clone()),
     )
     .context("starting the ingest lanes")?;
-    let streams = StreamListener::start(StreamOptions::new(config)?, ingest.clone()).await?;
+    let plan = PeerPlan::new(config)?;
+    let mut streams = wiring::listen(StreamOptions::new(config)?, &plan, ingest.clone()).await?;
     let (cluster, state) =
         wiring::state_views(node, &history, config.checkpoint_dir(), config.schedule.load()?).await;
     wiring::observe(Observed {
@@ -199,7 +201,7 @@ async fn start_front(
         history: Arc::new(history),
         events: Arc::new(WalEventLog::from_sequencer(sequencer)),
         blocks: Arc::new(NodeBlocks::new(Arc::clone(node), check)),
-        cluster,
+        cluster: Arc::new(CatalogCluster::new(cluster, plan.catalog().clone())),
         state,
         fence: fence_rx,
         metrics,
@@ -210,6 +212,7 @@ async fn start_front(
     let listener =
         TcpListener::bind(addr).await.with_context(|| format!("binding the HTTP API on {addr}"))?;
     let http_addr = listener.local_addr().context("reading the HTTP API address")?;
+    streams.attach_peers(plan.start(node, streams.local_addr(), http_addr)?);
     let (stop_api, stopped) = oneshot::channel::<()>();
     let api = tokio::spawn(mempulse_api::serve(
         listener,

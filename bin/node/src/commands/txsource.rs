@@ -1,6 +1,11 @@
 //! `mempulse txsource`: streams raw transactions to one node's stream lane (hex lines from a
 //! file or stdin, or generated signed transfers), at an optional rate, and prints one JSON
-//! line: what was sent and how the node answered (its tally).
+//! line: what was sent and how the node answered (its tally). With `--catalog` it reads the
+//! peer catalog from a node instead and routes by tags (`subscribe_if`): one stream to every
+//! node of every matching cluster, each transaction to one stream per cluster (see
+//! `route.rs`).
+
+mod route;
 
 use std::{
     collections::BTreeMap,
@@ -28,7 +33,6 @@ use crate::{cli::TxSourceArgs, config::parse_peer};
 const LINES_AHEAD: usize = 1024;
 
 pub(crate) fn run(args: &TxSourceArgs) -> anyhow::Result<ExitCode> {
-    let target = Target::parse(&args.node)?;
     let tls = match (&args.tls_ca, &args.tls_cert, &args.tls_key) {
         (Some(ca), Some(cert), Some(key)) => Some(
             TlsIdentity::from_files(ca, cert, key).context("loading the --tls-* certificates")?,
@@ -43,9 +47,20 @@ pub(crate) fn run(args: &TxSourceArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let report = runtime.block_on(stream(args, &target, tls))?;
-    print_line(&report.to_json().to_string());
-    Ok(if report.bad_lines == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    let (json, bad_lines) = match (&args.catalog, &args.node) {
+        (Some(catalogs), _) => {
+            let report = runtime.block_on(route::stream(args, catalogs, tls))?;
+            (report.to_json(), report.bad_lines)
+        }
+        (None, Some(node)) => {
+            let target = Target::parse(node)?;
+            let report = runtime.block_on(stream(args, &target, tls))?;
+            (report.to_json(), report.bad_lines)
+        }
+        (None, None) => bail!("--node or --catalog is required"),
+    };
+    print_line(&json.to_string());
+    Ok(if bad_lines == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// The node to stream to: `host:port`, or `id@host:port` to require that node's certificate.
@@ -121,7 +136,7 @@ async fn stream(
                 .await
         }
     }
-    .with_context(|| format!("opening a tx stream to {}", args.node))?;
+    .with_context(|| format!("opening a tx stream to {}", target.addr))?;
     let mut input = Input::open(args)?;
     let pace = args.rate.map(|rate| Pace { started: Instant::now(), rate });
     let mut sent: u64 = 0;

@@ -6,6 +6,7 @@ mod admission;
 mod fence;
 mod history;
 mod metrics;
+mod peer;
 mod reconcile;
 mod services;
 mod state;
@@ -18,6 +19,7 @@ pub(crate) use self::{
     fence::{Fence, FenceOptions, FencedAdmission, ReplayerRoots, watch_peers, with_test_fault},
     history::{Follower, History, HistoryOptions},
     metrics::{Observed, observe},
+    peer::{CatalogCluster, NodePeers, PeerPlan, TlsPeerConnector, listen},
     services::{LaneSubmit, NodeBlocks, NodeCluster, NodePool},
     state::state_views,
     stream::{StreamListener, StreamOptions},

@@ -1,12 +1,15 @@
 //! The tx-stream listener of `mempulse run`: peer nodes and tx sources stream raw transactions
-//! into the stream lane.
+//! into the stream lane, and the same port serves peer sessions (announcements, catalog
+//! subscriptions, blocks).
 //!
 //! ```text
 //!  TCP accept ─► a stream slot free? (else refused: too_many_streams)
 //!             ─► mutual TLS with the deployment CA (any certificate it signed; plaintext only
 //!                from loopback when the node runs plaintext)
-//!             ─► serve_stream_verified: the Hello's node id must be the one the certificate
-//!                names (node-<id>) ─► source peer:<id> ─► stream lane
+//!             ─► detect_protocol: the first frame's kind
+//!                 tx Hello ─► serve_stream_verified: the Hello's node id must be the one the
+//!                             certificate names (node-<id>) ─► source peer:<id> ─► stream lane
+//!                 PeerHello ─► serve_peer (same identity check) ─► catalog, blocks
 //! ```
 //! Streams are not Raft: a certified source outside the cluster's members may stream. One task
 //! per connection; a bad frame or a refused connection ends only that connection (counted, and
@@ -23,8 +26,11 @@ use mempulse_cluster::{RefusalReason, Security, certificate_names_node, handshak
 use mempulse_net::{
     IngestHandle, StreamError, StreamLimits, StreamSummary,
     metrics::{StreamRefusal, StreamRefusals},
+    peer::{PeerError, PeerService, PeerSummary, Protocol, detect_protocol, serve_peer},
     serve_stream_verified,
 };
+use mempulse_primitives::NodeId;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore, oneshot},
@@ -33,6 +39,7 @@ use tokio::{
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use super::NodePeers;
 use crate::config::NodeConfig;
 
 /// Pause after a failed `accept` (out of file descriptors...) before the next one.
@@ -52,6 +59,8 @@ pub(crate) struct StreamOptions {
     pub(crate) streams_max: usize,
     /// Each stream's limits (the hello timeout also bounds the TLS handshake).
     pub(crate) limits: StreamLimits,
+    /// What peer sessions are served with (without it a `PeerHello` is a malformed tx stream).
+    pub(crate) peer: Option<PeerService>,
 }
 
 impl StreamOptions {
@@ -62,7 +71,13 @@ impl StreamOptions {
             security: config.tls.security()?,
             streams_max: config.stream.streams_max,
             limits: config.stream.limits()?,
+            peer: None,
         })
+    }
+
+    /// The same options, serving peer sessions with `service`.
+    pub(crate) fn with_peers(self, service: PeerService) -> Self {
+        Self { peer: Some(service), ..self }
     }
 }
 
@@ -72,6 +87,8 @@ pub(crate) struct StreamListener {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    /// The announcer and links of the peer sessions this listener serves.
+    peers: Option<NodePeers>,
 }
 
 impl StreamListener {
@@ -105,13 +122,14 @@ impl StreamListener {
             acceptor,
             slots: Arc::new(Semaphore::new(options.streams_max)),
             limits: options.limits,
+            peer_service: options.peer,
             ingest,
             refusals: StreamRefusals::new(),
             warnings: Arc::new(Warnings::default()),
         };
         let task = tokio::spawn(accept.run(stopped));
         info!(%addr, tls = acceptor_kind(&options.security), "stream listener started");
-        Ok(Self { addr, stop: Some(stop), task })
+        Ok(Self { addr, stop: Some(stop), task, peers: None })
     }
 
     /// The bound address.
@@ -127,9 +145,17 @@ impl StreamListener {
         }
     }
 
-    /// Stops accepting and waits for the streams, bounded by the hello and close timeouts
-    /// (past them the rest are aborted).
+    /// Keeps the node's announcer and peer links, stopped with the listener.
+    pub(crate) fn attach_peers(&mut self, peers: NodePeers) {
+        self.peers = Some(peers);
+    }
+
+    /// Stops announcing (the links close in order), stops accepting and waits for the
+    /// streams, bounded by the hello and close timeouts (past them the rest are aborted).
     pub(crate) async fn stopped(mut self) {
+        if let Some(peers) = self.peers.take() {
+            peers.stop().await;
+        }
         self.stop_accepting();
         if let Err(error) = self.task.await {
             warn!(%error, "the stream listener task failed");
@@ -150,6 +176,7 @@ struct Accept {
     acceptor: Option<TlsAcceptor>,
     slots: Arc<Semaphore>,
     limits: StreamLimits,
+    peer_service: Option<PeerService>,
     ingest: IngestHandle,
     refusals: StreamRefusals,
     warnings: Arc<Warnings>,
@@ -201,6 +228,7 @@ impl Accept {
         let connection = Connection {
             acceptor: self.acceptor.clone(),
             limits: self.limits,
+            peer_service: self.peer_service.clone(),
             ingest: self.ingest.clone(),
             refusals: self.refusals.clone(),
             warnings: Arc::clone(&self.warnings),
@@ -226,6 +254,7 @@ fn refuse(refusals: &StreamRefusals, warnings: &Warnings, reason: StreamRefusal,
 struct Connection {
     acceptor: Option<TlsAcceptor>,
     limits: StreamLimits,
+    peer_service: Option<PeerService>,
     ingest: IngestHandle,
     refusals: StreamRefusals,
     warnings: Arc<Warnings>,
@@ -235,10 +264,9 @@ struct Connection {
 
 impl Connection {
     async fn serve(self, tcp: TcpStream) {
-        let ingest = self.ingest.clone();
         let result = match &self.acceptor {
             // Plaintext (loopback only): the hello's claim is taken, as the Raft transport does.
-            None => serve_stream_verified(tcp, |_| true, ingest, self.limits).await,
+            None => self.dispatch(tcp, |_| true).await,
             Some(acceptor) => {
                 let handshake = acceptor.accept(tcp);
                 let tls = match tokio::time::timeout(self.limits.hello_timeout, handshake).await {
@@ -251,17 +279,54 @@ impl Connection {
                     return self.refuse(StreamRefusal::NoCertificate);
                 };
                 let verify = |claimed| certificate_names_node(&leaf, claimed);
-                serve_stream_verified(tls, verify, ingest, self.limits).await
+                self.dispatch(tls, verify).await
             }
         };
         self.ended(&result);
+    }
+
+    /// Serves the connection as the protocol its first frame names.
+    async fn dispatch<IO>(&self, io: IO, verify: impl FnOnce(NodeId) -> bool) -> Ended
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let (protocol, io) = match detect_protocol(io, self.limits.hello_timeout).await {
+            Ok(detected) => detected,
+            Err(error) => return Ended::Silent(error),
+        };
+        match (protocol, &self.peer_service) {
+            (Protocol::Peer, Some(service)) => {
+                let closing = self.ingest.closing();
+                Ended::Peer(serve_peer(io, verify, service.clone(), closing).await)
+            }
+            (Protocol::Peer | Protocol::TxStream, _) => {
+                let ingest = self.ingest.clone();
+                Ended::Stream(serve_stream_verified(io, verify, ingest, self.limits).await)
+            }
+        }
     }
 
     fn refuse(&self, reason: StreamRefusal) {
         refuse(&self.refusals, &self.warnings, reason, self.peer);
     }
 
-    fn ended(&self, result: &Result<StreamSummary, StreamError>) {
+    fn ended(&self, result: &Ended) {
+        match result {
+            Ended::Stream(result) => self.stream_ended(result),
+            Ended::Peer(Ok(summary)) => {
+                debug!(peer = %self.peer, node = summary.peer.0, "peer session ended");
+            }
+            Ended::Peer(Err(error)) => self.warnings.closed.warn(|suppressed| {
+                let reason = error.close_reason();
+                warn!(peer = %self.peer, %reason, %error, suppressed, "peer session closed");
+            }),
+            Ended::Silent(error) => self.warnings.closed.warn(|suppressed| {
+                warn!(peer = %self.peer, %error, suppressed, "connection closed before a frame");
+            }),
+        }
+    }
+
+    fn stream_ended(&self, result: &Result<StreamSummary, StreamError>) {
         match result {
             Ok(summary) => debug!(
                 peer = %self.peer,
@@ -276,6 +341,16 @@ impl Connection {
             }),
         }
     }
+}
+
+/// How a connection ended.
+enum Ended {
+    /// As a tx stream.
+    Stream(Result<StreamSummary, StreamError>),
+    /// As a peer session.
+    Peer(Result<PeerSummary, PeerError>),
+    /// Before its first frame's kind arrived.
+    Silent(PeerError),
 }
 
 /// The refusal of a failed TLS handshake.

@@ -108,6 +108,8 @@ struct State {
     /// Validators whose clusters match, with their members (from the latest catalog).
     matching: BTreeMap<ValidatorId, Vec<NodeId>>,
     leaders: BTreeMap<ValidatorId, NodeId>,
+    /// Every member of the matching clusters.
+    wanted: BTreeSet<NodeId>,
     events: VecDeque<StreamEvent>,
     turns: VecDeque<ProposerTurn>,
     seen_turns: BTreeSet<(Height, ValidatorId)>,
@@ -267,6 +269,18 @@ impl TxRouter {
             .collect()
     }
 
+    /// Whether some cluster matches and every member of every matching cluster has an open
+    /// stream (a source may wait for this before its first send).
+    #[must_use]
+    pub fn settled(&self) -> bool {
+        let state = self.state();
+        !state.wanted.is_empty()
+            && state
+                .wanted
+                .iter()
+                .all(|n| state.streams.get(n).is_some_and(|o| !o.client.is_closed()))
+    }
+
     /// The clusters that match now, ascending.
     #[must_use]
     pub fn matching(&self) -> Vec<ValidatorId> {
@@ -382,6 +396,7 @@ impl Manager {
         state.record_turns(proposing, now);
         state.matching = members.into_iter().filter(|(v, _)| matching.contains(v)).collect();
         state.leaders = leaders;
+        state.wanted.clone_from(&wanted);
         let gone: Vec<NodeId> = state
             .streams
             .iter()

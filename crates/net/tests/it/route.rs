@@ -152,6 +152,7 @@ async fn streams_follow_the_tags_of_whole_clusters() {
     rig.publish(1, &[(1, proposer, L), (2, P, F), (4, P, L), (5, P, F)]);
     let router = rig.router(default_source_predicate());
     eventually("cluster 1 connected", || open(&router) == [1, 2]).await;
+    assert!(router.settled());
     assert_eq!(router.matching(), [ValidatorId(1)]);
 
     // Cluster 2 becomes next: connected too. Then cluster 1 loses its tags: closed.
