@@ -101,20 +101,37 @@ pub const INBOX_CONCURRENCY_MAX: usize = 16;
 
 /// Raft timing, snapshot and replication settings. `Default` suits sub-second block times on a
 /// LAN (see the tuning notes on each field).
+///
+/// **When a follower campaigns.** openraft gives every follower a leader lease of
+/// `election_timeout_max` from the last message of the leader, during which it neither
+/// campaigns nor grants a vote; its election timer, drawn from `[min, max)`, starts only
+/// after the lease. So a follower campaigns after `max + [min, max)` of silence: the default
+/// waits 250–300 ms, five to six heartbeats. That sum is what other Raft implementations call
+/// the election timeout (etcd's `--election-timeout` T: a follower campaigns after `[T, 2T)`
+/// of silence); to match an etcd timeout T, set `min + max = T`, e.g. `min = 0.4 T` and
+/// `max = 0.6 T`. Failover after a leader crash takes that silence (less the age of the last
+/// heartbeat at the crash), plus one pre-vote and one vote round trip with a vote fsync, plus
+/// the first commit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RaftConfig {
     /// Name of the cluster (shows in openraft's logs).
     pub cluster_name: String,
-    /// How often the leader sends heartbeats. Default 50 ms: a third of the minimum election
-    /// timeout, so two heartbeats may be lost before a follower starts an election.
+    /// How often the leader sends heartbeats. Default 50 ms: a follower campaigns after five
+    /// silent heartbeat intervals at the earliest, and must stay below
+    /// `election_timeout_min`.
     pub heartbeat_interval: Duration,
-    /// Shortest time a follower waits without hearing from a leader before it campaigns.
-    /// Default 150 ms; keep it 10-20× the network round trip and ≥ 3× the heartbeat interval.
-    /// Failover takes roughly this plus one election round.
+    /// Shortest election timer, counted after the leader lease (`election_timeout_max`) has
+    /// run out. Default 100 ms. The earliest campaign comes `election_timeout_min +
+    /// election_timeout_max` after the leader's last message: keep that sum 10-20× the
+    /// network round trip plus the longest expected pause of a node (fsync stalls, a loaded
+    /// host), or healthy leaders get replaced.
     pub election_timeout_min: Duration,
-    /// Longest such wait (the timeout is drawn from `[min, max)`, which spreads candidates).
-    /// Default 300 ms.
+    /// Longest election timer, and openraft's leader lease: a follower grants no vote and
+    /// starts no election until this long after the leader's last message. Default 150 ms.
+    /// The width `max - min` spreads the followers' campaigns so that one usually wins the
+    /// first round; it should be several times one vote round trip with its fsync (50 ms by
+    /// default, against a few ms for a loopback round trip and a vote fsync).
     pub election_timeout_max: Duration,
     /// Timeout of one RPC to a peer (append entries, vote). Default 100 ms: a peer slower than
     /// that is treated as unreachable for this round.
@@ -137,8 +154,8 @@ impl Default for RaftConfig {
         Self {
             cluster_name: "mempulse".to_owned(),
             heartbeat_interval: Duration::from_millis(50),
-            election_timeout_min: Duration::from_millis(150),
-            election_timeout_max: Duration::from_millis(300),
+            election_timeout_min: Duration::from_millis(100),
+            election_timeout_max: Duration::from_millis(150),
             send_timeout: Duration::from_millis(100),
             install_snapshot_timeout: Duration::from_secs(10),
             snapshot_logs_since_last: 5000,
@@ -243,5 +260,12 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// (waiting for an election, following leader changes) before it gives up.
 pub const FORWARD_DEADLINE_DEFAULT: Duration = Duration::from_secs(5);
 
-/// Most forwarding attempts of one request (each to the leader known at the time).
-pub const FORWARD_ATTEMPTS_MAX: u32 = 8;
+/// Most forwarding attempts of one request (each to the leader known at the time, or the one
+/// an answer named). Waits between attempts end at a leader change or after a backoff from
+/// [`FORWARD_RETRY_FIRST`] doubling up to the heartbeat interval, so the forward deadline, not
+/// this bound, ends a request that finds no leader.
+pub const FORWARD_ATTEMPTS_MAX: u32 = 256;
+
+/// First backoff of a forwarded request between two attempts with no leader change to wake on
+/// (doubles per wait, up to the heartbeat interval).
+pub(crate) const FORWARD_RETRY_FIRST: Duration = Duration::from_millis(2);

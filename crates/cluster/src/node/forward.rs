@@ -3,19 +3,27 @@
 //!
 //! ```text
 //!  write(command) ──► this node leader? ──► local batcher
-//!        │ no: ForwardToLeader{leader}
+//!        │ no: ForwardToLeader{hint}
 //!        ▼
-//!  leader known? ── no ──► wait for a leader (metrics change, ≤ deadline) ──► retry
+//!  leader known? ── no ──► wait (leader change, or a short backoff) ──► retry
 //!        │ yes
 //!        ▼
 //!  Forwarder::write(leader) ──► answer from the leader ──► return it
-//!        │ ForwardToLeader (the leader moved) ─► wait until this node sees another leader
-//!        │ NotSent (unreachable, refused)       ─► wait for a leader change or backoff, retry
-//!        └ Lost (sent, no answer)               ─► Indeterminate (never resent blindly)
+//!        │ ForwardToLeader{hint} ─► hint names another node: retry there at once
+//!        │                          no usable hint: wait (leader change or backoff), retry
+//!        │ NotSent (unreachable, refused) ─► wait (leader change or backoff), retry
+//!        └ Lost (sent, no answer)   ─► Indeterminate (never resent blindly)
 //! ```
-//! At most [`FORWARD_ATTEMPTS_MAX`] attempts, all within the node's forward deadline. The
-//! target serves the request itself and never forwards further, so a request takes at most
-//! one hop and no loop can form.
+//! A wait ends as soon as this node's view of the leader changes, or names a leader other than
+//! the node just tried; otherwise after a backoff that starts at [`FORWARD_RETRY_FIRST`] and
+//! doubles up to the heartbeat interval. The backoff covers the views that lag the truth
+//! without any local change to wake on: right after an election the new leader's replication
+//! reaches this node before the leader's own metrics say it leads, so its first answers are
+//! `ForwardToLeader` without a hint. A hint is followed at once, but never twice in a row, so
+//! two nodes naming each other cannot bounce a request without pause. At most
+//! [`FORWARD_ATTEMPTS_MAX`] attempts, all within the node's forward deadline. The target serves
+//! the request itself and never forwards further, so a request takes at most one hop and no
+//! loop can form.
 
 use std::time::Duration;
 
@@ -26,7 +34,9 @@ use tokio::time::Instant;
 use super::RaftNode;
 use crate::{
     AdminError, AdminReply, AdminRequest, ClientError, ClusterCommand, ClusterNode,
-    ClusterResponse, config::FORWARD_ATTEMPTS_MAX, network::ForwardFailure,
+    ClusterResponse,
+    config::{FORWARD_ATTEMPTS_MAX, FORWARD_RETRY_FIRST},
+    network::ForwardFailure,
 };
 
 /// Where one attempt should go.
@@ -35,11 +45,38 @@ enum Route {
     Leader(NodeId, ClusterNode),
 }
 
-/// What one forwarded attempt came back with.
+/// One attempt of a request.
+struct Attempt {
+    route: Route,
+    /// The node it goes to (this node for [`Route::Local`]).
+    target: NodeId,
+    /// Whether it follows a hint from the previous answer.
+    hinted: bool,
+    /// Time left before the forward deadline when it starts.
+    time_left: Duration,
+}
+
+/// Where a request stands between attempts.
+struct Retrying {
+    deadline: Instant,
+    attempts: u32,
+    /// The next wait without a leader change to end it.
+    backoff: Duration,
+    backoff_max: Duration,
+    /// The route an answer's hint named, for the next attempt.
+    hinted: Option<Route>,
+    /// The last leader a request was sent to.
+    last_leader: Option<NodeId>,
+}
+
+/// What one attempt came back with.
 enum Step<T> {
     Done(T),
-    /// Retry once this node sees a leader other than the one given.
-    Moved(Option<NodeId>),
+    /// Not served (refused as not the leader, or not delivered): safe to retry. `hint` is the
+    /// leader the answer named, if any.
+    Retry {
+        hint: Option<NodeId>,
+    },
 }
 
 impl RaftNode {
@@ -56,40 +93,38 @@ impl RaftNode {
     /// before the deadline; [`ClientError::LeaderUnreachable`] when the leader could not be
     /// reached before it; [`ClientError::Stopped`] when the node is stopping.
     pub async fn write(&self, command: ClusterCommand) -> Result<ClusterResponse, ClientError> {
-        let deadline = Instant::now() + self.forward_deadline;
-        let mut last_leader = None;
-        for _ in 0..FORWARD_ATTEMPTS_MAX {
-            let step = match self.route()? {
+        let mut retrying = self.retrying();
+        while let Some(attempt) = self.next_attempt(&mut retrying)? {
+            let step = match &attempt.route {
                 Route::Local => match self.service.write_local(command.clone()).await {
-                    Err(ClientError::ForwardToLeader { leader_id, .. }) => Step::Moved(leader_id),
+                    Err(ClientError::ForwardToLeader { leader_id, .. }) => {
+                        Step::Retry { hint: leader_id }
+                    }
                     result => Step::Done(result),
                 },
                 Route::Leader(leader, node) => {
-                    last_leader = Some(leader);
-                    let timeout = remaining(deadline)?;
-                    let answer =
-                        self.forwarder.write(leader, &node, command.clone(), timeout).await;
+                    let (leader, timeout) = (*leader, attempt.time_left);
+                    let answer = self.forwarder.write(leader, node, command.clone(), timeout).await;
                     forwarded(ForwardKind::Write, forward_outcome(&answer));
                     match answer {
-                        Ok(Err(ClientError::ForwardToLeader { .. }))
-                        | Err(ForwardFailure::NotSent) => Step::Moved(Some(leader)),
+                        Ok(Err(ClientError::ForwardToLeader { leader_id, .. })) => {
+                            Step::Retry { hint: leader_id }
+                        }
+                        Err(ForwardFailure::NotSent) => Step::Retry { hint: None },
                         Ok(result) => Step::Done(result),
                         Err(ForwardFailure::Lost) => Step::Done(Err(ClientError::Indeterminate {
                             leader_id: Some(leader),
-                            leader: Some(node),
+                            leader: Some(node.clone()),
                         })),
                     }
                 }
             };
             match step {
                 Step::Done(result) => return result,
-                Step::Moved(from) => self.await_leader_change(from, deadline).await,
-            }
-            if Instant::now() >= deadline {
-                break;
+                Step::Retry { hint } => self.retry(&mut retrying, &attempt, hint).await,
             }
         }
-        Err(self.gave_up(last_leader))
+        Err(self.gave_up(retrying.last_leader))
     }
 
     /// Serves `request` here ([`AdminRequest::Status`] and [`AdminRequest::StateRoot`] always)
@@ -103,30 +138,30 @@ impl RaftNode {
         if matches!(request, AdminRequest::Status | AdminRequest::StateRoot { .. }) {
             return self.service.admin_local(request).await;
         }
-        let deadline = Instant::now() + self.forward_deadline;
-        let mut last_leader = None;
-        for _ in 0..FORWARD_ATTEMPTS_MAX {
-            let step = match self.route()? {
+        let mut retrying = self.retrying();
+        while let Some(attempt) = self.next_attempt(&mut retrying)? {
+            let step = match &attempt.route {
                 Route::Local => match self.service.admin_local(request.clone()).await {
                     Err(AdminError::Client(ClientError::ForwardToLeader { leader_id, .. })) => {
-                        Step::Moved(leader_id)
+                        Step::Retry { hint: leader_id }
                     }
                     result => Step::Done(result),
                 },
                 Route::Leader(leader, node) => {
-                    last_leader = Some(leader);
-                    let timeout = remaining(deadline)?;
-                    let answer =
-                        self.forwarder.admin(leader, &node, request.clone(), timeout).await;
+                    let (leader, timeout) = (*leader, attempt.time_left);
+                    let answer = self.forwarder.admin(leader, node, request.clone(), timeout).await;
                     forwarded(ForwardKind::Admin, forward_outcome(&answer));
                     match answer {
-                        Ok(Err(AdminError::Client(ClientError::ForwardToLeader { .. })))
-                        | Err(ForwardFailure::NotSent) => Step::Moved(Some(leader)),
+                        Ok(Err(AdminError::Client(ClientError::ForwardToLeader {
+                            leader_id,
+                            ..
+                        }))) => Step::Retry { hint: leader_id },
+                        Err(ForwardFailure::NotSent) => Step::Retry { hint: None },
                         Ok(result) => Step::Done(result),
                         Err(ForwardFailure::Lost) => {
                             Step::Done(Err(AdminError::Client(ClientError::Indeterminate {
                                 leader_id: Some(leader),
-                                leader: Some(node),
+                                leader: Some(node.clone()),
                             })))
                         }
                     }
@@ -134,13 +169,75 @@ impl RaftNode {
             };
             match step {
                 Step::Done(result) => return result,
-                Step::Moved(from) => self.await_leader_change(from, deadline).await,
-            }
-            if Instant::now() >= deadline {
-                break;
+                Step::Retry { hint } => self.retry(&mut retrying, &attempt, hint).await,
             }
         }
-        Err(AdminError::Client(self.gave_up(last_leader)))
+        Err(AdminError::Client(self.gave_up(retrying.last_leader)))
+    }
+
+    /// The retry state of a new request: its deadline is the node's forward deadline from now.
+    fn retrying(&self) -> Retrying {
+        let heartbeat = Duration::from_millis(self.service.raft.config().heartbeat_interval);
+        Retrying {
+            deadline: Instant::now() + self.forward_deadline,
+            attempts: 0,
+            backoff: FORWARD_RETRY_FIRST,
+            backoff_max: heartbeat.max(FORWARD_RETRY_FIRST),
+            hinted: None,
+            last_leader: None,
+        }
+    }
+
+    /// The next attempt: to the hinted node if the last answer named one to follow, else to
+    /// the leader this node knows (or here). `None` once the attempts or the time ran out.
+    ///
+    /// # Errors
+    /// [`ClientError::Stopped`] when the node stops.
+    fn next_attempt(&self, retrying: &mut Retrying) -> Result<Option<Attempt>, ClientError> {
+        let time_left = retrying.deadline.saturating_duration_since(Instant::now());
+        if retrying.attempts >= FORWARD_ATTEMPTS_MAX || time_left.is_zero() {
+            return Ok(None);
+        }
+        retrying.attempts += 1;
+        let (route, hinted) = match retrying.hinted.take() {
+            Some(route) => (route, true),
+            None => (self.route()?, false),
+        };
+        let target = match &route {
+            Route::Local => self.service.id,
+            Route::Leader(leader, _) => {
+                retrying.last_leader = Some(*leader);
+                *leader
+            }
+        };
+        Ok(Some(Attempt { route, target, hinted, time_left }))
+    }
+
+    /// Prepares the attempt after `attempt` was not served: at once to the node `hint` names
+    /// (unless `attempt` itself followed a hint), else after [`RaftNode::await_retry`].
+    async fn retry(&self, retrying: &mut Retrying, attempt: &Attempt, hint: Option<NodeId>) {
+        tracing::debug!(
+            node = self.service.id.0,
+            tried = attempt.target.0,
+            hint = hint.map(|h| h.0),
+            left_ms = retrying.deadline.saturating_duration_since(Instant::now()).as_millis(),
+            "forwarding retries"
+        );
+        if let Some(next) = hint.filter(|h| *h != attempt.target)
+            && !attempt.hinted
+            && let Some(route) = self.route_to(next)
+        {
+            retrying.hinted = Some(route);
+            return;
+        }
+        retrying.backoff =
+            if self.await_retry(attempt.target, retrying.backoff, retrying.deadline).await {
+                // A new view of the leader starts the backoff afresh: a leader elected a moment
+                // ago refuses writes until a quorum acknowledged it (its lease), a few ms.
+                FORWARD_RETRY_FIRST
+            } else {
+                (retrying.backoff * 2).min(retrying.backoff_max)
+            };
     }
 
     /// This node when it leads (or knows no leader: it answers with the typed error), else
@@ -160,17 +257,34 @@ impl RaftNode {
         }
     }
 
-    /// Waits until this node knows a leader other than `from` (bounded by `deadline` and by
-    /// one election timeout, so an unreachable leader that stays leader is retried).
-    async fn await_leader_change(&self, from: Option<NodeId>, deadline: Instant) {
+    /// The route to `node` named by a hint: this node, or a member with its addresses (`None`
+    /// for a node this node does not know).
+    fn route_to(&self, node: NodeId) -> Option<Route> {
+        if node == self.service.id {
+            return Some(Route::Local);
+        }
+        let metrics = self.service.raft.metrics();
+        let m = metrics.borrow_watched();
+        let addrs = m.membership_config.membership().get_node(&node).cloned()?;
+        Some(Route::Leader(node, addrs))
+    }
+
+    /// Waits until this node's view of the leader changes, or names a leader other than
+    /// `tried`, for at most `backoff` (and never past `deadline`). Returns whether the view
+    /// changed (rather than the time ran out).
+    async fn await_retry(&self, tried: NodeId, backoff: Duration, deadline: Instant) -> bool {
         let mut metrics = self.service.raft.metrics();
-        let step = Duration::from_millis(self.service.raft.config().election_timeout_max);
-        let until = deadline.min(Instant::now() + step);
+        let seen = metrics.borrow_watched().current_leader;
+        let until = deadline.min(Instant::now() + backoff);
         let changed = async {
             loop {
                 {
                     let m = metrics.borrow_watched();
-                    if m.current_leader.is_some() && m.current_leader != from {
+                    let now = m.current_leader;
+                    if m.running_state.is_err()
+                        || now != seen
+                        || now.is_some_and(|leader| leader != tried)
+                    {
                         return;
                     }
                 }
@@ -179,7 +293,7 @@ impl RaftNode {
                 }
             }
         };
-        let _ = tokio::time::timeout_at(until, changed).await;
+        tokio::time::timeout_at(until, changed).await.is_ok()
     }
 
     fn gave_up(&self, last_leader: Option<NodeId>) -> ClientError {
@@ -188,12 +302,6 @@ impl RaftNode {
             None => ClientError::ForwardToLeader { leader_id: self.leader(), leader: None },
         }
     }
-}
-
-/// Time left before `deadline`, or the typed error when none is.
-fn remaining(deadline: Instant) -> Result<Duration, ClientError> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() { Err(ClientError::LeaderUnreachable { leader_id: None }) } else { Ok(left) }
 }
 
 /// Name of the counter of requests a follower forwarded to its leader.

@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use futures_util::future::BoxFuture;
+use futures_util::{FutureExt as _, future::BoxFuture};
 use mempulse_primitives::NodeId;
 use openraft::{
     RPCTypes,
@@ -24,6 +24,7 @@ use openraft::{
     },
 };
 use tokio::{
+    io::AsyncReadExt as _,
     net::TcpStream,
     sync::{OwnedSemaphorePermit, Semaphore},
     time::Instant,
@@ -172,8 +173,13 @@ impl PeerClient {
             let Some(peer) = peers.get_mut(&target) else {
                 return Err(CallError::NotSent("closed"));
             };
-            while let Some(pooled) = peer.idle.pop() {
-                if now.duration_since(pooled.idle_since) < self.idle_max {
+            while let Some(mut pooled) = peer.idle.pop() {
+                // A connection the peer closed (a crashed or restarted peer) would take the
+                // request and lose it: skip it, so the request is either sent on a live
+                // connection or known not to be sent.
+                if now.duration_since(pooled.idle_since) < self.idle_max
+                    && !peer_closed(&mut pooled.io)
+                {
                     return Ok(Lease { io: pooled.io, _slot: slot });
                 }
             }
@@ -477,6 +483,16 @@ impl TcpConnection {
             .await
             .map_err(|e| self.rpc_error(action, timeout, &e))
     }
+}
+
+/// Whether the peer closed an idle connection (or sent on it out of turn, which makes it
+/// useless as well), judged without waiting: one read attempt that is ready only if the
+/// connection has something to report.
+fn peer_closed(io: &mut BoxIo) -> bool {
+    let mut byte = [0u8; 1];
+    // Pending: nothing to read, the connection is idle and open. Ready with 0 bytes or an
+    // error: closed or reset. Ready with data: an answer nobody asked for.
+    io.read(&mut byte).now_or_never().is_some()
 }
 
 /// An answer of the wrong kind, or a failure on the peer: the link is no use this round.

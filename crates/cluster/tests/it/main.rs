@@ -7,6 +7,7 @@
 )]
 
 mod cluster;
+mod forward;
 mod harness;
 mod mem_sm;
 mod reopen;
