@@ -3,9 +3,16 @@
 //! same election timeout, in the same run.
 //!
 //! Timings from `--election-timeout-ms T`: etcd runs with `--election-timeout T
-//! --heartbeat-interval T/5` (it randomizes each timeout in `[T, 2T)`); mempulse with
-//! `heartbeat-interval-ms = T/5`, `election-timeout-min-ms = T`, `election-timeout-max-ms =
-//! 2T` (the same window) and `send-timeout-ms = 2T/5`.
+//! --heartbeat-interval T/5`: a follower campaigns after `[T, 2T)` without hearing from the
+//! leader. mempulse runs with `heartbeat-interval-ms = T/5`, `send-timeout-ms = 2T/5` and an
+//! election window of width `s = min(T/5, 50 ms)`: `election-timeout-min-ms = (T - s)/2` and
+//! `election-timeout-max-ms = (T + s)/2`. openraft's followers hold a leader lease of
+//! `election-timeout-max` after the leader's last message and only then start their election
+//! timer from `[min, max)`, so a mempulse follower campaigns after `[T, T + s)` of silence: the
+//! same earliest campaign as etcd's nominal one (see `RaftConfig` in `mempulse-cluster`; etcd
+//! counts its timeout in heartbeat ticks, so its followers may campaign up to one heartbeat
+//! earlier). `--mempulse-election-min-ms` and `--mempulse-election-max-ms` override the two
+//! (e.g. `T` and `2T`, the mapping of earlier runs, which waits `[3T, 4T)`).
 //!
 //! Each trial:
 //! 1. waits until every node agrees on the leader, and picks a follower as the target;
@@ -67,13 +74,17 @@ pub(crate) struct Args {
     /// Leader kills per system.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     trials: u32,
-    /// Election timeout T (heartbeat T/5; timeouts drawn from [T, 2T)).
+    /// Election timeout T: the least silence after which a follower campaigns (etcd: T, drawn
+    /// from [T, 2T); mempulse: min + max = T, from [T, T + min(T/5, 50 ms))); heartbeat T/5.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
     election_timeout_ms: u64,
-    /// Override of mempulse's longest election timeout (default 2T, etcd's window). openraft's
-    /// leader lease equals it, so followers refuse votes until it has passed since the last
-    /// heartbeat.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(51..=120_000))]
+    /// Override of mempulse's shortest election timeout (default (T - s)/2, s = min(T/5, 50)).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=120_000))]
+    mempulse_election_min_ms: Option<u64>,
+    /// Override of mempulse's longest election timeout (default (T + s)/2). openraft's leader
+    /// lease equals it: followers neither vote nor start their election timer until it has
+    /// passed since the leader's last message.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(3..=120_000))]
     mempulse_election_max_ms: Option<u64>,
     /// Milliseconds between two probe writes.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
@@ -98,10 +109,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Report> {
         Peer::None => None,
     };
     let t = args.election_timeout_ms;
+    let window = election_window(t);
     let timings = RaftTimings {
         heartbeat_ms: (t / 5).max(1),
-        election_min_ms: t,
-        election_max_ms: args.mempulse_election_max_ms.unwrap_or(2 * t),
+        election_min_ms: args.mempulse_election_min_ms.unwrap_or(window.0),
+        election_max_ms: args.mempulse_election_max_ms.unwrap_or(window.1),
         send_timeout_ms: (2 * t / 5).max(1),
     };
     let interval = Duration::from_millis(args.probe_interval_ms);
@@ -151,6 +163,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Report> {
             "election_timeout_min_ms": timings.election_min_ms,
             "election_timeout_max_ms": timings.election_max_ms,
             "send_timeout_ms": timings.send_timeout_ms,
+            // The silence after which a follower campaigns: the lease, then the timer.
+            "campaign_after_ms": [
+                timings.election_max_ms + timings.election_min_ms,
+                2 * timings.election_max_ms,
+            ],
         },
         "etcd_timings": etcd.as_ref().map(|_| json!({
             "heartbeat_interval_ms": timings.heartbeat_ms,
@@ -447,6 +464,14 @@ async fn probe_loop(
     }
 }
 
+/// mempulse's election timeouts `(min, max)` for an etcd election timeout of `t` ms: `min + max
+/// = t` (a follower campaigns after the lease `max` plus a timer from `[min, max)`), `max - min
+/// = min(t/5, 50)`, a spread wide against one vote round trip on a LAN.
+const fn election_window(t: u64) -> (u64, u64) {
+    let spread = if t / 5 < 50 { t / 5 } else { 50 };
+    ((t - spread) / 2, (t + spread) / 2)
+}
+
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -469,6 +494,18 @@ fn max(values: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn election_windows_campaign_after_t() {
+        assert_eq!(election_window(1000), (475, 525));
+        assert_eq!(election_window(250), (100, 150));
+        assert_eq!(election_window(50), (20, 30));
+        for t in [50, 51, 99, 250, 333, 1000, 60_000] {
+            let (min, max) = election_window(t);
+            assert!(min + max <= t && t - (min + max) <= 1, "t = {t}");
+            assert!(min > t / 5 && min < max, "heartbeat < min < max for t = {t}");
+        }
+    }
 
     #[test]
     fn summaries_of_trials() {

@@ -24,6 +24,14 @@ pub(crate) const THROTTLE_OFF: u32 = 1_000_000_000;
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 /// The log line of a node ready to serve.
 const STARTED: &str = "commands::run: node started";
+/// Environment variable: the nodes' `RUST_LOG` (default [`NODE_LOG_FILTER`]), e.g.
+/// `info,openraft=info` to see elections in the node logs.
+const NODE_LOG_ENV: &str = "MEMPULSE_BENCH_NODE_LOG";
+/// The nodes' default log filter.
+const NODE_LOG_FILTER: &str = "info,openraft=warn";
+/// Environment variable: when set, the cluster's temp dir (configs, data, `node-<id>.log`) is
+/// kept after the run and its path printed on stderr.
+const KEEP_ENV: &str = "MEMPULSE_BENCH_KEEP";
 
 /// Raft timings of the nodes (milliseconds).
 #[derive(Clone, Copy, Debug)]
@@ -78,7 +86,11 @@ impl MempulseCluster {
     /// Fails on a node count other than 1 or 3, or when `mempulse cert` fails.
     pub(crate) fn create(bin: &Path, options: &NodeOptions) -> anyhow::Result<Self> {
         ensure!(matches!(options.nodes, 1 | 3), "--nodes must be 1 or 3, got {}", options.nodes);
-        let root = tempfile::Builder::new().prefix("mempulse-bench-").tempdir()?;
+        let mut root = tempfile::Builder::new().prefix("mempulse-bench-").tempdir()?;
+        if std::env::var_os(KEEP_ENV).is_some() {
+            root.disable_cleanup(true);
+            eprintln!("{KEEP_ENV}: cluster files kept in {}", root.path().display());
+        }
         let certs = root.path().join("certs");
         if options.nodes > 1 {
             let ids = (1..=options.nodes).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
@@ -156,7 +168,10 @@ impl MempulseCluster {
         command
             .args(["--log-format", "compact", "run", "--config"])
             .arg(&node.config)
-            .env("RUST_LOG", "info,openraft=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var(NODE_LOG_ENV).unwrap_or_else(|_| NODE_LOG_FILTER.to_owned()),
+            )
             .env("NO_COLOR", "1")
             // The tx-stream listener (default 127.0.0.1:7500) on a free port: nodes share a host.
             .env("MEMPULSE_STREAM_ADDR", "127.0.0.1:0");
