@@ -3,6 +3,7 @@
 //! cluster, data in `./mempulse-data`, Raft on 127.0.0.1 in plaintext (loopback only), the HTTP
 //! API (JSON-RPC included) on 127.0.0.1:8545, mainnet chain id.
 
+mod blocks;
 mod cluster;
 mod fence;
 mod serve;
@@ -14,6 +15,7 @@ use anyhow::{Context, bail};
 use mempulse_wal::{DEFAULT_SEGMENT_SIZE_BYTES, Preallocate, SyncPolicy, WalConfig};
 use serde::Deserialize;
 
+pub(crate) use self::blocks::BlocksSection;
 pub(crate) use self::cluster::{ClusterSection, TlsSection, parse_peer};
 pub(crate) use self::fence::FenceSection;
 pub(crate) use self::serve::{
@@ -50,6 +52,8 @@ pub(crate) struct NodeConfig {
     pub(crate) schedule: ScheduleSection,
     /// State-root comparison with the peers and self-fencing.
     pub(crate) fence: FenceSection,
+    /// Block production in this validator's slots (off unless configured).
+    pub(crate) blocks: BlocksSection,
 }
 
 impl Default for NodeConfig {
@@ -67,6 +71,7 @@ impl Default for NodeConfig {
             sink: SinkSection::default(),
             schedule: ScheduleSection::default(),
             fence: FenceSection::default(),
+            blocks: BlocksSection::default(),
         }
     }
 }
@@ -122,6 +127,7 @@ impl NodeConfig {
             config.chain_id = chain_id;
         }
         config.apply_cluster_flags(args)?;
+        config.blocks.check(&config.schedule)?;
         Ok(config)
     }
 

@@ -4,13 +4,14 @@
 
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use mempulse_api::{MetricsRender, Services, WalEventLog, router};
 use mempulse_cluster::{
     LogStoreConfig, NodeConfig as RaftNodeConfig, PeerClient, RaftNode, SINK_FULL_WAIT_MAX,
     TcpConfig, TcpTransport, WalFactSink,
 };
 use mempulse_net::{FactWriter, Ingest, IngestHandle};
+use mempulse_primitives::ValidatorId;
 use mempulse_replay::ReplayConfig;
 use mempulse_sink_clickhouse::{ClickHouseSink, LogSource, Progress};
 use mempulse_wal::{Sequencer, SequencerConfig, SequencerHandle, Wal};
@@ -22,13 +23,14 @@ use tokio::{
 };
 use tracing::{info, warn};
 
-use crate::wiring::{CatalogCluster, PeerPlan};
+use crate::wiring::{CatalogCluster, NodePeers, PeerPlan};
 use crate::{
     cli::RunArgs,
     config::NodeConfig,
     wiring::{
-        self, ClusterAdmission, Fence, FencedAdmission, Follower, History, HistoryOptions,
-        LaneSubmit, NodeBlocks, NodePool, Observed, ReplayerRoots, StreamListener, StreamOptions,
+        self, BlockLink, BlockProducer, ClusterAdmission, Fence, FencedAdmission, Follower,
+        History, HistoryOptions, LaneSubmit, NodeBlockHandler, NodeBlocks, NodePool, Observed,
+        PeerBlockLink, ProducerOptions, ReplayerRoots, StreamListener, StreamOptions,
     },
 };
 
@@ -186,6 +188,7 @@ async fn start_front(
     )
     .context("starting the ingest lanes")?;
     let plan = PeerPlan::new(config)?;
+    plan.set_block_handler(Arc::new(NodeBlockHandler::new(node, check.clone())));
     let mut streams = wiring::listen(StreamOptions::new(config)?, &plan, ingest.clone()).await?;
     let (cluster, state) =
         wiring::state_views(node, &history, config.checkpoint_dir(), config.schedule.load()?).await;
@@ -212,7 +215,9 @@ async fn start_front(
     let listener =
         TcpListener::bind(addr).await.with_context(|| format!("binding the HTTP API on {addr}"))?;
     let http_addr = listener.local_addr().context("reading the HTTP API address")?;
-    streams.attach_peers(plan.start(node, streams.local_addr(), http_addr)?);
+    let peers = plan.start(node, streams.local_addr(), http_addr)?;
+    let producer = start_producer(config, node, &peers)?;
+    streams.attach_peers(peers);
     let (stop_api, stopped) = oneshot::channel::<()>();
     let api = tokio::spawn(mempulse_api::serve(
         listener,
@@ -223,7 +228,36 @@ async fn start_front(
         grace,
     ));
     let sink = start_sink(config, sequencer)?;
-    Ok(Front { http_addr, api, stop_api, ingest, streams, follower, sink, _fence: fence })
+    Ok(Front { http_addr, api, stop_api, ingest, streams, follower, sink, producer, _fence: fence })
+}
+
+/// The block producer, when `[blocks] produce` is set (`[schedule]` is then configured); it
+/// hands its blocks to the other clusters over the peer links.
+fn start_producer(
+    config: &NodeConfig,
+    node: &Arc<RaftNode>,
+    peers: &NodePeers,
+) -> anyhow::Result<Option<BlockProducer>> {
+    if !config.blocks.produce {
+        return Ok(None);
+    }
+    let (Some((genesis, validator)), Some(slot)) =
+        (config.schedule.load()?, config.schedule.slot()?)
+    else {
+        bail!("[blocks] produce = true needs [schedule] validators and validator-id");
+    };
+    let options = ProducerOptions {
+        genesis,
+        validator: ValidatorId(validator),
+        slot,
+        limits: config.blocks.limits(),
+        broadcast_timeout: config.blocks.broadcast_timeout(slot.slot_duration),
+    };
+    let link = peers.links().map(|links| {
+        Arc::new(PeerBlockLink::new(links.clone(), peers.catalog().clone())) as Arc<dyn BlockLink>
+    });
+    let check = config.ingest.check(config.chain_id);
+    Ok(Some(BlockProducer::start(node, check, options, link)))
 }
 
 /// The ClickHouse export, when configured: a cursor over the durable log, stopped with the API.
@@ -257,6 +291,7 @@ struct Front {
     streams: StreamListener,
     follower: Follower,
     sink: Option<Sink>,
+    producer: Option<BlockProducer>,
     /// The fence the API and the lanes watch (its comparison rounds hold a clone).
     _fence: Fence,
 }
@@ -265,6 +300,9 @@ impl Front {
     /// Stops the API (open requests get its grace period) and the stream listener's accepting,
     /// then drains the lanes (open streams get `Close{shutting_down}`).
     async fn stop(self) -> Follower {
+        if let Some(producer) = self.producer {
+            producer.stop();
+        }
         let mut streams = self.streams;
         streams.stop_accepting();
         let _ = self.stop_api.send(());

@@ -1,7 +1,11 @@
 //! `[api]`, `[ingest]` and `[replay]`: where the HTTP API (JSON-RPC, REST, events, metrics)
 //! listens, the bounds of the ingest lanes behind it, and the live replayer's checkpoints.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::Context;
 use mempulse_api::ApiConfig;
@@ -192,10 +196,7 @@ impl ScheduleSection {
             return Ok(None);
         };
         let id = self.validator_id.context("[schedule] validators needs validator-id")?;
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading validators file {}", path.display()))?;
-        let file = mempulse_schedule::ValidatorsConfig::from_toml_str(&text)
-            .with_context(|| format!("validators file {}", path.display()))?;
+        let file = read_validators(path)?;
         let known = file.validators.iter().map(|v| v.id).chain(file.changes.iter().map(|c| c.id));
         anyhow::ensure!(
             known.into_iter().any(|v| v == id),
@@ -206,4 +207,18 @@ impl ScheduleSection {
             file.to_schedule().with_context(|| format!("validators file {}", path.display()))?;
         Ok(Some((schedule, id)))
     }
+
+    /// The slot settings of the validators file, when one is configured.
+    pub(crate) fn slot(&self) -> anyhow::Result<Option<mempulse_schedule::SlotConfig>> {
+        let Some(path) = &self.validators else { return Ok(None) };
+        let slot = read_validators(path)?.slot_config();
+        Ok(Some(slot.with_context(|| format!("validators file {}", path.display()))?))
+    }
+}
+
+fn read_validators(path: &Path) -> anyhow::Result<mempulse_schedule::ValidatorsConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading validators file {}", path.display()))?;
+    mempulse_schedule::ValidatorsConfig::from_toml_str(&text)
+        .with_context(|| format!("validators file {}", path.display()))
 }

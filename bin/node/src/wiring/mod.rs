@@ -3,6 +3,7 @@
 //! proposer schedule, and the metrics recorder with the node's own observations.
 
 mod admission;
+mod blocks;
 mod fence;
 mod history;
 mod metrics;
@@ -16,6 +17,7 @@ use mempulse_api::MetricsRender;
 
 pub(crate) use self::{
     admission::ClusterAdmission,
+    blocks::{BlockLink, BlockProducer, NodeBlockHandler, PeerBlockLink, ProducerOptions},
     fence::{Fence, FenceOptions, FencedAdmission, ReplayerRoots, watch_peers, with_test_fault},
     history::{Follower, History, HistoryOptions},
     metrics::{Observed, observe},

@@ -299,7 +299,7 @@ impl ScheduleFollower {
     /// Recomputes the view at the pool's height; `false` once the member is gone.
     async fn refresh(&mut self) -> bool {
         let Some(node) = self.node.upgrade() else { return false };
-        let committed = node.state().read(|view| view.mempool.height());
+        let committed = pool_height(&node);
         drop(node);
         let (source, schedule) = (Arc::clone(&self.source), Arc::clone(&self.schedule));
         let computed =
@@ -320,22 +320,42 @@ impl ScheduleFollower {
     }
 }
 
+/// The height of the last block the member's pool committed (read locally).
+pub(crate) fn pool_height(node: &RaftNode) -> Height {
+    node.state().read(|view| view.mempool.height())
+}
+
+/// The height being decided after `committed`: the next one, or the chain's initial height
+/// before any block.
+pub(crate) fn open_height(genesis: &Schedule, committed: Height) -> Height {
+    committed.checked_next().unwrap_or(committed).max(genesis.base_height())
+}
+
+/// Moves `schedule`'s base to `height`, so queries near it cost a few increments.
+pub(crate) fn follow(
+    genesis: &Schedule,
+    schedule: &mut Schedule,
+    height: Height,
+) -> mempulse_schedule::Result<()> {
+    if height < schedule.base_height() {
+        // A reorg moved the height below the base: start over from the file's schedule.
+        *schedule = genesis.clone();
+    }
+    if height > schedule.base_height() {
+        schedule.advance_base(height)?;
+    }
+    Ok(())
+}
+
 /// The view at the height after `committed` (the chain's initial height before any block).
 fn view_at(
     source: &NodeSchedule,
     schedule: &Mutex<Schedule>,
     committed: Height,
 ) -> mempulse_schedule::Result<ScheduleView> {
-    let initial = source.genesis.base_height();
-    let height = committed.checked_next().unwrap_or(committed).max(initial);
+    let height = open_height(&source.genesis, committed);
     let mut schedule = schedule.lock().unwrap_or_else(PoisonError::into_inner);
-    if height < schedule.base_height() {
-        // A reorg moved the height below the base: start over from the file's schedule.
-        *schedule = source.genesis.clone();
-    }
-    if height > schedule.base_height() {
-        schedule.advance_base(height)?;
-    }
+    follow(&source.genesis, &mut schedule, height)?;
     let tags = schedule.tags_at(height)?;
     Ok(ScheduleView {
         height,

@@ -7,6 +7,7 @@
     reason = "test code: a failed assumption is a failed test"
 )]
 
+mod blocks;
 mod catalog;
 mod cluster;
 mod divergence;

@@ -112,6 +112,11 @@ impl Process {
         self.log.lock().unwrap().iter().any(|line| line.contains(needle))
     }
 
+    /// Every logged line containing `needle`, in order.
+    pub(crate) fn logged_lines(&self, needle: &str) -> Vec<String> {
+        self.log.lock().unwrap().iter().filter(|line| line.contains(needle)).cloned().collect()
+    }
+
     /// The value of field `key` (`key=value`) in the first logged line containing `needle`.
     pub(crate) fn logged_field(&self, needle: &str, key: &str) -> Option<String> {
         let log = self.log.lock().unwrap();
