@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../crates/net/fuzz"
 seconds="${1:-30}"
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
-for target in decode_tx stream_frame; do
+for target in decode_tx stream_frame peer_frame; do
   log="$logs/$target.log"
   if ! cargo fuzz run "$target" -s none -- -max_total_time="$seconds" >"$log" 2>&1; then
     tail -n 60 "$log"
