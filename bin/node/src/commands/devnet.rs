@@ -100,12 +100,22 @@ pub(crate) struct DevnetArgs {
     /// Transactions per second each source sends at most.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) source_rate: u64,
+    /// Transactions each source sends before it ends and prints its report (default: its
+    /// rate times `--duration-s`, or a day's worth).
+    #[arg(long)]
+    pub(crate) source_txs: Option<u64>,
     /// Senders each source's generated transfers rotate through.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) source_senders: u32,
     /// Chain id of the nodes and the generated transfers.
     #[arg(long, default_value_t = mempulse_net::CHAIN_ID_DEFAULT)]
     pub(crate) chain_id: u64,
+    /// Most total gas of a built block (`[blocks] gas-limit`).
+    #[arg(long, default_value_t = 30_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) block_gas_limit: u64,
+    /// Most total encoded bytes of a built block (`[blocks] bytes-limit`).
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) block_bytes_limit: u64,
 }
 
 pub(crate) fn run(args: &DevnetArgs) -> anyhow::Result<ExitCode> {
@@ -117,6 +127,8 @@ pub(crate) fn run(args: &DevnetArgs) -> anyhow::Result<ExitCode> {
         chain_id: args.chain_id,
         base_port: args.base_port,
         raft: RaftTimings::default(),
+        block_gas_limit: args.block_gas_limit,
+        block_bytes_limit: args.block_bytes_limit,
     };
     let dir = absolute(&args.dir)?;
     let plan = Plan::new(&dir, shape)?;
@@ -250,7 +262,7 @@ impl Devnet {
                 rate: args.source_rate,
                 senders: args.source_senders,
                 chain_id: args.chain_id,
-                count: args.source_rate.saturating_mul(run_s),
+                count: args.source_txs.unwrap_or(args.source_rate.saturating_mul(run_s)),
             },
             sources_started: false,
             previous: Previous::default(),

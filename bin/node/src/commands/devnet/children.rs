@@ -259,7 +259,12 @@ mod tests {
         children.start(stubborn, spec(dir.path(), "stubborn", "")).unwrap();
         let other = children.start(source, spec(dir.path(), "source", "exit 0")).unwrap();
         let (p1, p2) = (children.pid(polite).unwrap(), children.pid(stubborn).unwrap());
-        let killed = runtime().block_on(
+        let rt = runtime();
+        // Each script traps SIGTERM before it prints `up`.
+        for (name, pid) in [("polite", p1), ("stubborn", p2), ("source", other)] {
+            wait_output(&rt, &dir.path().join(format!("{name}.out")), &format!("up {pid}"));
+        }
+        let killed = rt.block_on(
             children.stop(|k| matches!(k, ChildKey::Node(_)), Duration::from_millis(1500)),
         );
         assert_eq!(killed, [stubborn]);

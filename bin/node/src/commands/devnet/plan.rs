@@ -39,6 +39,10 @@ pub(crate) struct Shape {
     pub(crate) base_port: Option<u16>,
     /// Raft timings written into every node configuration.
     pub(crate) raft: RaftTimings,
+    /// `[blocks] gas-limit` of every node.
+    pub(crate) block_gas_limit: u64,
+    /// `[blocks] bytes-limit` of every node.
+    pub(crate) block_bytes_limit: u64,
 }
 
 /// The Raft timings of the devnet nodes: many processes on a few cores need more slack than
@@ -243,7 +247,8 @@ impl Plan {
              [tls]\nca-cert = {ca}\nnode-cert = {cert}\nnode-key = {key}\n\n\
              [api]\nhttp-addr = \"{http}\"\n\n\
              [stream]\nlisten-addr = \"{stream}\"\n\n\
-             [schedule]\nvalidators = {validators}\nvalidator-id = {v}\n",
+             [schedule]\nvalidators = {validators}\nvalidator-id = {v}\n\n\
+             [blocks]\nproduce = true\ngas-limit = {gas}\nbytes-limit = {bytes}\n",
             id = node.id.0,
             v = node.validator,
             data = path(&node.data_dir)?,
@@ -262,6 +267,8 @@ impl Plan {
             http = node.http,
             stream = node.stream,
             validators = path(&self.validators_file)?,
+            gas = self.shape.block_gas_limit,
+            bytes = self.shape.block_bytes_limit,
         ))
     }
 }
@@ -316,6 +323,8 @@ mod tests {
             chain_id: 1,
             base_port,
             raft: RaftTimings::default(),
+            block_gas_limit: 420_000,
+            block_bytes_limit: 65_536,
         }
     }
 
@@ -379,6 +388,10 @@ mod tests {
             assert_eq!(config.data_dir, node.data_dir);
             config.cluster.raft().unwrap();
             config.event_log().unwrap();
+            assert!(config.blocks.produce);
+            assert_eq!(config.blocks.limits().max_gas, Some(420_000));
+            assert_eq!(config.blocks.limits().max_bytes, Some(65_536));
+            config.blocks.check(&config.schedule).unwrap();
         }
     }
 
