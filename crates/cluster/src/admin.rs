@@ -6,12 +6,12 @@
 //! AdminRequest  u8 tag: 1 Status | 2 AddLearner u64 id, ClusterNode
 //!               | 3 Promote u32 n, n × u64 id (strictly ascending) | 4 Remove u64 id
 //!               | 5 TransferLeader u64 to | 6 StateRoot opt<u64 index>
-//!               | 7 Checkpoint opt<u64 at> | u64 offset | 8 MempoolRoot
+//!               | 7 Checkpoint opt<u64 at> | u64 offset | 8 MempoolRoot | 9 ReadIndex
 //! AdminReply    u8 tag: 1 Status ClusterStatus | 2 Done opt<u64 log index>
 //!               | 3 StateRoot opt<u64 index | digest [32]>
 //!               | 4 Checkpoint opt<u64 index | digest [32] | u64 total | u64 offset
 //!                                  | u32 len | len bytes>       (len ≤ 1 MiB, offset+len ≤ total)
-//!               | 5 MempoolRoot opt<u64 applied | digest [32]>
+//!               | 5 MempoolRoot opt<u64 applied | digest [32]> | 6 ReadIndex u64 index
 //! ClusterStatus u64 node | u8 role | opt<u64 leader> | u64 term | opt<u64 last log index>
 //!               | opt<u64 committed> | opt<u64 applied> | u32 n, n × u64 voter (ascending)
 //!               | u32 n, n × (u64 id, ClusterNode) (ascending ids)
@@ -76,6 +76,9 @@ pub enum AdminRequest {
     /// The serving node's last applied Raft index and the digest of its mempool there (never
     /// forwarded): whether a diverged member's state machine differs too.
     MempoolRoot,
+    /// The leader's read index, after it confirmed its leadership with a quorum: a member
+    /// that has applied through it serves a linearizable read (forwarded to the leader).
+    ReadIndex,
 }
 
 impl AdminRequest {
@@ -91,6 +94,7 @@ impl AdminRequest {
             Self::StateRoot { .. } => "state_root",
             Self::Checkpoint { .. } => "checkpoint",
             Self::MempoolRoot => "mempool_root",
+            Self::ReadIndex => "read_index",
         }
     }
 
@@ -105,7 +109,8 @@ impl AdminRequest {
             Self::AddLearner { .. }
             | Self::Promote { .. }
             | Self::Remove { .. }
-            | Self::TransferLeader { .. } => false,
+            | Self::TransferLeader { .. }
+            | Self::ReadIndex => false,
         }
     }
 }
@@ -124,6 +129,12 @@ pub enum AdminReply {
     Checkpoint(Option<CheckpointChunk>),
     /// The serving node's mempool digest at its last applied index (`None`: not available).
     MempoolRoot(Option<MempoolRootReply>),
+    /// The leader's read index: a state applied through it holds every write acknowledged
+    /// before the leader confirmed its leadership.
+    ReadIndex {
+        /// The Raft index to apply through before reading.
+        index: RaftIndex,
+    },
     /// The change is done; the index of the log entry that made it, when it wrote one.
     Done {
         /// Raft index of the membership entry (none for a leader transfer).
@@ -206,7 +217,8 @@ pub(crate) fn answer_from(
         | AdminRequest::AddLearner { .. }
         | AdminRequest::Promote { .. }
         | AdminRequest::Remove { .. }
-        | AdminRequest::TransferLeader { .. } => return None,
+        | AdminRequest::TransferLeader { .. }
+        | AdminRequest::ReadIndex => return None,
     })
 }
 
@@ -329,6 +341,7 @@ const REQ_TRANSFER: u8 = 5;
 const REQ_STATE_ROOT: u8 = 6;
 const REQ_CHECKPOINT: u8 = 7;
 const REQ_MEMPOOL_ROOT: u8 = 8;
+const REQ_READ_INDEX: u8 = 9;
 
 impl Encode for AdminRequest {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -361,6 +374,7 @@ impl Encode for AdminRequest {
                 offset.encode(out);
             }
             Self::MempoolRoot => out.push(REQ_MEMPOOL_ROOT),
+            Self::ReadIndex => out.push(REQ_READ_INDEX),
         }
     }
 }
@@ -379,6 +393,7 @@ impl Decode for AdminRequest {
             REQ_STATE_ROOT => Self::StateRoot { index: Option::decode(r)? },
             REQ_CHECKPOINT => Self::Checkpoint { at: Option::decode(r)?, offset: r.u64()? },
             REQ_MEMPOOL_ROOT => Self::MempoolRoot,
+            REQ_READ_INDEX => Self::ReadIndex,
             tag => return Err(DecodeError::UnknownTag { offset, what: "admin request", tag }),
         })
     }
@@ -468,6 +483,7 @@ const REPLY_DONE: u8 = 2;
 const REPLY_STATE_ROOT: u8 = 3;
 const REPLY_CHECKPOINT: u8 = 4;
 const REPLY_MEMPOOL_ROOT: u8 = 5;
+const REPLY_READ_INDEX: u8 = 6;
 
 impl Encode for AdminReply {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -492,6 +508,10 @@ impl Encode for AdminReply {
                 out.push(REPLY_MEMPOOL_ROOT);
                 root.encode(out);
             }
+            Self::ReadIndex { index } => {
+                out.push(REPLY_READ_INDEX);
+                index.encode(out);
+            }
         }
     }
 }
@@ -505,6 +525,7 @@ impl Decode for AdminReply {
             REPLY_STATE_ROOT => Self::StateRoot(Option::decode(r)?),
             REPLY_CHECKPOINT => Self::Checkpoint(Option::decode(r)?),
             REPLY_MEMPOOL_ROOT => Self::MempoolRoot(Option::decode(r)?),
+            REPLY_READ_INDEX => Self::ReadIndex { index: RaftIndex::decode(r)? },
             tag => return Err(DecodeError::UnknownTag { offset, what: "admin reply", tag }),
         })
     }
@@ -641,6 +662,7 @@ mod tests {
             AdminRequest::Checkpoint { at: None, offset: 0 },
             AdminRequest::Checkpoint { at: Some(RaftIndex(9)), offset: 1 << 20 },
             AdminRequest::MempoolRoot,
+            AdminRequest::ReadIndex,
         ];
         for request in requests {
             let bytes = encode_to_vec(&request);
@@ -662,6 +684,7 @@ mod tests {
                 digest: Digest([3; 32]),
             })),
             AdminReply::MempoolRoot(None),
+            AdminReply::ReadIndex { index: RaftIndex(42) },
         ];
         for reply in replies {
             let bytes = encode_to_vec(&reply);
@@ -737,6 +760,7 @@ mod tests {
         assert_eq!(ask(AdminRequest::MempoolRoot), (true, Some(AdminReply::MempoolRoot(None))));
         assert_eq!(ask(AdminRequest::Status), (true, None));
         assert_eq!(ask(AdminRequest::Remove { id: NodeId(1) }), (false, None));
+        assert_eq!(ask(AdminRequest::ReadIndex), (false, None));
     }
 
     #[test]

@@ -75,6 +75,7 @@ impl NodeService {
                 raft.change_membership(change, false).await
             }
             AdminRequest::TransferLeader { to } => return self.transfer_leader(to).await,
+            AdminRequest::ReadIndex => return self.read_index().await,
             AdminRequest::StateRoot { .. }
             | AdminRequest::Checkpoint { .. }
             | AdminRequest::MempoolRoot => return self.replica_query(request).await,

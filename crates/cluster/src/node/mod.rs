@@ -7,6 +7,7 @@ mod batcher;
 mod bootstrap;
 mod forward;
 mod leadership;
+mod read;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -114,7 +115,8 @@ pub enum ReadConsistency {
     Weak,
     /// The leader confirms its leadership with a quorum (read index) and waits until its state
     /// machine has applied up to that point; a follower answers
-    /// [`ClientError::ForwardToLeader`].
+    /// [`ClientError::ForwardToLeader`] ([`RaftNode::read_linearizable`] serves it on any
+    /// member).
     Linearizable,
 }
 

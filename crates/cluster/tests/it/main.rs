@@ -10,6 +10,7 @@ mod cluster;
 mod forward;
 mod harness;
 mod mem_sm;
+mod read;
 mod reopen;
 mod sim;
 mod suite;
