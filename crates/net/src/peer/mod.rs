@@ -46,8 +46,8 @@ pub use self::{
         LinkStatus, PeerConnector, PeerIo, PeerLinks, PeerLinksConfig,
     },
     route::{
-        ProposerTurn, ROUTE_HISTORY_MAX, ROUTE_RETRY_DEFAULT, RouteConfig, RouteError,
-        RouteSummary, StreamEvent, TxRouter, subscribe_if,
+        NodeStatus, ProposerTurn, ROUTE_HISTORY_MAX, ROUTE_RETRY_DEFAULT, RouteConfig, RouteError,
+        RouteStatus, RouteSummary, StreamEvent, TxRouter, subscribe_if,
     },
     server::{PEER_BLOCKS_IN_FLIGHT_MAX_DEFAULT, PeerLimits, PeerService, PeerSummary, serve_peer},
     sniff::{Protocol, Rewind, detect_protocol},

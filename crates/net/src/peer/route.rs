@@ -13,6 +13,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use futures_util::future::join_all;
 use mempulse_primitives::{Height, NodeId, UnixMillis, ValidatorId};
 use mempulse_schedule::{Tag, TagPredicate};
 use tokio::{
@@ -33,6 +34,8 @@ use crate::{
 pub const ROUTE_RETRY_DEFAULT: Duration = Duration::from_millis(200);
 /// Stream events and proposer turns kept for the summary (the oldest go first).
 pub const ROUTE_HISTORY_MAX: usize = 4096;
+/// Pause between two tries to take a stream a send still holds, when closing it.
+const CLOSE_SHARED_POLL: Duration = Duration::from_millis(1);
 
 /// Settings of [`subscribe_if`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,6 +117,13 @@ struct State {
     turns: VecDeque<ProposerTurn>,
     seen_turns: BTreeSet<(Height, ValidatorId)>,
     sent: u64,
+    /// Transactions sent through each node's streams since the router started, with the
+    /// node's validator.
+    sent_by_node: BTreeMap<NodeId, (ValidatorId, u64)>,
+    /// Streams being closed after they left the matching clusters (or failed).
+    closing: Vec<JoinHandle<()>>,
+    /// Their answers, oldest first.
+    closed: VecDeque<(NodeId, Option<StreamTally>)>,
 }
 
 impl State {
@@ -172,6 +182,34 @@ pub struct RouteSummary {
     pub turns: Vec<ProposerTurn>,
     /// How each stream still open at the end was answered (its tally), by node.
     pub tallies: BTreeMap<NodeId, Option<StreamTally>>,
+    /// How each stream closed while routing (its cluster stopped matching, or it failed) was
+    /// answered, in the order the answers came (at most [`ROUTE_HISTORY_MAX`]); `None` when
+    /// the stream ended without a tally.
+    pub closed: Vec<(NodeId, Option<StreamTally>)>,
+}
+
+/// A router's streams now (for a source's periodic status).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteStatus {
+    /// Transactions sent so far (each counted once per cluster it went to).
+    pub sent: u64,
+    /// The clusters that match now, ascending.
+    pub matching: Vec<ValidatorId>,
+    /// Every node a transaction went to or a stream is open to, ascending by node.
+    pub nodes: Vec<NodeStatus>,
+}
+
+/// One node of a [`RouteStatus`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// The node.
+    pub node: NodeId,
+    /// Its validator (as the catalog announced it when last seen).
+    pub validator: ValidatorId,
+    /// Whether a stream to it is open now.
+    pub open: bool,
+    /// Transactions sent through its streams since the router started.
+    pub sent: u64,
 }
 
 /// A tx source's routed streams (see [`subscribe_if`]).
@@ -232,7 +270,7 @@ impl TxRouter {
                 let Some((node, client)) = self.state().pick(validator, &failed) else { break };
                 match client.send(raw.clone()).await {
                     Ok(()) => {
-                        self.sent_to(validator);
+                        self.sent_to(validator, node);
                         reached += 1;
                         break;
                     }
@@ -246,9 +284,10 @@ impl TxRouter {
         if reached == 0 { Err(RouteError::NoStream) } else { Ok(reached) }
     }
 
-    fn sent_to(&self, validator: ValidatorId) {
+    fn sent_to(&self, validator: ValidatorId, node: NodeId) {
         let mut state = self.state();
         state.sent += 1;
+        state.sent_by_node.entry(node).or_insert((validator, 0)).1 += 1;
         let now = Instant::now();
         for turn in state.turns.iter_mut().rev() {
             if turn.validator == validator && turn.first_sent.is_none() {
@@ -269,6 +308,29 @@ impl TxRouter {
             .collect()
     }
 
+    /// The open streams and what went through each node so far.
+    #[must_use]
+    pub fn status(&self) -> RouteStatus {
+        let state = self.state();
+        let mut nodes: BTreeMap<NodeId, NodeStatus> = state
+            .streams
+            .iter()
+            .map(|(node, o)| {
+                let open = !o.client.is_closed();
+                (*node, NodeStatus { node: *node, validator: o.validator, open, sent: 0 })
+            })
+            .collect();
+        for (node, (validator, sent)) in &state.sent_by_node {
+            let open = NodeStatus { node: *node, validator: *validator, open: false, sent: 0 };
+            nodes.entry(*node).or_insert(open).sent = *sent;
+        }
+        RouteStatus {
+            sent: state.sent,
+            matching: state.matching.keys().copied().collect(),
+            nodes: nodes.into_values().collect(),
+        }
+    }
+
     /// Whether some cluster matches and every member of every matching cluster has an open
     /// stream (a source may wait for this before its first send).
     #[must_use]
@@ -287,31 +349,53 @@ impl TxRouter {
         self.state().matching.keys().copied().collect()
     }
 
-    /// Stops following the catalog, closes every stream in order (each within the stream's
-    /// close timeout) and returns what happened.
+    /// Stops following the catalog, closes every open stream in order (`Close{normal}`, then
+    /// the server's tally), all at once within the stream's close timeout, waits for the
+    /// streams closed earlier to be answered (within the same bound) and returns what
+    /// happened.
     pub async fn close(self) -> RouteSummary {
         self.stop.send_replace(true);
         let _ = tokio::time::timeout(self.close_timeout, self.task).await;
-        let (streams, summary) = {
+        let (streams, closing) = {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            let streams = std::mem::take(&mut state.streams);
-            let summary = RouteSummary {
-                sent: state.sent,
-                events: state.events.iter().cloned().collect(),
-                turns: state.turns.iter().cloned().collect(),
-                tallies: BTreeMap::new(),
-            };
-            (streams, summary)
+            (std::mem::take(&mut state.streams), std::mem::take(&mut state.closing))
         };
-        let mut summary = summary;
-        for (node, open) in streams {
-            let tally = match Arc::try_unwrap(open.client) {
-                Ok(client) => client.close().await.ok().and_then(|s| s.tally),
-                Err(_) => None,
-            };
-            summary.tallies.insert(node, tally);
+        // Every stream at once: the whole close takes one close timeout at most.
+        let bound = self.close_timeout;
+        let tallies = join_all(
+            streams
+                .into_iter()
+                .map(|(node, open)| async move { (node, close_shared(open.client, bound).await) }),
+        )
+        .await;
+        for handle in closing {
+            let _ = handle.await;
         }
-        summary
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        RouteSummary {
+            sent: state.sent,
+            events: state.events.iter().cloned().collect(),
+            turns: state.turns.iter().cloned().collect(),
+            tallies: tallies.into_iter().collect(),
+            closed: state.closed.iter().cloned().collect(),
+        }
+    }
+}
+
+/// Closes a stream in order (`Close{normal}`, then the server's tally) within `bound`; a send
+/// still holding it for a moment is waited for, within the same bound.
+async fn close_shared(mut client: Arc<TxStreamClient>, bound: Duration) -> Option<StreamTally> {
+    let deadline = Instant::now() + bound;
+    loop {
+        match Arc::try_unwrap(client) {
+            Ok(client) => return client.close().await.ok().and_then(|s| s.tally),
+            Err(shared) if Instant::now() < deadline => {
+                client = shared;
+                tokio::time::sleep(CLOSE_SHARED_POLL).await;
+            }
+            // Dropping the last holder still closes the stream; its tally is not waited for.
+            Err(_) => return None,
+        }
     }
 }
 
@@ -410,6 +494,7 @@ impl Manager {
                     failed.push(node);
                 }
                 state.event(node, open.validator, false);
+                self.close_in_background(&mut state, node, open.client);
                 tracing::debug!(node = node.0, "tx stream closed");
             }
         }
@@ -428,6 +513,22 @@ impl Manager {
                 self.connect(node, validator, addr, done.clone());
             }
         }
+    }
+
+    /// Closes a stream that left the matching clusters (or failed) on its own task, keeping
+    /// the server's tally for the summary.
+    fn close_in_background(&self, state: &mut State, node: NodeId, client: Arc<TxStreamClient>) {
+        let shared = Arc::clone(&self.state);
+        let bound = self.config.stream.close_timeout;
+        state.closing.retain(|handle| !handle.is_finished());
+        state.closing.push(tokio::spawn(async move {
+            let tally = close_shared(client, bound).await;
+            let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.closed.len() >= ROUTE_HISTORY_MAX {
+                state.closed.pop_front();
+            }
+            state.closed.push_back((node, tally));
+        }));
     }
 
     fn connect(

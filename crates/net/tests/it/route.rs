@@ -3,7 +3,7 @@
 //! another member when it fails, and proposer turns record whether the source was connected.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
     sync::{
         Arc,
@@ -185,6 +185,11 @@ async fn sends_go_to_each_matching_leader_and_move_on_when_its_stream_fails() {
     eventually("leaders got them", || rig.nodes[&2].received() == 10).await;
     eventually("leaders got them", || rig.nodes[&4].received() == 10).await;
     assert_eq!((rig.nodes[&1].received(), rig.nodes[&5].received()), (0, 0));
+    let status = router.status();
+    assert_eq!((status.sent, status.matching.len()), (20, 2), "{status:?}");
+    let by_node: Vec<(u64, u64, bool, u64)> =
+        status.nodes.iter().map(|n| (n.node.0, n.validator.0, n.open, n.sent)).collect();
+    assert_eq!(by_node, [(1, 1, true, 0), (2, 1, true, 10), (4, 2, true, 10), (5, 2, true, 0)]);
 
     // Cluster 1's leader goes away: the other member takes the flow, nothing is refused.
     let gone = rig.nodes.remove(&2).unwrap();
@@ -228,6 +233,11 @@ async fn reactive_sources_connect_when_the_tag_appears_preconnected_ones_before(
     let reactive = reactive.close().await;
     assert_eq!(turns(&reactive), [(1, 1, false), (2, 3, false)]);
     assert!(reactive.turns.iter().all(|t| t.first_sent.is_some()));
+    // Cluster 1's streams closed when its turn ended; their tallies are kept.
+    let closed: Vec<u64> = reactive.closed.iter().map(|(n, _)| n.0).collect();
+    assert_eq!(closed.iter().copied().collect::<BTreeSet<u64>>(), BTreeSet::from([1, 2]));
+    assert!(reactive.closed.iter().all(|(_, tally)| tally.is_some()), "{:?}", reactive.closed);
+    assert_eq!(reactive.tallies.keys().map(|n| n.0).collect::<Vec<_>>(), [4, 5]);
     let ahead = ahead.close().await;
     assert_eq!(turns(&ahead), [(1, 1, false), (2, 3, true)]);
 }
