@@ -3,9 +3,10 @@
 //! same election timeout, in the same run.
 //!
 //! Timings from `--election-timeout-ms T`: etcd runs with `--election-timeout T
-//! --heartbeat-interval T/5`: a follower campaigns after `[T, 2T)` without hearing from the
-//! leader. mempulse runs with `heartbeat-interval-ms = T/5`, `send-timeout-ms = 2T/5` and an
-//! election window of width `s = min(T/5, 50 ms)`: `election-timeout-min-ms = (T - s)/2` and
+//! --heartbeat-interval H` (H = T/5 unless `--heartbeat-interval-ms` says otherwise, for both
+//! systems): a follower campaigns after `[T, 2T)` without hearing from the leader. mempulse
+//! runs with `heartbeat-interval-ms = H`, `send-timeout-ms = 2T/5` and an election window of
+//! width `s = min(T/5, 50 ms)`: `election-timeout-min-ms = (T - s)/2` and
 //! `election-timeout-max-ms = (T + s)/2`. openraft's followers hold a leader lease of
 //! `election-timeout-max` after the leader's last message and only then start their election
 //! timer from `[min, max)`, so a mempulse follower campaigns after `[T, T + s)` of silence: the
@@ -86,6 +87,10 @@ pub(crate) struct Args {
     /// passed since the leader's last message.
     #[arg(long, value_parser = clap::value_parser!(u64).range(3..=120_000))]
     mempulse_election_max_ms: Option<u64>,
+    /// Heartbeat interval of both systems (default T/5; etcd's defaults are 100 ms with T =
+    /// 1000 ms). Must stay below mempulse's shortest election timeout.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    heartbeat_interval_ms: Option<u64>,
     /// Milliseconds between two probe writes.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
     probe_interval_ms: u64,
@@ -109,13 +114,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Report> {
         Peer::None => None,
     };
     let t = args.election_timeout_ms;
-    let window = election_window(t);
-    let timings = RaftTimings {
-        heartbeat_ms: (t / 5).max(1),
-        election_min_ms: args.mempulse_election_min_ms.unwrap_or(window.0),
-        election_max_ms: args.mempulse_election_max_ms.unwrap_or(window.1),
-        send_timeout_ms: (2 * t / 5).max(1),
-    };
+    let timings = mempulse_timings(args);
     let interval = Duration::from_millis(args.probe_interval_ms);
     let per_trial =
         usize::try_from(FAILOVER_DEADLINE.as_millis() / u128::from(args.probe_interval_ms))?;
@@ -133,7 +132,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Report> {
     let mempulse =
         runtime.block_on(mempulse_trials(&bin, timings, args.trials, interval, bodies))?;
     let peer = match &etcd {
-        Some(etcd) => Some(runtime.block_on(etcd_trials(etcd, t, args.trials, interval))?),
+        Some(etcd) => Some(runtime.block_on(etcd_trials(
+            etcd,
+            EtcdTimings { heartbeat_ms: Some(timings.heartbeat_ms), election_ms: Some(t) },
+            args.trials,
+            interval,
+        ))?),
         None => None,
     };
     let writes = |r: &[Recovery]| r.iter().map(|r| r.write_ms).collect::<Vec<_>>();
@@ -219,14 +223,10 @@ async fn mempulse_trials(
 /// `trials` leader kills on a 3-member etcd cluster; milliseconds to recovery each.
 async fn etcd_trials(
     bin: &std::path::Path,
-    election_ms: u64,
+    timings: EtcdTimings,
     trials: u32,
     interval: Duration,
 ) -> anyhow::Result<Vec<Recovery>> {
-    let timings = EtcdTimings {
-        heartbeat_ms: Some((election_ms / 5).max(1)),
-        election_ms: Some(election_ms),
-    };
     let mut cluster = EtcdCluster::create(bin, timings)?;
     cluster.start_all().await?;
     let addrs = cluster.client_addrs();
@@ -461,6 +461,18 @@ async fn probe_loop(
             let _ = results.try_send(Probe { sent, done: Instant::now(), ok });
             drop(permit);
         });
+    }
+}
+
+/// mempulse's timings for the arguments (see the module documentation).
+fn mempulse_timings(args: &Args) -> RaftTimings {
+    let t = args.election_timeout_ms;
+    let window = election_window(t);
+    RaftTimings {
+        heartbeat_ms: args.heartbeat_interval_ms.unwrap_or(t / 5).max(1),
+        election_min_ms: args.mempulse_election_min_ms.unwrap_or(window.0),
+        election_max_ms: args.mempulse_election_max_ms.unwrap_or(window.1),
+        send_timeout_ms: (2 * t / 5).max(1),
     }
 }
 
