@@ -27,6 +27,13 @@ pub enum Unavailable {
     /// The operation did not finish in time.
     #[error("the operation timed out")]
     Timeout,
+    /// The leader could not confirm its leadership with a quorum (a linearizable read).
+    #[error("the leader could not confirm its leadership with a quorum")]
+    NoQuorum,
+    /// The leader did not answer in time, or this node could not catch up with it (a
+    /// linearizable read).
+    #[error("the leader is unreachable")]
+    LeaderUnreachable,
 }
 
 /// An error from a service behind a route.
@@ -137,6 +144,8 @@ pub enum ErrorCode {
     UnknownKind,
     /// The query string has an unknown parameter or a malformed one.
     InvalidQuery,
+    /// A `consistency` is not `weak` or `linearizable`.
+    InvalidConsistency,
     /// More items than the route accepts in one request.
     TooManyItems,
     /// The transaction, Raft index or seq is unknown (or not kept any more).
@@ -180,6 +189,7 @@ impl ErrorCode {
             Self::InvalidLimit => "INVALID_LIMIT",
             Self::UnknownKind => "UNKNOWN_KIND",
             Self::InvalidQuery => "INVALID_QUERY",
+            Self::InvalidConsistency => "INVALID_CONSISTENCY",
             Self::TooManyItems => "TOO_MANY_ITEMS",
             Self::NotFound => "NOT_FOUND",
             Self::RouteNotFound => "ROUTE_NOT_FOUND",
@@ -208,6 +218,7 @@ impl ErrorCode {
             | Self::InvalidLimit
             | Self::UnknownKind
             | Self::InvalidQuery
+            | Self::InvalidConsistency
             | Self::TooManyItems
             | Self::InvalidTx => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

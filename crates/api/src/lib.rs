@@ -7,6 +7,7 @@
 //!               │  POST / , /rpc ──────► JSON-RPC 2.0 (eth_*, txpool_*) ─┐
 //!               │  POST /v1/txs ───────────────────────────────────────┤► TxSubmit
 //!               │  GET /v1/txs/{hash} ───────────────────────────────────► TxHistory
+//!               │  GET /v1/pool, /v1/pool/txs/{hash} ?consistency= ──────► PoolQuery
 //!               │  GET /v1/events, /v1/events/stream (SSE) ──────────────► EventLog
 //!               │  POST /v1/blocks/build|commit, /v1/reorg ──────────────► BlockOps
 //!               │  GET /v1/cluster, /readyz ─────────────────────────────► ClusterInfo
@@ -52,6 +53,7 @@
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 mod config;
+mod consistency;
 mod error;
 mod hex;
 pub mod metrics;
@@ -75,6 +77,7 @@ pub use config::{
     STREAM_KEEP_ALIVE_DEFAULT, STREAM_STALL_TIMEOUT_DEFAULT, TXPOOL_CONTENT_TXS_MAX_DEFAULT,
     TXS_PER_REQUEST_MAX_DEFAULT,
 };
+pub use consistency::Consistency;
 pub use error::{ApiError, ErrorCode, Limit, ServiceError, Unavailable};
 pub use router::{ROUTES, router, serve};
 pub use service::{

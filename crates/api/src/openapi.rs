@@ -19,7 +19,9 @@ pub(crate) struct RpcRequestDoc {
     /// `eth_sendRawTransaction`, `eth_getTransactionByHash`, `eth_chainId`, `txpool_status`,
     /// `txpool_content` or `txpool_inspect`.
     method: String,
-    /// Positional parameters.
+    /// Positional parameters. The pool reads (`eth_getTransactionByHash`, `txpool_status`,
+    /// `txpool_content`, `txpool_inspect`) take an optional trailing read-options object
+    /// after their geth arguments: `{"consistency": "weak" | "linearizable"}` (default weak).
     #[schema(value_type = Option<Vec<Object>>)]
     params: Option<Vec<serde_json::Value>>,
 }
@@ -82,6 +84,8 @@ fn rpc_alias() {}
         rpc_alias,
         routes::txs::submit,
         routes::txs::lifecycle,
+        routes::pool::status,
+        routes::pool::transaction,
         routes::events::scan_handler,
         routes::stream::stream_handler,
         routes::blocks::build,

@@ -15,7 +15,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::{
     ApiConfig, ApiError, ErrorCode, Services,
     metrics::ApiMetrics,
-    routes::{blocks, digests, events, status, stream, stream::StopSignal, txs},
+    routes::{blocks, digests, events, pool, status, stream, stream::StopSignal, txs},
     rpc,
     state::AppState,
 };
@@ -26,6 +26,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/rpc"),
     ("post", "/v1/txs"),
     ("get", "/v1/txs/{hash}"),
+    ("get", "/v1/pool"),
+    ("get", "/v1/pool/txs/{hash}"),
     ("get", "/v1/events"),
     ("get", "/v1/events/stream"),
     ("post", "/v1/blocks/build"),
@@ -52,6 +54,8 @@ pub fn router(config: ApiConfig, services: Services) -> Router {
         .route("/rpc", post(rpc::handle))
         .route("/v1/txs", post(txs::submit))
         .route("/v1/txs/{hash}", get(txs::lifecycle))
+        .route("/v1/pool", get(pool::status))
+        .route("/v1/pool/txs/{hash}", get(pool::transaction))
         .route("/v1/events", get(events::scan_handler))
         .route("/v1/events/stream", get(stream::stream_handler))
         .route("/v1/blocks/build", post(blocks::build))

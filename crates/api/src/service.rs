@@ -20,7 +20,7 @@ use mempulse_primitives::{
 };
 use mempulse_wal::Record;
 
-use crate::ServiceError;
+use crate::{Consistency, ServiceError};
 
 /// Result of a service call.
 pub type ServiceResult<T> = Result<T, ServiceError>;
@@ -90,26 +90,48 @@ impl Refusal {
     }
 }
 
-/// Read-only queries of the node's current pool.
+/// Read-only queries of the node's current (replicated) pool, each at the [`Consistency`] the
+/// client asked for: [`Consistency::Weak`] reads this node's state as it is;
+/// [`Consistency::Linearizable`] first makes this node's state contain every write
+/// acknowledged before the call (the leader's read index), or fails.
+///
+/// # Errors (every method)
+/// A [`ServiceError`] when the pool cannot be read; for a linearizable read,
+/// [`ServiceError::Unavailable`] with the reason when no leader could confirm a read index in
+/// time ([`Unavailable::NoLeader`], [`Unavailable::NoQuorum`], [`Unavailable::LeaderUnreachable`],
+/// [`Unavailable::Timeout`]).
+///
+/// [`Unavailable::NoLeader`]: crate::Unavailable::NoLeader
+/// [`Unavailable::NoQuorum`]: crate::Unavailable::NoQuorum
+/// [`Unavailable::LeaderUnreachable`]: crate::Unavailable::LeaderUnreachable
+/// [`Unavailable::Timeout`]: crate::Unavailable::Timeout
 pub trait PoolQuery: Send + Sync + 'static {
     /// A pooled transaction by hash, with its subpool.
     ///
     /// # Errors
-    /// A [`ServiceError`] when the pool cannot be read.
-    fn transaction(&self, hash: TxHash) -> BoxFuture<'_, ServiceResult<Option<(Tx, Subpool)>>>;
+    /// See the trait.
+    fn transaction(
+        &self,
+        hash: TxHash,
+        consistency: Consistency,
+    ) -> BoxFuture<'_, ServiceResult<Option<(Tx, Subpool)>>>;
 
-    /// Pending and queued counts.
+    /// Pending and queued counts, with the Raft index they reflect.
     ///
     /// # Errors
-    /// A [`ServiceError`] when the pool cannot be read.
-    fn status(&self) -> BoxFuture<'_, ServiceResult<PoolStatus>>;
+    /// See the trait.
+    fn status(&self, consistency: Consistency) -> BoxFuture<'_, ServiceResult<PoolStatus>>;
 
     /// Up to `max_txs` pooled transactions in sender-address order, each sender's in nonce
     /// order, with the pool's total count.
     ///
     /// # Errors
-    /// A [`ServiceError`] when the pool cannot be read.
-    fn content(&self, max_txs: usize) -> BoxFuture<'_, ServiceResult<PoolContent>>;
+    /// See the trait.
+    fn content(
+        &self,
+        max_txs: usize,
+        consistency: Consistency,
+    ) -> BoxFuture<'_, ServiceResult<PoolContent>>;
 }
 
 /// Sizes of the pool.
@@ -119,6 +141,9 @@ pub struct PoolStatus {
     pub pending: u64,
     /// Queued transactions (waiting for a nonce gap to close).
     pub queued: u64,
+    /// The last Raft index applied to the state the counts were read from (`None`: nothing
+    /// applied yet, or the service does not know).
+    pub applied: Option<RaftIndex>,
 }
 
 /// Part or all of the pool, from [`PoolQuery::content`].

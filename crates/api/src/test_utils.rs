@@ -24,7 +24,7 @@ use crate::{
     Services, StateRoot, StateRootLookup, StateRoots, TxHistory, TxSubmit, TxVerdict,
     service::ServiceResult,
 };
-use crate::{Limit, Refusal, ServiceError, Unavailable};
+use crate::{Consistency, Limit, Refusal, ServiceError, Unavailable};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -150,6 +150,10 @@ pub struct FakePool {
     pub submitted: Mutex<Vec<(Lane, Bytes)>>,
     /// The client address of every submission call, in order.
     pub clients: Mutex<Vec<Option<IpAddr>>>,
+    /// The consistency of every query, in order.
+    pub reads: Mutex<Vec<Consistency>>,
+    /// The applied index [`PoolQuery::status`] reports.
+    pub applied: Mutex<Option<RaftIndex>>,
     refusal: Mutex<Option<Refusal>>,
     failure: Mutex<Option<Unavailable>>,
 }
@@ -173,6 +177,12 @@ impl FakePool {
 
     fn check(&self) -> ServiceResult<()> {
         lock(&self.failure).map_or(Ok(()), |why| Err(ServiceError::Unavailable(why)))
+    }
+
+    /// Records a query at `consistency`, then answers as [`FakePool::check`].
+    fn query(&self, consistency: Consistency) -> ServiceResult<()> {
+        lock(&self.reads).push(consistency);
+        self.check()
     }
 
     /// The fake hash of raw bytes: their first 32 bytes, zero-padded.
@@ -213,23 +223,36 @@ impl TxSubmit for FakePool {
 }
 
 impl PoolQuery for FakePool {
-    fn transaction(&self, hash: TxHash) -> BoxFuture<'_, ServiceResult<Option<(Tx, Subpool)>>> {
-        let result =
-            self.check().map(|()| lock(&self.txs).iter().find(|(tx, _)| tx.hash == hash).cloned());
+    fn transaction(
+        &self,
+        hash: TxHash,
+        consistency: Consistency,
+    ) -> BoxFuture<'_, ServiceResult<Option<(Tx, Subpool)>>> {
+        let result = self
+            .query(consistency)
+            .map(|()| lock(&self.txs).iter().find(|(tx, _)| tx.hash == hash).cloned());
         async move { result }.boxed()
     }
 
-    fn status(&self) -> BoxFuture<'_, ServiceResult<PoolStatus>> {
-        let result = self.check().map(|()| {
+    fn status(&self, consistency: Consistency) -> BoxFuture<'_, ServiceResult<PoolStatus>> {
+        let result = self.query(consistency).map(|()| {
             let txs = lock(&self.txs);
             let pending = txs.iter().filter(|(_, s)| *s == Subpool::Pending).count() as u64;
-            PoolStatus { pending, queued: txs.len() as u64 - pending }
+            PoolStatus {
+                pending,
+                queued: txs.len() as u64 - pending,
+                applied: *lock(&self.applied),
+            }
         });
         async move { result }.boxed()
     }
 
-    fn content(&self, max_txs: usize) -> BoxFuture<'_, ServiceResult<PoolContent>> {
-        let result = self.check().map(|()| {
+    fn content(
+        &self,
+        max_txs: usize,
+        consistency: Consistency,
+    ) -> BoxFuture<'_, ServiceResult<PoolContent>> {
+        let result = self.query(consistency).map(|()| {
             let mut txs = lock(&self.txs).clone();
             txs.sort_by_key(|(tx, _)| (tx.sender, tx.nonce));
             let total = txs.len() as u64;

@@ -1,22 +1,22 @@
 //! The API's services on top of this node's ingest lanes and Raft member. Glue only: each
 //! method forwards to the crate that owns the behaviour and translates its answer.
 
-use std::{net::IpAddr, sync::Arc};
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, join_all};
 use mempulse_api::{
-    BlockOps, BlockOutcome, BuildRequest, ClusterInfo, ClusterView, PoolContent, PoolQuery,
-    PoolStatus, Refusal, ReorgRequest, ServiceError, ServiceResult, TxSubmit, TxVerdict,
-    Unavailable,
+    BlockOps, BlockOutcome, BuildRequest, ClusterInfo, ClusterView, Consistency, PoolContent,
+    PoolQuery, PoolStatus, Refusal, ReorgRequest, ServiceError, ServiceResult, TxSubmit,
+    TxVerdict, Unavailable,
 };
-use mempulse_cluster::{ClientError, ClusterCommand, RaftNode, ReadConsistency};
+use mempulse_cluster::{ClientError, ClusterCommand, RaftNode, ReadConsistency, StateView};
 use mempulse_mempool::{CommitBlock, OrphanedBlock, Reorg};
 use mempulse_net::{
     AdmissionError, CheckConfig, DecodeFailure, IngestHandle, PoolVerdict, SourceId, TxError,
     TxOutcome, Verdict, decode_tx,
 };
-use mempulse_primitives::{Lane, Subpool, Tx, TxHash};
+use mempulse_primitives::{Lane, RaftIndex, Subpool, Tx, TxHash};
 
 /// `eth_sendRawTransaction` and `POST /v1/txs` through the ingest lanes.
 #[derive(Clone, Debug)]
@@ -105,7 +105,14 @@ const fn client_error(error: &ClientError) -> Unavailable {
     }
 }
 
-/// Pool queries, read locally (weak consistency: a follower may lag its leader slightly).
+/// How long a linearizable pool read may wait for a read index from the leader (riding out
+/// an election, ~300 ms with the default timings) and for this node to apply through it.
+/// Well under the API's request timeout (10 s by default), so a refusal names its reason.
+const LINEARIZABLE_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Pool queries on this node's replicated state: weak reads as the state is (a follower may
+/// lag its leader slightly), linearizable reads after the read-index protocol
+/// ([`RaftNode::read_linearizable`], served by any member).
 #[derive(Clone, Debug)]
 pub(crate) struct NodePool {
     node: Arc<RaftNode>,
@@ -118,33 +125,53 @@ impl NodePool {
 
     async fn read<R>(
         &self,
-        read: impl FnOnce(mempulse_cluster::StateView<'_>) -> R,
+        consistency: Consistency,
+        read: impl FnOnce(StateView<'_>) -> R,
     ) -> ServiceResult<R> {
-        self.node
-            .read(ReadConsistency::Weak, read)
-            .await
-            .map_err(|e| ServiceError::Unavailable(client_error(&e)))
+        let result = match consistency {
+            Consistency::Weak => self.node.read(ReadConsistency::Weak, read).await,
+            Consistency::Linearizable => {
+                self.node.read_linearizable(LINEARIZABLE_READ_TIMEOUT, read).await
+            }
+        };
+        result.map_err(|e| ServiceError::Unavailable(read_error(&e)))
+    }
+}
+
+/// Why a pool read failed, in the API's terms.
+const fn read_error(error: &ClientError) -> Unavailable {
+    match error {
+        ClientError::NoQuorum => Unavailable::NoQuorum,
+        ClientError::LeaderUnreachable { .. } => Unavailable::LeaderUnreachable,
+        other => client_error(other),
     }
 }
 
 impl PoolQuery for NodePool {
-    fn transaction(&self, hash: TxHash) -> BoxFuture<'_, ServiceResult<Option<(Tx, Subpool)>>> {
-        Box::pin(
-            self.read(move |view| {
-                view.mempool.get(&hash).map(|(tx, subpool)| (tx.clone(), subpool))
-            }),
-        )
-    }
-
-    fn status(&self) -> BoxFuture<'_, ServiceResult<PoolStatus>> {
-        Box::pin(self.read(|view| PoolStatus {
-            pending: view.mempool.pending_len() as u64,
-            queued: view.mempool.queued_len() as u64,
+    fn transaction(
+        &self,
+        hash: TxHash,
+        consistency: Consistency,
+    ) -> BoxFuture<'_, ServiceResult<Option<(Tx, Subpool)>>> {
+        Box::pin(self.read(consistency, move |view| {
+            view.mempool.get(&hash).map(|(tx, subpool)| (tx.clone(), subpool))
         }))
     }
 
-    fn content(&self, max_txs: usize) -> BoxFuture<'_, ServiceResult<PoolContent>> {
-        Box::pin(self.read(move |view| {
+    fn status(&self, consistency: Consistency) -> BoxFuture<'_, ServiceResult<PoolStatus>> {
+        Box::pin(self.read(consistency, |view| PoolStatus {
+            pending: view.mempool.pending_len() as u64,
+            queued: view.mempool.queued_len() as u64,
+            applied: view.applied.map(|a| RaftIndex(a.index)),
+        }))
+    }
+
+    fn content(
+        &self,
+        max_txs: usize,
+        consistency: Consistency,
+    ) -> BoxFuture<'_, ServiceResult<PoolContent>> {
+        Box::pin(self.read(consistency, move |view| {
             PoolContent {
                 txs: view
                     .mempool

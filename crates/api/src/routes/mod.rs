@@ -3,6 +3,7 @@
 pub(crate) mod blocks;
 pub(crate) mod digests;
 pub(crate) mod events;
+pub(crate) mod pool;
 pub(crate) mod status;
 pub(crate) mod stream;
 pub(crate) mod txs;

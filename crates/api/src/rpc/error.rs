@@ -85,6 +85,7 @@ impl From<ApiError> for RpcError {
             | ErrorCode::InvalidLimit
             | ErrorCode::UnknownKind
             | ErrorCode::InvalidQuery
+            | ErrorCode::InvalidConsistency
             | ErrorCode::NotFound
             | ErrorCode::RouteNotFound
             | ErrorCode::MethodNotAllowed

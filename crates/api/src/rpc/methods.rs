@@ -3,6 +3,12 @@
 //!
 //! Fencing: every method but `eth_chainId` reads or changes the current pool, so a fenced node
 //! refuses them with -32002 (and HTTP 503 for a single call).
+//!
+//! Read consistency: the pool reads (`eth_getTransactionByHash`, `txpool_*`) take an optional
+//! trailing params object `{"consistency": "weak" | "linearizable"}` after their geth
+//! arguments (`null` or absent: weak), so one batch can mix consistencies and geth clients
+//! that send no options are unaffected. A linearizable read no leader can confirm in time is
+//! -32002 (HTTP 503 for a single call) with the reason.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +21,7 @@ use super::{
     render::{self, RenderError},
 };
 use crate::{
-    TxVerdict,
+    Consistency, ServiceError, TxVerdict,
     hex::{self, quantity},
     state::AppState,
 };
@@ -48,19 +54,79 @@ pub(super) async fn dispatch(
         "eth_sendRawTransaction" => send_raw_transaction(state, params).await,
         "eth_getTransactionByHash" => transaction_by_hash(state, params).await,
         "txpool_status" => {
-            positional(params, 0)?;
-            let status = state.services.pool.status().await?;
+            let (_, consistency) = read_args(params, 0)?;
+            let status =
+                state.services.pool.status(consistency).await.map_err(read_failed(consistency))?;
             Ok(json!({ "pending": quantity(status.pending), "queued": quantity(status.queued) }))
         }
         "txpool_content" => {
-            positional(params, 0)?;
-            content(state, render::tx_object).await
+            let (_, consistency) = read_args(params, 0)?;
+            content(state, consistency, render::tx_object).await
         }
         _ => {
-            positional(params, 0)?;
-            content(state, |tx| render::summary(tx).map(Value::String)).await
+            let (_, consistency) = read_args(params, 0)?;
+            content(state, consistency, |tx| render::summary(tx).map(Value::String)).await
         }
     }
+}
+
+/// Checks the params of a pool read: its `want` positional values, then optionally the read
+/// options object (or `null`).
+fn read_args(params: Value, want: usize) -> Result<(Vec<Value>, Consistency), RpcError> {
+    let Value::Array(mut args) = params else {
+        return Err(RpcError::invalid_params("non-array args"));
+    };
+    if args.len() > want + 1 {
+        return Err(RpcError::invalid_params(format!(
+            "too many arguments, want at most {}",
+            want + 1
+        )));
+    }
+    let consistency = if args.len() > want {
+        read_options(args.pop().unwrap_or(Value::Null), want)?
+    } else {
+        Consistency::Weak
+    };
+    positional(Value::Array(args), want).map(|args| (args, consistency))
+}
+
+/// Parses the read options at argument `index`: `{"consistency": "weak" | "linearizable"}`,
+/// `{}` or `null` (weak); anything else is invalid params with the reason.
+fn read_options(options: Value, index: usize) -> Result<Consistency, RpcError> {
+    let bad = |why: String| RpcError::invalid_params(format!("invalid argument {index}: {why}"));
+    let options = match options {
+        Value::Null => return Ok(Consistency::Weak),
+        Value::Object(options) => options,
+        _ => {
+            return Err(bad(
+                r#"read options must be an object such as {"consistency":"linearizable"}"#
+                    .to_owned(),
+            ));
+        }
+    };
+    let mut consistency = Consistency::Weak;
+    for (key, value) in options {
+        match (key.as_str(), value) {
+            ("consistency", Value::String(name)) => {
+                consistency = Consistency::from_name(&name)
+                    .ok_or_else(|| bad(Consistency::unknown(&name)))?;
+            }
+            ("consistency", _) => {
+                return Err(bad("consistency must be a string: weak or linearizable".to_owned()));
+            }
+            (other, _) => {
+                return Err(bad(format!(
+                    "unknown read option {other:?}; the only one is consistency"
+                )));
+            }
+        }
+    }
+    Ok(consistency)
+}
+
+/// The JSON-RPC error of a failed pool read at `consistency`.
+fn read_failed(consistency: Consistency) -> impl FnOnce(ServiceError) -> RpcError {
+    move |err| consistency.read_error(err).into()
 }
 
 /// Checks positional params: an array of exactly `want` values (geth's messages).
@@ -112,11 +178,17 @@ pub(crate) fn wrong_verdict_count(want: usize, got: usize) -> RpcError {
 }
 
 async fn transaction_by_hash(state: &AppState, params: Value) -> Result<Value, RpcError> {
-    let args = positional(params, 1)?;
+    let (args, consistency) = read_args(params, 1)?;
     let text = string_arg(&args, 0)?;
     let hash = hex::parse_hash(text)
         .map_err(|e| RpcError::invalid_params(format!("invalid argument 0: {e}")))?;
-    match state.services.pool.transaction(hash).await? {
+    let pooled = state
+        .services
+        .pool
+        .transaction(hash, consistency)
+        .await
+        .map_err(read_failed(consistency))?;
+    match pooled {
         Some((tx, _)) => render::tx_object(&tx).map_err(render_failed),
         None => Ok(Value::Null),
     }
@@ -131,10 +203,12 @@ fn render_failed(err: RenderError) -> RpcError {
 /// string) → rendered transaction, in address then nonce order.
 async fn content(
     state: &AppState,
+    consistency: Consistency,
     render: impl Fn(&Tx) -> Result<Value, RenderError>,
 ) -> Result<Value, RpcError> {
     let max = state.config.txpool_content_txs_max;
-    let content = state.services.pool.content(max).await?;
+    let content =
+        state.services.pool.content(max, consistency).await.map_err(read_failed(consistency))?;
     let complete = u64::try_from(content.txs.len()).is_ok_and(|n| n >= content.total);
     if !complete || content.txs.len() > max {
         return Err(RpcError::new(

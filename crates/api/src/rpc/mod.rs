@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 pub(crate) use error::geth_message;
 use error::{PARSE_ERROR, RpcError};
+pub(crate) use render::tx_object;
 
 use crate::{
     ApiError, ErrorCode,
