@@ -15,6 +15,7 @@ mod divergence;
 mod failover_load;
 mod metrics;
 mod replay;
+mod reads;
 mod rpc;
 mod run;
 mod schedule;

@@ -233,6 +233,19 @@ pub(crate) fn http(
     (status, if chunked { dechunk(body) } else { body.to_owned() })
 }
 
+/// `GET path` on `addr`: (status, JSON body or `Value::Null`).
+pub(crate) fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let (status, body) = http(addr, "GET", path, "application/json", b"");
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// One JSON-RPC call to `addr`: (HTTP status, response object or `Value::Null`).
+pub(crate) fn rpc_call(addr: SocketAddr, method: &str, params: &Value) -> (u16, Value) {
+    let call = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let (status, body) = http(addr, "POST", "/", "application/json", call.to_string().as_bytes());
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
 /// The payload of a `Transfer-Encoding: chunked` body (hex size line, data, CRLF; size 0 ends).
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
