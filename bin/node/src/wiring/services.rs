@@ -7,8 +7,8 @@ use bytes::Bytes;
 use futures_util::future::{BoxFuture, join_all};
 use mempulse_api::{
     BlockOps, BlockOutcome, BuildRequest, ClusterInfo, ClusterView, Consistency, PoolContent,
-    PoolQuery, PoolStatus, Refusal, ReorgRequest, ServiceError, ServiceResult, TxSubmit,
-    TxVerdict, Unavailable,
+    PoolQuery, PoolStatus, Refusal, ReorgRequest, ServiceError, ServiceResult, TxSubmit, TxVerdict,
+    Unavailable,
 };
 use mempulse_cluster::{ClientError, ClusterCommand, RaftNode, ReadConsistency, StateView};
 use mempulse_mempool::{CommitBlock, OrphanedBlock, Reorg};
