@@ -14,11 +14,11 @@
 //! replicated digest. Block facts (`block_proposed`, `block_committed`) name many transactions
 //! and are not indexed per transaction; `tx_included` carries the per-transaction fact.
 
-use std::collections::BTreeSet;
+use std::collections::VecDeque;
 
 use mempulse_primitives::{DecodeError, Encode, KindCode, Reader, Seq, TxHash};
 
-use crate::{lookup::TxIndex, state::put_count};
+use crate::{lookup::TxSlab, state::put_count};
 
 /// One fact about a transaction: where it is in the log and what it was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -74,20 +74,86 @@ pub enum LifecycleLookup {
     Unknown,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Life {
-    refs: Vec<u64>,
-    omitted: u32,
-    last_seq: Seq,
-    finished: bool,
+/// References kept inline in an entry; more go to `spill`. Most transactions have three facts
+/// (received, admitted, included or evicted), so most entries never allocate.
+const INLINE_REFS: usize = 4;
+
+/// A transaction's kept references (`seq << 8 | kind code`), in seq order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Refs {
+    len: u32,
+    inline: [u64; INLINE_REFS],
+    /// The references after the first [`INLINE_REFS`].
+    spill: Vec<u64>,
 }
 
-/// The index. Its order-bearing parts are the finished set (by last seq, then hash) and, for
+impl Refs {
+    const fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    fn push(&mut self, word: u64) {
+        let len = self.len();
+        match self.inline.get_mut(len) {
+            Some(slot) => *slot = word,
+            None => self.spill.push(word),
+        }
+        self.len = self.len.saturating_add(1);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        let inline = self.inline.get(..self.len().min(INLINE_REFS)).unwrap_or_default();
+        inline.iter().chain(&self.spill).copied()
+    }
+}
+
+/// Stale items the finished queue may hold beyond as many as its valid ones before it is
+/// compacted (small in tests, so the property test compacts).
+#[cfg(not(test))]
+const COMPACT_SLACK: usize = 1024;
+#[cfg(test)]
+const COMPACT_SLACK: usize = 3;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Life {
+    last_seq: Seq,
+    /// While finished: the token of its item in the finished queue (items with another token
+    /// are stale).
+    token: u64,
+    omitted: u32,
+    finished: bool,
+    refs: Refs,
+}
+
+/// An item of the finished queue: a transaction that finished (or was touched again while
+/// finished) with its last fact at `seq`. Valid while the entry at `at` is finished with this
+/// `token`; otherwise stale (the entry was touched again, came back into the view, or was
+/// forgotten) and skipped.
+#[derive(Clone, Copy, Debug)]
+struct Finished {
+    seq: Seq,
+    token: u64,
+    at: usize,
+}
+
+/// The index. Its order-bearing parts are the finished queue (by last seq, then hash) and, for
 /// live entries, the pool view's slot order; the hash index is lookup-only.
+///
+/// The finished transactions form a queue ordered by (last seq, hash), the order they are
+/// forgotten in, with lazy deletion: touching a finished transaction again, or bringing it back
+/// into the view, only gives its entry a new token, and the old item is skipped when it reaches
+/// the front (or dropped when the queue is compacted, once it holds more than twice the valid
+/// items). A fact's seq is the highest so far, so a newly finished transaction goes to the back
+/// (or among the few items of the same seq, by hash); only a transaction finished as a side
+/// effect keeps an older seq and is inserted by binary search. This replaced a
+/// `BTreeSet<(Seq, TxHash)>` whose insert, remove and pop cost tree walks over 40-byte keys.
 #[derive(Clone, Debug)]
 pub(crate) struct LifecycleIndex {
-    entries: TxIndex<Life>,
-    finished: BTreeSet<(Seq, TxHash)>,
+    entries: TxSlab<Life>,
+    finished: VecDeque<Finished>,
+    /// Valid items in `finished`.
+    finished_len: usize,
+    next_token: u64,
     pruned_through: Seq,
     finished_max: usize,
     refs_max: usize,
@@ -96,8 +162,10 @@ pub(crate) struct LifecycleIndex {
 impl LifecycleIndex {
     pub(crate) fn new(finished_max: usize, refs_max: usize) -> Self {
         Self {
-            entries: TxIndex::default(),
-            finished: BTreeSet::new(),
+            entries: TxSlab::default(),
+            finished: VecDeque::new(),
+            finished_len: 0,
+            next_token: 0,
             pruned_through: Seq(0),
             finished_max,
             refs_max,
@@ -112,15 +180,15 @@ impl LifecycleIndex {
     /// Records a fact about `hash`; `in_pool` is the pool view's membership after the fact.
     pub(crate) fn record(&mut self, hash: TxHash, fact: FactRef, in_pool: bool) {
         let refs_max = self.refs_max;
-        let life = self.entries.get_or_insert_with(hash, || Life {
-            refs: Vec::with_capacity(4),
-            omitted: 0,
+        let (at, _) = self.entries.find_or_insert_with(hash, || Life {
             last_seq: fact.seq,
+            token: 0,
+            omitted: 0,
             finished: false,
+            refs: Refs::default(),
         });
-        if life.finished {
-            self.finished.remove(&(life.last_seq, hash));
-        }
+        let Some(life) = self.entries.get_mut(at) else { return };
+        let was_finished = life.finished;
         if life.refs.len() < refs_max {
             life.refs.push(fact.pack());
         } else {
@@ -128,20 +196,29 @@ impl LifecycleIndex {
         }
         life.last_seq = fact.seq;
         life.finished = !in_pool;
-        if !in_pool {
-            self.finished.insert((fact.seq, hash));
-            self.trim();
+        match (was_finished, in_pool) {
+            (true, true) => self.finished_len -= 1,
+            (false, true) => {}
+            (was, false) => {
+                if !was {
+                    self.finished_len += 1;
+                }
+                self.enqueue(at, hash, fact.seq);
+                self.trim();
+            }
         }
     }
 
     /// Marks a live transaction finished without a fact about it (it left the view as a side
     /// effect of another transaction's fact).
     pub(crate) fn finish(&mut self, hash: TxHash) {
-        if let Some(life) = self.entries.get_mut(&hash)
-            && !life.finished
-        {
+        let Some(at) = self.entries.find(&hash) else { return };
+        let Some(life) = self.entries.get_mut(at) else { return };
+        if !life.finished {
             life.finished = true;
-            self.finished.insert((life.last_seq, hash));
+            let seq = life.last_seq;
+            self.finished_len += 1;
+            self.enqueue(at, hash, seq);
             self.trim();
         }
     }
@@ -149,27 +226,75 @@ impl LifecycleIndex {
     /// Marks a finished transaction live again without a fact about it (it came back into the
     /// view as a side effect, e.g. a peer's state installed over this one's).
     pub(crate) fn revive(&mut self, hash: TxHash) {
-        if let Some(life) = self.entries.get_mut(&hash)
+        let Some(at) = self.entries.find(&hash) else { return };
+        if let Some(life) = self.entries.get_mut(at)
             && life.finished
         {
             life.finished = false;
-            self.finished.remove(&(life.last_seq, hash));
+            self.finished_len -= 1;
         }
     }
 
+    /// Whether `item` still stands for its entry.
+    fn is_valid(&self, item: &Finished) -> bool {
+        is_valid(&self.entries, item)
+    }
+
+    /// Puts the finished entry `at` (`hash`, last fact at `seq`) in the finished queue at its
+    /// (seq, hash) place with a new token.
+    fn enqueue(&mut self, at: usize, hash: TxHash, seq: Seq) {
+        let token = self.next_token;
+        self.next_token += 1;
+        if let Some(life) = self.entries.get_mut(at) {
+            life.token = token;
+        }
+        let item = Finished { seq, token, at };
+        // Past every item of a lower or equal seq, then back over the valid items of the same
+        // seq with a higher hash (stale items may sit anywhere among them).
+        let mut pos = match self.finished.back() {
+            Some(back) if back.seq < seq => self.finished.len(),
+            None => 0,
+            Some(_) => self.finished.partition_point(|f| f.seq <= seq),
+        };
+        while let Some(before) = pos.checked_sub(1).and_then(|p| self.finished.get(p)) {
+            if before.seq != seq {
+                break;
+            }
+            let higher = self.is_valid(before)
+                && self.entries.entry(before.at).is_some_and(|(h, _)| *h > hash);
+            if !higher && self.is_valid(before) {
+                break;
+            }
+            pos -= 1;
+        }
+        if pos == self.finished.len() {
+            self.finished.push_back(item);
+        } else {
+            self.finished.insert(pos, item);
+        }
+        if self.finished.len() > 2 * self.finished_len + COMPACT_SLACK {
+            let entries = &self.entries;
+            self.finished.retain(|f| is_valid(entries, f));
+        }
+    }
+
+    /// Forgets the oldest finished transactions beyond `finished_max`.
     fn trim(&mut self) {
-        while self.finished.len() > self.finished_max {
-            let Some((seq, hash)) = self.finished.pop_first() else { break };
-            self.entries.remove(&hash);
-            self.pruned_through = self.pruned_through.max(seq);
+        while self.finished_len > self.finished_max {
+            let Some(item) = self.finished.pop_front() else { break };
+            if self.is_valid(&item) {
+                self.entries.remove(item.at);
+                self.finished_len -= 1;
+                self.pruned_through = self.pruned_through.max(item.seq);
+            }
         }
     }
 
     pub(crate) fn lookup(&self, hash: &TxHash) -> LifecycleLookup {
-        match self.entries.get(hash) {
+        match self.entries.lookup(hash) {
             Some(life) => LifecycleLookup::Found(TxLifecycle {
                 hash: *hash,
-                facts: life.refs.iter().filter_map(|w| FactRef::unpack(*w)).collect(),
+                facts: life.refs.iter().filter_map(FactRef::unpack).collect(),
                 omitted: life.omitted,
                 last_seq: life.last_seq,
                 in_pool: !life.finished,
@@ -182,7 +307,7 @@ impl LifecycleIndex {
     }
 
     /// Transactions held (live and finished).
-    pub(crate) fn len(&self) -> usize {
+    pub(crate) const fn len(&self) -> usize {
         self.entries.len()
     }
 
@@ -191,15 +316,17 @@ impl LifecycleIndex {
     pub(crate) fn encode<'a>(&self, live: impl Iterator<Item = &'a TxHash>, out: &mut Vec<u8>) {
         self.pruned_through.encode(out);
         let live: Vec<(&TxHash, &Life)> = live
-            .filter_map(|h| self.entries.get(h).filter(|l| !l.finished).map(|l| (h, l)))
+            .filter_map(|h| self.entries.lookup(h).filter(|l| !l.finished).map(|l| (h, l)))
             .collect();
         put_count(out, live.len());
         for (hash, life) in live {
             encode_life(hash, life, out);
         }
-        put_count(out, self.finished.len());
-        for (_, hash) in &self.finished {
-            if let Some(life) = self.entries.get(hash) {
+        put_count(out, self.finished_len);
+        for item in &self.finished {
+            if self.is_valid(item)
+                && let Some((hash, life)) = self.entries.entry(item.at)
+            {
                 encode_life(hash, life, out);
             }
         }
@@ -220,11 +347,25 @@ impl LifecycleIndex {
                 let offset = r.position();
                 let (hash, mut life) = decode_life(r)?;
                 life.finished = finished;
-                if index.entries.insert(hash, life.clone()).is_some() {
+                let seq = life.last_seq;
+                let (at, inserted) = index.entries.find_or_insert_with(hash, || life);
+                if !inserted {
                     return Err(DecodeError::InvalidValue { offset, what: "lifecycle entry" });
                 }
                 if finished {
-                    index.finished.insert((life.last_seq, hash));
+                    // The writer lists them by (last seq, hash); anything else is refused, so
+                    // the queue is in order.
+                    let in_order = index.finished.back().is_none_or(|back| {
+                        index
+                            .entries
+                            .entry(back.at)
+                            .is_some_and(|(h, l)| (l.last_seq, h) < (seq, &hash))
+                    });
+                    if !in_order {
+                        return Err(DecodeError::InvalidValue { offset, what: "lifecycle order" });
+                    }
+                    index.finished_len += 1;
+                    index.enqueue(at, hash, seq);
                 }
             }
         }
@@ -234,12 +375,20 @@ impl LifecycleIndex {
     }
 }
 
+/// Whether `item` still stands for its entry in `entries`.
+fn is_valid(entries: &TxSlab<Life>, item: &Finished) -> bool {
+    entries.get(item.at).is_some_and(|l| l.finished && l.token == item.token)
+}
+
 /// `hash [32] | omitted u32 | last_seq u64 | u32 n | n × u64 (seq << 8 | kind code)`.
 fn encode_life(hash: &TxHash, life: &Life, out: &mut Vec<u8>) {
     hash.encode(out);
     life.omitted.encode(out);
     life.last_seq.encode(out);
-    life.refs.encode(out);
+    put_count(out, life.refs.len());
+    for word in life.refs.iter() {
+        word.encode(out);
+    }
 }
 
 fn decode_life(r: &mut Reader<'_>) -> Result<(TxHash, Life), DecodeError> {
@@ -248,70 +397,17 @@ fn decode_life(r: &mut Reader<'_>) -> Result<(TxHash, Life), DecodeError> {
     let omitted = u32::decode(r)?;
     let last_seq = Seq::decode(r)?;
     let offset = r.position();
-    let refs = Vec::<u64>::decode(r)?;
-    if refs.iter().any(|w| FactRef::unpack(*w).is_none()) {
+    let words = Vec::<u64>::decode(r)?;
+    if words.iter().any(|w| FactRef::unpack(*w).is_none()) {
         return Err(DecodeError::InvalidValue { offset, what: "lifecycle fact kind" });
     }
-    Ok((hash, Life { refs, omitted, last_seq, finished: false }))
+    let mut refs = Refs::default();
+    for word in words {
+        refs.push(word);
+    }
+    Ok((hash, Life { last_seq, token: 0, omitted, finished: false, refs }))
 }
 
 #[cfg(test)]
-#[allow(clippy::panic, reason = "test code: a failed assumption is a failed test")]
-mod tests {
-    use super::*;
-
-    fn fact(seq: u64, kind: KindCode) -> FactRef {
-        FactRef { seq: Seq(seq), kind }
-    }
-
-    #[test]
-    fn live_entries_stay_and_finished_ones_leave_oldest_first() {
-        let mut index = LifecycleIndex::new(2, 3);
-        let (a, b, c, d) = (TxHash([1; 32]), TxHash([2; 32]), TxHash([3; 32]), TxHash([4; 32]));
-        index.record(a, fact(1, KindCode::TxAdmitted), true);
-        index.record(b, fact(2, KindCode::TxRejected), false);
-        index.record(c, fact(3, KindCode::TxDropped), false);
-        index.record(d, fact(4, KindCode::TxDropped), false);
-        assert_eq!(index.lookup(&b), LifecycleLookup::Pruned { pruned_through: Seq(2) });
-        let LifecycleLookup::Found(life) = index.lookup(&a) else { panic!("live entry kept") };
-        assert!(life.in_pool);
-        // Touching c again makes d the oldest finished entry.
-        index.record(c, fact(5, KindCode::TxRejected), false);
-        index.record(a, fact(6, KindCode::TxIncluded), false);
-        assert_eq!(index.lookup(&d), LifecycleLookup::Pruned { pruned_through: Seq(4) });
-        let LifecycleLookup::Found(life) = index.lookup(&c) else { panic!("recent entry kept") };
-        assert_eq!(life.facts, [fact(3, KindCode::TxDropped), fact(5, KindCode::TxRejected)]);
-        assert_eq!(index.len(), 2);
-    }
-
-    #[test]
-    fn refs_beyond_the_cap_are_counted_and_unknown_means_never_seen() {
-        let mut index = LifecycleIndex::new(10, 2);
-        let a = TxHash([1; 32]);
-        assert_eq!(index.lookup(&a), LifecycleLookup::Unknown);
-        for seq in 1..=5 {
-            index.record(a, fact(seq, KindCode::TxRejected), false);
-        }
-        let LifecycleLookup::Found(life) = index.lookup(&a) else { panic!("kept") };
-        assert_eq!((life.facts.len(), life.omitted, life.last_seq), (2, 3, Seq(5)));
-    }
-
-    #[test]
-    fn encoding_round_trips() {
-        let mut index = LifecycleIndex::new(10, 4);
-        let (a, b) = (TxHash([1; 32]), TxHash([2; 32]));
-        index.record(a, fact(1, KindCode::TxAdmitted), true);
-        index.record(b, fact(2, KindCode::TxDropped), false);
-        index.start_at(Seq(1));
-        let mut bytes = Vec::new();
-        index.encode([a].iter(), &mut bytes);
-        let mut r = Reader::new(&bytes);
-        let back = LifecycleIndex::decode(&mut r, 10, 4).unwrap();
-        r.finish().unwrap();
-        assert_eq!(back.lookup(&a), index.lookup(&a));
-        assert_eq!(back.lookup(&b), index.lookup(&b));
-        let mut again = Vec::new();
-        back.encode([a].iter(), &mut again);
-        assert_eq!(again, bytes);
-    }
-}
+#[path = "lifecycle_test.rs"]
+mod tests;
