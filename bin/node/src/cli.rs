@@ -174,9 +174,11 @@ pub(crate) struct TxSourceArgs {
     /// the tag appears), `any:TAG,..` or `all:TAG,..`.
     #[arg(long, default_value = "default")]
     pub(crate) subscribe: String,
-    /// With `--catalog`, milliseconds between two logs of the open streams.
-    #[arg(long, default_value_t = 1000)]
-    pub(crate) status_interval_ms: u64,
+    /// Milliseconds between two status lines: a JSON object on stdout (`"event":"status"`:
+    /// what was sent, the open streams, per node and cluster) and a log of the open streams.
+    /// Without it stdout holds only the final report (the open streams are logged each second).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) status_interval_ms: Option<u64>,
     /// The id this source announces; with TLS its certificate must name `node-<id>`.
     #[arg(long)]
     pub(crate) source_id: u64,
@@ -208,7 +210,8 @@ pub(crate) struct TxSourceArgs {
     /// Transactions per second at most (default: as fast as the node's credits allow).
     #[arg(long)]
     pub(crate) rate: Option<u64>,
-    /// Bound on closing: sending what is buffered and waiting for the node's tally.
+    /// Bound on closing: sending what is buffered and waiting for the node's tally (also when
+    /// SIGTERM or Ctrl-C stops the source, which then prints its report and exits 0).
     #[arg(long, default_value_t = 30_000)]
     pub(crate) close_timeout_ms: u64,
 }

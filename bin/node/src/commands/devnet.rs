@@ -16,6 +16,7 @@ mod probe;
 mod summary;
 
 use std::{
+    collections::{BTreeMap, BTreeSet},
     ffi::OsString,
     io::{IsTerminal as _, Write as _},
     path::{Path, PathBuf},
@@ -53,8 +54,16 @@ const SOURCES_STOP_BOUND: Duration = Duration::from_secs(10);
 const NODES_STOP_BOUND: Duration = Duration::from_secs(15);
 /// Generated transactions per source when the devnet runs until stopped: a day at its rate.
 const SOURCE_RUN_S_UNBOUNDED: u64 = 86_400;
-/// Bytes read from the end of a source's output to find its last JSON line.
+/// Bytes first read from the end of a source's output to find its last line (doubled until
+/// the line fits, up to [`SOURCE_LINE_BYTES_MAX`]).
 const SOURCE_TAIL_BYTES: u64 = 64 * 1024;
+/// The longest last line read from a source's output (a report with its full history).
+const SOURCE_LINE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+/// Milliseconds between two status lines of a source (`--status-interval-ms`).
+const SOURCE_STATUS_INTERVAL_MS: u64 = 500;
+/// A source's bound on closing its streams and waiting for the tallies when stopped
+/// (`--close-timeout-ms`), within [`SOURCES_STOP_BOUND`].
+const SOURCE_CLOSE_TIMEOUT_MS: u64 = 5_000;
 
 /// Arguments of `mempulse devnet`.
 #[derive(Debug, Args)]
@@ -104,6 +113,12 @@ pub(crate) struct DevnetArgs {
     /// rate times `--duration-s`, or a day's worth).
     #[arg(long)]
     pub(crate) source_txs: Option<u64>,
+    /// Each source's tag predicate, `mempulse txsource --subscribe`: one entry for every
+    /// source or one per source, comma separated (`default,reactive`: the first source
+    /// connects two heights ahead, the second when the tag appears); a tag list is written
+    /// with `+` (`any:proposer+proposer-next`).
+    #[arg(long, value_delimiter = ',', default_value = "default")]
+    pub(crate) source_subscribe: Vec<String>,
     /// Senders each source's generated transfers rotate through.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) source_senders: u32,
@@ -129,6 +144,7 @@ pub(crate) fn run(args: &DevnetArgs) -> anyhow::Result<ExitCode> {
         raft: RaftTimings::default(),
         block_gas_limit: args.block_gas_limit,
         block_bytes_limit: args.block_bytes_limit,
+        source_subscribe: args.source_subscribe.clone(),
     };
     let dir = absolute(&args.dir)?;
     let plan = Plan::new(&dir, shape)?;
@@ -228,6 +244,10 @@ struct Devnet {
     out: Output,
     /// Children that ended on their own with a failure.
     failures: u32,
+    /// Each source's latest status line.
+    source_status: BTreeMap<NodeId, serde_json::Value>,
+    /// Sources whose final report was printed.
+    reported: BTreeSet<NodeId>,
 }
 
 /// What every source is started with besides its own id and seed.
@@ -269,6 +289,8 @@ impl Devnet {
             last: Vec::new(),
             out: Output::new(args.json),
             failures: 0,
+            source_status: BTreeMap::new(),
+            reported: BTreeSet::new(),
         })
     }
 
@@ -325,7 +347,10 @@ impl Devnet {
             .plan
             .sources
             .iter()
-            .map(|s| json!({"source": s.id.0, "seed": s.seed, "log": s.log, "out": s.out}))
+            .map(|s| {
+                json!({"source": s.id.0, "seed": s.seed, "subscribe": s.subscribe,
+                    "log": s.log, "out": s.out})
+            })
             .collect();
         self.out.event(
             &json!({
@@ -353,6 +378,9 @@ impl Devnet {
                 &json!({"event": "exited", "child": exited.key.name(), "code": code}),
                 &format!("{} exited on its own ({})", exited.key.name(), exited.status),
             )?;
+            if let ChildKey::Source(id) = exited.key {
+                self.source_report(id)?;
+            }
         }
         for node in self.chaos.restarts_due(Instant::now().into_std()) {
             let pid = self.children.restart(ChildKey::Node(node))?;
@@ -412,8 +440,9 @@ impl Devnet {
         Ok(())
     }
 
-    /// `mempulse txsource` for `source`: the catalog from one node of each cluster, the
-    /// default tag predicate, generated transfers at the configured rate.
+    /// `mempulse txsource` for `source`: the catalog from one node of each cluster, its tag
+    /// predicate, generated transfers at the configured rate, a status line every
+    /// [`SOURCE_STATUS_INTERVAL_MS`].
     fn source_command(&self, source: &SourcePlan) -> Vec<OsString> {
         let catalog: Vec<String> = self
             .plan
@@ -426,6 +455,9 @@ impl Devnet {
         let mut args: Vec<OsString> = vec!["txsource".into(), "--catalog".into()];
         args.push(catalog.join(",").into());
         for (flag, value) in [
+            ("--subscribe", source.subscribe.clone()),
+            ("--status-interval-ms", SOURCE_STATUS_INTERVAL_MS.to_string()),
+            ("--close-timeout-ms", SOURCE_CLOSE_TIMEOUT_MS.to_string()),
             ("--source-id", source.id.0.to_string()),
             ("--generate", a.count.to_string()),
             ("--senders", a.senders.to_string()),
@@ -490,16 +522,47 @@ impl Devnet {
         Ok(())
     }
 
-    fn source_summaries(&self) -> Vec<SourceSummary> {
-        self.plan
-            .sources
-            .iter()
-            .map(|s| SourceSummary {
+    /// Each source's latest status line (kept once it printed its report) and its report.
+    fn source_summaries(&mut self) -> Vec<SourceSummary> {
+        let mut out = Vec::with_capacity(self.plan.sources.len());
+        for s in &self.plan.sources {
+            let last = last_json_line(&s.out);
+            let event = last.as_ref().and_then(|l| l["event"].as_str()).map(str::to_owned);
+            let report = match (event.as_deref(), last) {
+                (Some("status"), Some(status)) => {
+                    self.source_status.insert(s.id, status);
+                    None
+                }
+                (Some("report"), report) => report,
+                _ => None,
+            };
+            out.push(SourceSummary {
                 source: s.id.0,
+                subscribe: s.subscribe.clone(),
                 running: self.children.pid(ChildKey::Source(s.id)).is_some(),
-                last: last_json_line(&s.out),
-            })
-            .collect()
+                status: self.source_status.get(&s.id).cloned(),
+                report,
+            });
+        }
+        out
+    }
+
+    /// Prints source `id`'s final report (the last line of its output) once.
+    fn source_report(&mut self, id: NodeId) -> anyhow::Result<()> {
+        let Some(source) = self.plan.sources.iter().find(|s| s.id == id) else { return Ok(()) };
+        if !self.reported.insert(id) {
+            return Ok(());
+        }
+        let report = last_json_line(&source.out).filter(|l| l["event"] == "report");
+        let text = report.as_ref().map_or_else(
+            || format!("source {} ({}) left no report", id.0, source.subscribe),
+            |r| summary::render_report(id.0, &source.subscribe, r),
+        );
+        self.out.event(
+            &json!({"event": "source_report", "source": id.0, "subscribe": source.subscribe,
+                "report": report}),
+            &text,
+        )
     }
 
     /// Sources first (they close their streams and print their tallies), then the nodes.
@@ -510,6 +573,12 @@ impl Devnet {
         );
         let mut killed =
             self.children.stop(|k| matches!(k, ChildKey::Source(_)), SOURCES_STOP_BOUND).await;
+        if self.sources_started {
+            let ids: Vec<NodeId> = self.plan.sources.iter().map(|s| s.id).collect();
+            for id in ids {
+                let _ = self.source_report(id);
+            }
+        }
         killed
             .extend(self.children.stop(|k| matches!(k, ChildKey::Node(_)), NODES_STOP_BOUND).await);
         let killed: Vec<String> = killed.iter().map(|k| k.name()).collect();
@@ -540,16 +609,38 @@ async fn sleep_until(end: Option<Instant>) {
     }
 }
 
-/// The last complete JSON line of a file (read from its last [`SOURCE_TAIL_BYTES`]).
+/// The last complete line of a file as JSON: read from its last [`SOURCE_TAIL_BYTES`], more
+/// while that holds no whole line (up to [`SOURCE_LINE_BYTES_MAX`]); a line still being
+/// written (no newline yet) is skipped. `None` when there is no complete line, it is not
+/// JSON, or it is longer than the bound.
 fn last_json_line(path: &Path) -> Option<serde_json::Value> {
     use std::io::{Read as _, Seek as _, SeekFrom};
     let mut file = std::fs::File::open(path).ok()?;
     let len = file.metadata().ok()?.len();
-    file.seek(SeekFrom::Start(len.saturating_sub(SOURCE_TAIL_BYTES))).ok()?;
-    let mut tail = Vec::new();
-    file.take(SOURCE_TAIL_BYTES).read_to_end(&mut tail).ok()?;
-    let text = String::from_utf8_lossy(&tail);
-    text.lines().rev().find_map(|line| serde_json::from_str(line.trim()).ok())
+    let mut window = SOURCE_TAIL_BYTES;
+    loop {
+        let start = len.saturating_sub(window);
+        file.seek(SeekFrom::Start(start)).ok()?;
+        let mut tail = Vec::new();
+        (&mut file).take(window).read_to_end(&mut tail).ok()?;
+        let complete = tail.iter().rposition(|b| *b == b'\n').map(|end| &tail[..end]);
+        let line = match complete {
+            Some(lines) => match lines.iter().rposition(|b| *b == b'\n') {
+                Some(at) => Some(&lines[at + 1..]),
+                None if start == 0 => Some(lines),
+                None => None,
+            },
+            None if start == 0 => return None,
+            None => None,
+        };
+        if let Some(line) = line {
+            return serde_json::from_slice(line).ok();
+        }
+        if window >= SOURCE_LINE_BYTES_MAX {
+            return None;
+        }
+        window = window.saturating_mul(2);
+    }
 }
 
 /// Where the devnet prints: text (redrawn in place on a terminal) or JSON lines.

@@ -4,8 +4,16 @@
 //! peer catalog from a node instead and routes by tags (`subscribe_if`): one stream to every
 //! node of every matching cluster, each transaction to one stream per cluster (see
 //! `route.rs`).
+//!
+//! SIGTERM and Ctrl-C stop the sending; the streams are then closed in order (`Close{normal}`,
+//! the node's tally awaited within `--close-timeout-ms`), the report is printed as when the
+//! input ends (`"ended"` says which), and the exit code is 0. With `--status-interval-ms` a
+//! JSON status line (`"event":"status"`) goes to stdout that often before the report
+//! (`"event":"report"`, always the last line).
 
 mod route;
+
+pub(crate) use route::predicate;
 
 use std::{
     collections::BTreeMap,
@@ -23,7 +31,12 @@ use mempulse_net::{StreamClientConfig, StreamTally, TransferGenerator, TxStreamC
 use mempulse_primitives::NodeId;
 use rustls_pki_types::ServerName;
 use serde_json::json;
-use tokio::{net::TcpStream, sync::mpsc};
+use tokio::{
+    net::TcpStream,
+    signal::unix::{Signal, SignalKind, signal},
+    sync::mpsc,
+    time::{Interval, MissedTickBehavior},
+};
 use tokio_rustls::{TlsConnector, client::TlsStream};
 use tracing::warn;
 
@@ -47,20 +60,109 @@ pub(crate) fn run(args: &TxSourceArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let (json, bad_lines) = match (&args.catalog, &args.node) {
-        (Some(catalogs), _) => {
-            let report = runtime.block_on(route::stream(args, catalogs, tls))?;
-            (report.to_json(), report.bad_lines)
-        }
-        (None, Some(node)) => {
-            let target = Target::parse(node)?;
-            let report = runtime.block_on(stream(args, &target, tls))?;
-            (report.to_json(), report.bad_lines)
-        }
-        (None, None) => bail!("--node or --catalog is required"),
-    };
+    let (json, bad_lines) = runtime.block_on(async {
+        // Installed first: a signal while connecting still ends in a report.
+        let mut stop = Stop::install()?;
+        anyhow::Ok(match (&args.catalog, &args.node) {
+            (Some(catalogs), _) => {
+                let report = route::stream(args, catalogs, tls, &mut stop).await?;
+                (report.to_json(), report.bad_lines)
+            }
+            (None, Some(node)) => {
+                let target = Target::parse(node)?;
+                let report = stream(args, &target, tls, &mut stop).await?;
+                (report.to_json(), report.bad_lines)
+            }
+            (None, None) => bail!("--node or --catalog is required"),
+        })
+    })?;
     print_line(&json.to_string());
     Ok(if bad_lines == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Why a source stopped sending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ended {
+    /// Its input ended (a file, stdin or `--generate`'s count).
+    Input,
+    /// SIGTERM.
+    Terminate,
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+}
+
+impl Ended {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Input => "input",
+            Self::Terminate => "terminate",
+            Self::Interrupt => "interrupt",
+        }
+    }
+}
+
+/// SIGTERM and SIGINT: once one arrived, [`Stop::requested`] resolves at once, every time.
+struct Stop {
+    terminate: Signal,
+    interrupt: Signal,
+    seen: Option<Ended>,
+}
+
+impl Stop {
+    fn install() -> anyhow::Result<Self> {
+        let install = |kind: SignalKind| signal(kind).context("installing a signal handler");
+        Ok(Self {
+            terminate: install(SignalKind::terminate())?,
+            interrupt: install(SignalKind::interrupt())?,
+            seen: None,
+        })
+    }
+
+    /// Resolves when a stop signal has arrived (now or earlier).
+    async fn requested(&mut self) -> Ended {
+        if let Some(ended) = self.seen {
+            return ended;
+        }
+        let ended = tokio::select! {
+            _ = self.terminate.recv() => Ended::Terminate,
+            _ = self.interrupt.recv() => Ended::Interrupt,
+        };
+        self.seen = Some(ended);
+        ended
+    }
+}
+
+/// The status ticks: every `--status-interval-ms` (a JSON line each), or `fallback` (a log
+/// only), or never. The first tick comes one period after the start.
+struct Ticks {
+    interval: Option<Interval>,
+    json: bool,
+}
+
+impl Ticks {
+    fn new(status_interval_ms: Option<u64>, fallback: Option<Duration>) -> Self {
+        let every = status_interval_ms.map(Duration::from_millis).or(fallback);
+        let interval = every.map(|every| {
+            let every = every.max(Duration::from_millis(1));
+            let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            interval
+        });
+        Self { interval, json: status_interval_ms.is_some() }
+    }
+
+    async fn tick(&mut self) {
+        match &mut self.interval {
+            Some(interval) => {
+                interval.tick().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The node to stream to: `host:port`, or `id@host:port` to require that node's certificate.
@@ -119,6 +221,7 @@ async fn stream(
     args: &TxSourceArgs,
     target: &Target,
     tls: Option<TlsIdentity>,
+    stop: &mut Stop,
 ) -> anyhow::Result<Report> {
     let connector = match &tls {
         Some(identity) => Some(TlsConnector::from(identity.client_config()?)),
@@ -127,29 +230,71 @@ async fn stream(
     let mut config = StreamClientConfig::new(NodeId(args.source_id));
     config.close_timeout = Duration::from_millis(args.close_timeout_ms);
     let started = Instant::now();
-    let client = match connector {
-        None => {
-            TxStreamClient::connect(|| async { plain(connect(target, None).await?) }, config).await
+    let connecting = async {
+        match connector {
+            None => {
+                TxStreamClient::connect(|| async { plain(connect(target, None).await?) }, config)
+                    .await
+            }
+            Some(tls) => {
+                let dial = || async { secure(connect(target, Some(tls)).await?) };
+                TxStreamClient::connect(dial, config).await
+            }
         }
-        Some(tls) => {
-            TxStreamClient::connect(|| async { secure(connect(target, Some(tls)).await?) }, config)
-                .await
-        }
-    }
-    .with_context(|| format!("opening a tx stream to {}", target.addr))?;
+    };
     let mut input = Input::open(args)?;
-    let pace = args.rate.map(|rate| Pace { started: Instant::now(), rate });
-    let mut sent: u64 = 0;
-    while let Some(raw) = input.next().await? {
-        if let Some(pace) = &pace {
-            pace.wait(sent).await;
+    let client = tokio::select! {
+        client = connecting => client.with_context(|| format!("opening a tx stream to {}", target.addr))?,
+        ended = stop.requested() => {
+            let elapsed_ms = elapsed_ms(started);
+            return Ok(Report { sent: 0, tally: None, bad_lines: 0, elapsed_ms, ended });
         }
-        client.send(raw).await.context("the node ended the stream")?;
-        sent += 1;
-    }
+    };
+    let pace = args.rate.map(|rate| Pace { started: Instant::now(), rate });
+    let mut ticks = Ticks::new(args.status_interval_ms, None);
+    let mut sent: u64 = 0;
+    let ended = loop {
+        let result = {
+            let step = async {
+                if let Some(pace) = &pace {
+                    pace.wait(sent).await;
+                }
+                let Some(raw) = input.next().await? else { return anyhow::Ok(false) };
+                client.send(raw).await.context("the node ended the stream")?;
+                Ok(true)
+            };
+            tokio::pin!(step);
+            loop {
+                tokio::select! {
+                    biased;
+                    ended = stop.requested() => break Err(ended),
+                    () = ticks.tick() => print_line(&json!({
+                        "event": "status", "source": args.source_id,
+                        "elapsed_ms": elapsed_ms(started), "sent": sent,
+                        "open": !client.is_closed(),
+                    }).to_string()),
+                    more = &mut step => break Ok(more),
+                }
+            }
+        };
+        match result {
+            Err(ended) => break ended,
+            Ok(more) => {
+                if !more? {
+                    break Ended::Input;
+                }
+                sent += 1;
+            }
+        }
+    };
     let summary = client.close().await.context("closing the tx stream")?;
-    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    Ok(Report { sent: summary.txs, tally: summary.tally, bad_lines: input.bad_lines, elapsed_ms })
+    Ok(Report {
+        sent: summary.txs,
+        tally: summary.tally,
+        bad_lines: input.bad_lines,
+        elapsed_ms: elapsed_ms(started),
+        ended,
+    })
 }
 
 fn plain(io: Io) -> std::io::Result<TcpStream> {
@@ -266,12 +411,15 @@ struct Report {
     tally: Option<StreamTally>,
     bad_lines: u64,
     elapsed_ms: u64,
+    ended: Ended,
 }
 
 impl Report {
     fn to_json(&self) -> serde_json::Value {
         let Some(tally) = &self.tally else {
             return json!({
+                "event": "report",
+                "ended": self.ended.as_str(),
                 "sent": self.sent,
                 "answered": false,
                 "bad_lines": self.bad_lines,
@@ -280,6 +428,8 @@ impl Report {
         };
         let names = |map: Vec<(&'static str, u64)>| map.into_iter().collect::<BTreeMap<_, _>>();
         json!({
+            "event": "report",
+            "ended": self.ended.as_str(),
             "sent": self.sent,
             "answered": true,
             "accepted": tally.in_pool(),
@@ -323,8 +473,15 @@ mod tests {
     fn a_report_names_refusals_by_reason() {
         let mut tally = StreamTally { admitted: 2, replaced: 1, ..StreamTally::default() };
         tally.dropped.insert(mempulse_primitives::DropReason::Duplicate, 4);
-        let report = Report { sent: 7, tally: Some(tally), bad_lines: 0, elapsed_ms: 5 };
+        let report = Report {
+            sent: 7,
+            tally: Some(tally),
+            bad_lines: 0,
+            elapsed_ms: 5,
+            ended: Ended::Input,
+        };
         let json = report.to_json();
+        assert_eq!((&json["event"], &json["ended"]), (&json!("report"), &json!("input")));
         assert_eq!(json["accepted"], 3);
         assert_eq!(json["refused"]["dropped"]["duplicate"], 4);
         assert_eq!(json["refused"]["rejected"], json!({}));

@@ -1,6 +1,7 @@
-//! `mempulse devnet` end to end: 3 validator clusters × 3 nodes and 2 tx sources as real
-//! processes, driven through the phases of the multi-validator design, one bounded wait each
-//! (the devnet's JSON lines and the nodes' HTTP APIs are the only windows in).
+//! `mempulse devnet` end to end: 3 validator clusters × 3 nodes and 3 tx sources (two
+//! pre-connected by tags, one reactive) as real processes, driven through the phases of the
+//! multi-validator design, one bounded wait each (the devnet's JSON lines, the sources' status
+//! lines and the nodes' HTTP APIs are the only windows in).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -18,8 +19,14 @@ use serde_json::{Value, json};
 
 use crate::support::BIN;
 
-/// Seed of the transactions the test sends itself (the sources use seeds 1 and 2).
+/// Seed of the transactions the test sends itself (the sources use seeds 1 to 3).
 const OWN_SEED: u64 = 99;
+/// Seed of the queued transactions of the read phase (a nonce gap each).
+const GAP_SEED: u64 = 98;
+/// The sources: 1 and 2 pre-connect by tags (`default`), 3 connects when the tag appears.
+const SOURCES: [(u64, &str); 3] = [(1, "default"), (2, "default"), (3, "reactive")];
+/// The pre-connected sources.
+const DEFAULT_SOURCES: [u64; 2] = [1, 2];
 
 /// Gas of one generated transfer.
 const TRANSFER_GAS: u64 = 21_000;
@@ -29,12 +36,9 @@ const BLOCK_GAS_LIMIT: u64 = 20 * TRANSFER_GAS;
 const BLOCK_BYTES_LIMIT: u64 = 64 * 1024;
 /// A killed node stays down this long (the test reads its event log meanwhile).
 const RESTART_AFTER_MS: u64 = 5_000;
-/// Transactions per second each source sends.
+/// Transactions per second each source sends (until the devnet stops them: each prints its
+/// report on SIGTERM).
 const SOURCE_RATE: u64 = 40;
-/// Transactions each source sends, then prints its report: about 35 s of streaming, enough
-/// for every phase that needs the sources, which come first (`mempulse txsource` prints its
-/// report when its input ends, not on a signal).
-const SOURCE_TXS: u64 = 35 * SOURCE_RATE;
 /// Pause between two polls (pacing only: every wait has a deadline).
 const POLL: Duration = Duration::from_millis(100);
 /// Bound of one HTTP exchange.
@@ -55,10 +59,10 @@ impl Devnet {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("devnet");
         let mut child = Command::new(BIN)
-            .args(["devnet", "--validators", "3", "--nodes", "3", "--sources", "2", "--json"])
+            .args(["devnet", "--validators", "3", "--nodes", "3", "--sources", "3", "--json"])
             .args(["--duration-s", "240", "--slot-ms", "500", "--seed", "7"])
             .args(["--source-rate", &SOURCE_RATE.to_string(), "--source-senders", "64"])
-            .args(["--source-txs", &SOURCE_TXS.to_string()])
+            .args(["--source-subscribe", "default,default,reactive"])
             .args(["--restart-after-ms", &RESTART_AFTER_MS.to_string()])
             .args(["--block-gas-limit", &BLOCK_GAS_LIMIT.to_string()])
             .args(["--block-bytes-limit", &BLOCK_BYTES_LIMIT.to_string()])
@@ -327,12 +331,16 @@ fn devnet_goes_through_every_phase_of_the_multi_validator_design() {
     let mut own = TransferGenerator::new(1, 8, OWN_SEED).unwrap();
     phase("follower forwarding and reads");
     follower_forwarding_and_reads(&devnet, &mut own);
+    phase("weak vs linearizable reads");
+    weak_vs_linearizable_reads(&devnet);
     phase("pools independent");
     pools_independent(&devnet, &mut own);
-    phase("preconnected by tags");
-    preconnected_by_tags(&devnet);
     phase("stop");
-    stop_cleanly(devnet);
+    let mut devnet = devnet;
+    let reports = stop_cleanly(&mut devnet);
+    phase("preconnected by tags");
+    preconnected_by_tags(&devnet, &reports);
+    phase("done");
 }
 
 /// Every cluster has its 3 members answering and a leader they agree on.
@@ -426,8 +434,9 @@ fn proposer_tagged(devnet: &Devnet) {
 }
 
 /// SIGTERM: the sources, then the nodes, stop within the devnet's bounds; it says where its
-/// files are and leaves no child behind.
-fn stop_cleanly(mut devnet: Devnet) {
+/// files are and leaves no child behind. Each source, stopped by SIGTERM, closed its streams
+/// and printed its final report (the devnet's `source_report`, by source index).
+fn stop_cleanly(devnet: &mut Devnet) -> BTreeMap<u64, Value> {
     let pids = devnet.child_pids();
     devnet.signal("-TERM");
     let stopped = wait_for("the stopped event", Duration::from_secs(40), || {
@@ -435,6 +444,7 @@ fn stop_cleanly(mut devnet: Devnet) {
     });
     assert_eq!(stopped["reason"], "terminate", "{stopped}");
     assert_eq!(stopped["dir"], devnet.dir.to_str().unwrap(), "{stopped}");
+    assert_eq!(stopped["killed_after_bound"], json!([]), "{stopped}");
     let mut child = devnet.child.take().unwrap();
     let status =
         wait_for("the devnet to exit", Duration::from_secs(20), || child.try_wait().unwrap());
@@ -442,25 +452,53 @@ fn stop_cleanly(mut devnet: Devnet) {
     let orphans: Vec<u32> = pids.into_iter().filter(|pid| alive(*pid)).collect();
     assert!(orphans.is_empty(), "children left running: {orphans:?}");
     assert!(devnet.dir.join("logs/node-1.log").exists());
+    let mut reports = BTreeMap::new();
+    for event in devnet.events("source_report") {
+        let k = event["source"].as_u64().unwrap() - 1000;
+        assert!(reports.insert(k, event["report"].clone()).is_none(), "reported twice: {event}");
+    }
+    for (k, subscribe) in SOURCES {
+        let report = &reports[&k];
+        assert_eq!(report["event"], "report", "source {k}: {report}");
+        assert_eq!(report["ended"], "terminate", "source {k} was stopped by SIGTERM: {report}");
+        // Every transaction it read went to a matching cluster, and it sent at least what its
+        // last status line said.
+        let statuses = source_statuses(devnet, k);
+        let last = statuses.last().unwrap_or_else(|| panic!("source {k} printed no status"));
+        let txs = report["txs"].as_u64().unwrap();
+        assert!(txs >= last["txs"].as_u64().unwrap() && txs > 0, "source {k}: {report}");
+        assert!(report["sent"].as_u64().unwrap() >= txs, "source {k}: {report}");
+        assert_eq!(report["unrouted"], 0, "source {k}: {report}");
+        assert_eq!(last["event"], "status");
+        // Its streams were answered with tallies; what the nodes accepted is in the report.
+        let accepted: u64 =
+            report["accepted"].as_object().unwrap().values().filter_map(Value::as_u64).sum();
+        assert!(accepted > 0, "source {k} ({subscribe}): {report}");
+        assert!(report["streams_answered"].as_u64().unwrap() > 0, "source {k}: {report}");
+    }
+    reports
 }
 
-/// Each source's final report: its turns (a cluster's height as proposer) found its streams
-/// to that cluster already open, opened while the cluster was `proposer-next` or
-/// `proposer-soon`.
-fn preconnected_by_tags(devnet: &Devnet) {
-    for k in [1, 2] {
-        let report = devnet.wait(&format!("source {k}'s report"), Duration::from_secs(60), || {
-            let summary = devnet.summary()?;
-            let source = &summary["sources"][usize::try_from(k - 1).unwrap()];
-            source["last"]["turns"].is_array().then(|| source["last"].clone())
-        });
-        assert_eq!(report["txs"], SOURCE_TXS, "source {k}: {report}");
+/// Each pre-connected source's turns (a cluster's height as proposer) found its streams to
+/// that cluster already open, opened while the cluster was `proposer-next` or
+/// `proposer-soon`; the reactive source's turns found them closed, for every cluster.
+fn preconnected_by_tags(devnet: &Devnet, reports: &BTreeMap<u64, Value>) {
+    let started = devnet.started();
+    for (k, subscribe) in SOURCES {
+        let report = &reports[&k];
+        let source = &started["sources"][usize::try_from(k - 1).unwrap()];
+        assert_eq!(source["subscribe"], subscribe, "{source}");
         let turns = report["turns"].as_array().unwrap();
-        let pre: Vec<&Value> = turns.iter().filter(|t| t["preconnected"] == true).collect();
-        let validators: BTreeSet<u64> =
-            pre.iter().filter_map(|t| t["validator"].as_u64()).collect();
-        assert_eq!(validators, BTreeSet::from([1, 2, 3]), "source {k}: {report}");
-        assert!(report["turn_latency"]["preconnected"]["count"].as_u64().unwrap() > 0, "{report}");
+        let preconnected = subscribe == "default";
+        let kind = if preconnected { "preconnected" } else { "reactive" };
+        let found: BTreeSet<u64> = turns
+            .iter()
+            .filter(|t| t["preconnected"] == preconnected)
+            .filter_map(|t| t["validator"].as_u64())
+            .collect();
+        assert_eq!(found, BTreeSet::from([1, 2, 3]), "source {k} ({subscribe}): {report}");
+        let count = report["tag_to_first_sent"][kind]["count"].as_u64().unwrap();
+        assert!(count > 0, "source {k} ({subscribe}): {report}");
     }
 }
 
@@ -514,6 +552,41 @@ fn follower_forwarding_and_reads(devnet: &Devnet, own: &mut TransferGenerator) {
         indexes.insert(index);
     }
     assert_eq!(indexes.len(), 1, "one replicated admission, read at every member: {indexes:?}");
+}
+
+/// Writes acknowledged by a cluster's leader are in a linearizable read on a follower at
+/// once, over REST and JSON-RPC (no retry: the follower waits for the leader's read index);
+/// a weak read there is the follower's own state, which has them once it applied them. The
+/// transactions leave a nonce gap, so they stay queued: no block takes them out of the pool
+/// between the write and the reads.
+fn weak_vs_linearizable_reads(devnet: &Devnet) {
+    const WRITES: u32 = 5;
+    let (leader, follower) = leader_and_follower(devnet, 2);
+    let mut gaps = TransferGenerator::new(1, WRITES, GAP_SEED).unwrap();
+    // Nonce 0 of every sender, never sent.
+    for _ in 0..WRITES {
+        gaps.next_tx().unwrap();
+    }
+    for _ in 0..WRITES {
+        let hash = send(leader, &mut gaps);
+        let path = format!("/v1/pool/txs/{hash}?consistency=linearizable");
+        let read = get(follower, &path).unwrap_or_else(|| panic!("{path} on a follower"));
+        assert_eq!((&read["hash"], &read["subpool"]), (&json!(hash), &json!("queued")), "{read}");
+        assert_eq!(read["consistency"], "linearizable", "{read}");
+        let params = json!([hash, {"consistency": "linearizable"}]);
+        let reply = rpc(follower, "eth_getTransactionByHash", &params).unwrap();
+        assert_eq!(reply["result"]["hash"], hash, "{reply}");
+        devnet.wait(
+            &format!("a weak read of {hash} on the follower"),
+            Duration::from_secs(10),
+            || {
+                let weak = get(follower, &format!("/v1/pool/txs/{hash}?consistency=weak"))?;
+                (weak["consistency"] == "weak" && weak["subpool"] == "queued").then_some(())
+            },
+        );
+    }
+    let status = get(follower, "/v1/pool?consistency=linearizable").unwrap();
+    assert!(status["queued"].as_u64().unwrap() >= u64::from(WRITES), "{status}");
 }
 
 /// A transaction sent to one cluster is in that cluster's pool only.
@@ -617,7 +690,7 @@ fn admitted_in_wal(dir: &Path) -> BTreeSet<String> {
 fn leader_killed_in_the_proposer_cluster(devnet: &Devnet) {
     let before = devnet.events("killed").len();
     let lines_before: Vec<usize> =
-        [1, 2].iter().map(|k| source_streams(devnet, *k).len()).collect();
+        DEFAULT_SOURCES.iter().map(|k| source_streams(devnet, *k).len()).collect();
     devnet.signal("-USR1");
     let killed = devnet.wait("the leader kill", Duration::from_secs(10), || {
         devnet.events("killed").get(before).cloned()
@@ -658,21 +731,27 @@ fn leader_killed_in_the_proposer_cluster(devnet: &Devnet) {
     });
 }
 
-/// Every "routed tx streams" line source `k` logged so far: the (node, validator) pairs it
-/// had a stream open to.
-fn source_streams(devnet: &Devnet, k: u64) -> Vec<BTreeSet<(u64, u64)>> {
-    let log = std::fs::read_to_string(devnet.dir.join(format!("logs/source-{k}.log")))
+/// Every status line source `k` printed so far (its `--status-interval-ms` JSON lines).
+fn source_statuses(devnet: &Devnet, k: u64) -> Vec<Value> {
+    let out = std::fs::read_to_string(devnet.dir.join(format!("logs/source-{k}.jsonl")))
         .unwrap_or_default();
-    log.lines()
-        .filter(|l| l.contains("routed tx streams"))
-        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("nodes=")))
-        .map(|nodes| {
-            nodes
-                .split(',')
-                .filter_map(|n| {
-                    let (node, v) = n.split_once("@v")?;
-                    Some((node.parse().ok()?, v.parse().ok()?))
-                })
+    out.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["event"] == "status")
+        .collect()
+}
+
+/// The (node, validator) pairs source `k` had a stream open to, one set per status line.
+fn source_streams(devnet: &Devnet, k: u64) -> Vec<BTreeSet<(u64, u64)>> {
+    source_statuses(devnet, k)
+        .iter()
+        .map(|status| {
+            status["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|n| n["open"] == true)
+                .filter_map(|n| Some((n["node"].as_u64()?, n["validator"].as_u64()?)))
                 .collect()
         })
         .collect()
@@ -690,12 +769,28 @@ fn proposer(devnet: &Devnet) -> u64 {
     })
 }
 
-/// Both sources hold a stream to every member of the proposer cluster (with 3 validators
-/// the default predicate matches every cluster, so to all 9 nodes), and the nodes admit
-/// what they stream.
+/// The pre-connected sources hold a stream to every member of the proposer cluster (with 3
+/// validators the default predicate matches every cluster, so to all 9 nodes); the reactive
+/// one to the 3 members of one cluster at a time (the devnet's summary shows what their
+/// status lines say); and the nodes admit what they stream.
 fn sources_stream_to_the_proposer(devnet: &Devnet) {
     let all: BTreeSet<(u64, u64)> = devnet.nodes().iter().map(|(id, (v, _))| (*id, *v)).collect();
-    for k in [1, 2] {
+    devnet.wait("source 3 to stream to one whole cluster", Duration::from_secs(30), || {
+        let open = source_streams(devnet, 3).last()?.clone();
+        let validators: BTreeSet<u64> = open.iter().map(|(_, v)| *v).collect();
+        let v = *validators.first()?;
+        let cluster: BTreeSet<(u64, u64)> =
+            all.iter().filter(|(_, nv)| *nv == v).copied().collect();
+        (validators.len() == 1 && open == cluster).then_some(())
+    });
+    devnet.wait("the summary to show the sources' status", Duration::from_secs(10), || {
+        let summary = devnet.summary()?;
+        let sources = summary["sources"].as_array()?;
+        let shown =
+            sources.iter().all(|s| s["status"]["event"] == "status" && s["running"] == true);
+        (sources.len() == 3 && shown).then_some(())
+    });
+    for k in DEFAULT_SOURCES {
         devnet.wait(
             &format!("source {k} to stream to all 9 nodes"),
             Duration::from_secs(30),
@@ -716,17 +811,18 @@ fn sources_stream_to_the_proposer(devnet: &Devnet) {
     );
 }
 
-/// The sources' streams to the surviving members of validator `v` stay open through the
-/// kill (every status line each source logs after it), and the sources keep running.
+/// The pre-connected sources' streams to the surviving members of validator `v` stay open
+/// through the kill (every status line each source prints after it), and the sources keep
+/// running.
 fn streams_survive(
     devnet: &Devnet,
     v: u64,
     survivors: &[(u64, SocketAddr)],
     lines_before: &[usize],
 ) {
-    for (k, seen) in [1u64, 2].into_iter().zip(lines_before.iter().copied()) {
+    for (k, seen) in DEFAULT_SOURCES.into_iter().zip(lines_before.iter().copied()) {
         let lines = devnet.wait(
-            &format!("source {k} to log its streams twice more"),
+            &format!("source {k} to print its streams twice more"),
             Duration::from_secs(10),
             || {
                 let lines = source_streams(devnet, k);

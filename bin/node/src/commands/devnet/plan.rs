@@ -43,6 +43,8 @@ pub(crate) struct Shape {
     pub(crate) block_gas_limit: u64,
     /// `[blocks] bytes-limit` of every node.
     pub(crate) block_bytes_limit: u64,
+    /// Each source's `mempulse txsource --subscribe` (one entry for all, or one per source).
+    pub(crate) source_subscribe: Vec<String>,
 }
 
 /// The Raft timings of the devnet nodes: many processes on a few cores need more slack than
@@ -90,6 +92,8 @@ pub(crate) struct SourcePlan {
     pub(crate) id: NodeId,
     /// Seed of its generated senders (distinct per source).
     pub(crate) seed: u64,
+    /// Its `--subscribe` (`default`, `reactive`, `any:TAG,..`, `all:TAG,..`).
+    pub(crate) subscribe: String,
     /// Its stderr.
     pub(crate) log: PathBuf,
     /// Its stdout (JSON lines).
@@ -111,11 +115,13 @@ impl Plan {
     /// Lays out `shape` under `dir`, ports from the shape's base or free ones.
     ///
     /// # Errors
-    /// Zero validators, nodes or slot duration, a port range past 65535, or no free port.
+    /// Zero validators, nodes or slot duration, a port range past 65535, no free port, or
+    /// subscribe modes that are not one for all or one per source, or do not parse.
     pub(crate) fn new(dir: &Path, shape: Shape) -> anyhow::Result<Self> {
         ensure!(shape.validators > 0, "--validators must be at least 1");
         ensure!(shape.nodes > 0, "--nodes must be at least 1");
         ensure!(shape.slot_ms > 0, "--slot-ms must be at least 1");
+        let subscribe = source_subscribe(&shape.source_subscribe, shape.sources)?;
         let count = usize::try_from(u64::from(shape.validators) * u64::from(shape.nodes))
             .context("too many nodes")?;
         let ports = match shape.base_port {
@@ -143,9 +149,11 @@ impl Plan {
             }
         }
         let sources = (1..=u64::from(shape.sources))
-            .map(|k| SourcePlan {
+            .zip(subscribe)
+            .map(|(k, subscribe)| SourcePlan {
                 id: NodeId(SOURCE_ID_BASE + k),
                 seed: k,
+                subscribe,
                 log: logs.join(format!("source-{k}.log")),
                 out: logs.join(format!("source-{k}.jsonl")),
             })
@@ -273,6 +281,38 @@ impl Plan {
     }
 }
 
+/// Each source's `--subscribe`: `modes` has one entry for every source or one per source; a
+/// tag list inside `any:`/`all:` is written with `+` (the devnet flag's entries are separated
+/// by commas) and handed to the source with commas.
+///
+/// # Errors
+/// Another number of entries, or an entry `mempulse txsource` would refuse.
+pub(crate) fn source_subscribe(modes: &[String], sources: u32) -> anyhow::Result<Vec<String>> {
+    let count = usize::try_from(sources).context("too many sources")?;
+    let modes: Vec<String> = match modes {
+        [] => vec!["default".to_owned(); count],
+        [one] => vec![one.clone(); count],
+        many => {
+            ensure!(
+                many.len() == count,
+                "--source-subscribe has {} entries for {count} sources (give one for all, or one \
+                 per source)",
+                many.len()
+            );
+            many.to_vec()
+        }
+    };
+    modes
+        .into_iter()
+        .map(|mode| {
+            let mode = mode.trim().replace('+', ",");
+            crate::commands::txsource::predicate(&mode)
+                .with_context(|| format!("--source-subscribe entry `{mode}`"))?;
+            Ok(mode)
+        })
+        .collect()
+}
+
 /// Validator `v`'s 20-byte address: `v` big-endian in the last 8 bytes.
 pub(crate) fn validator_address(v: u64) -> String {
     format!("0x{}{}", "00".repeat(12), hex::encode(v.to_be_bytes()))
@@ -325,6 +365,7 @@ mod tests {
             raft: RaftTimings::default(),
             block_gas_limit: 420_000,
             block_bytes_limit: 65_536,
+            source_subscribe: vec!["default".to_owned(), "reactive".to_owned()],
         }
     }
 
@@ -340,8 +381,9 @@ mod tests {
         let ports: BTreeSet<u16> =
             plan.nodes.iter().flat_map(|n| [n.raft, n.http, n.stream]).map(|a| a.port()).collect();
         assert_eq!(ports, (20_000..20_027).collect());
-        let sources: Vec<u64> = plan.sources.iter().map(|s| s.id.0).collect();
-        assert_eq!(sources, [1001, 1002]);
+        let sources: Vec<(u64, &str)> =
+            plan.sources.iter().map(|s| (s.id.0, s.subscribe.as_str())).collect();
+        assert_eq!(sources, [(1001, "default"), (1002, "reactive")]);
         let free = Plan::new(Path::new("/d"), shape(None)).unwrap();
         let ports: BTreeSet<u16> =
             free.nodes.iter().flat_map(|n| [n.raft, n.http, n.stream]).map(|a| a.port()).collect();
@@ -355,6 +397,30 @@ mod tests {
         assert!(Plan::new(Path::new("/d"), Shape { slot_ms: 0, ..shape(None) }).is_err());
         assert!(Plan::new(Path::new("/d"), shape(Some(65_520))).is_err());
         assert!(Plan::new(Path::new("/d"), shape(Some(0))).is_err());
+        let three = vec!["default".to_owned(); 3];
+        assert!(
+            Plan::new(Path::new("/d"), Shape { source_subscribe: three, ..shape(None) }).is_err()
+        );
+        let bad = vec!["default".to_owned(), "sometimes".to_owned()];
+        assert!(
+            Plan::new(Path::new("/d"), Shape { source_subscribe: bad, ..shape(None) }).is_err()
+        );
+    }
+
+    #[test]
+    fn subscribe_modes_are_one_for_all_or_one_per_source() {
+        let modes = |list: &[&str], n| {
+            source_subscribe(&list.iter().map(|m| (*m).to_owned()).collect::<Vec<_>>(), n)
+        };
+        assert_eq!(modes(&[], 2).unwrap(), ["default", "default"]);
+        assert_eq!(modes(&["reactive"], 3).unwrap(), ["reactive"; 3]);
+        assert_eq!(
+            modes(&["default", "any:proposer+proposer-next"], 2).unwrap(),
+            ["default", "any:proposer,proposer-next"]
+        );
+        assert!(modes(&["default", "reactive"], 3).is_err());
+        assert!(modes(&["any:leader"], 1).is_err());
+        assert_eq!(modes(&["default"], 0).unwrap(), Vec::<String>::new());
     }
 
     #[test]

@@ -59,9 +59,14 @@ pub(crate) struct ClusterSummary {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub(crate) struct SourceSummary {
     pub(crate) source: u64,
+    /// Its tag predicate (`--subscribe`).
+    pub(crate) subscribe: String,
     pub(crate) running: bool,
-    /// The last JSON line it printed, verbatim (its own format).
-    pub(crate) last: Option<serde_json::Value>,
+    /// Its latest status line, verbatim (`mempulse txsource`'s format: what it sent, its open
+    /// streams per node and cluster).
+    pub(crate) status: Option<serde_json::Value>,
+    /// Its final report, verbatim, once it printed one.
+    pub(crate) report: Option<serde_json::Value>,
 }
 
 /// Counters of the previous summary, for rates.
@@ -204,7 +209,58 @@ pub(crate) fn render(summary: &Summary) -> Vec<String> {
         let _ = write!(line, "  streams {}  catalog {catalog}", c.streams_open);
         lines.push(line);
     }
+    for s in &summary.sources {
+        let status = s.status.as_ref();
+        let figure = |key: &str| {
+            status.and_then(|st| st[key].as_u64()).map_or_else(|| "-".to_owned(), |n| n.to_string())
+        };
+        let clusters: Vec<String> = status
+            .and_then(|st| st["clusters"].as_array())
+            .into_iter()
+            .flatten()
+            .filter(|c| c["open"].as_u64().is_some_and(|open| open > 0))
+            .filter_map(|c| Some(format!("v{}:{}", c["validator"].as_u64()?, c["open"].as_u64()?)))
+            .collect();
+        let state = if s.report.is_some() {
+            "reported"
+        } else if s.running {
+            "running"
+        } else {
+            "down"
+        };
+        lines.push(format!(
+            "  s{:<4} {:<14} {:<8} txs {:<7} sent {:<8} open {}",
+            s.source,
+            s.subscribe,
+            state,
+            figure("txs"),
+            figure("sent"),
+            if clusters.is_empty() { "-".to_owned() } else { clusters.join(" ") },
+        ));
+    }
     lines
+}
+
+/// One line of text for a source's final report: how it ended, what it sent, how much was
+/// accepted, and how soon after seeing a cluster's `proposer` tag it sent there.
+pub(crate) fn render_report(source: u64, subscribe: &str, report: &serde_json::Value) -> String {
+    let n = |v: &serde_json::Value| v.as_u64().map_or_else(|| "-".to_owned(), |n| n.to_string());
+    let accepted: u64 = report["accepted"]
+        .as_object()
+        .map_or(0, |nodes| nodes.values().filter_map(serde_json::Value::as_u64).sum());
+    let latency = |kind: &str| {
+        let l = &report["tag_to_first_sent"][kind];
+        format!("{} turns p50 {} ms max {} ms", n(&l["count"]), n(&l["p50_ms"]), n(&l["max_ms"]))
+    };
+    format!(
+        "source {source} ({subscribe}) ended ({}): txs {}, sent {}, accepted {accepted}; \
+         proposer tag to first send: pre-connected {}, reactive {}",
+        report["ended"].as_str().unwrap_or("-"),
+        n(&report["txs"]),
+        n(&report["sent"]),
+        latency("preconnected"),
+        latency("reactive"),
+    )
 }
 
 #[cfg(test)]
@@ -280,13 +336,34 @@ mod tests {
     }
 
     #[test]
-    fn the_text_form_has_a_header_and_a_line_per_cluster() {
-        let sources = vec![SourceSummary { source: 1001, running: true, last: None }];
+    fn the_text_form_has_a_header_and_a_line_per_cluster_and_source() {
+        let status = serde_json::json!({"event": "status", "txs": 40, "sent": 80,
+            "clusters": [{"validator": 1, "open": 3, "sent": 40},
+                {"validator": 2, "open": 0, "sent": 40}]});
+        let sources = vec![
+            SourceSummary {
+                source: 1001,
+                subscribe: "default".to_owned(),
+                running: true,
+                status: Some(status),
+                report: None,
+            },
+            SourceSummary {
+                source: 1002,
+                subscribe: "reactive".to_owned(),
+                running: false,
+                status: None,
+                report: None,
+            },
+        ];
         let (s, _) = summarize(12_345, two_clusters(1), sources, &Previous::default());
         let lines = render(&s);
-        assert_eq!(lines.len(), 3);
+        assert_eq!(lines.len(), 5);
+        assert!(lines[3].contains("s1001 default        running  txs 40"), "{}", lines[3]);
+        assert!(lines[3].ends_with("open v1:3"), "{}", lines[3]);
+        assert!(lines[4].contains("reactive       down     txs -"), "{}", lines[4]);
         assert!(
-            lines[0].starts_with("devnet   12s  height 8  proposer v2  nodes 6/6  sources 1/1"),
+            lines[0].starts_with("devnet   12s  height 8  proposer v2  nodes 6/6  sources 1/2"),
             "{}",
             lines[0]
         );
@@ -295,5 +372,20 @@ mod tests {
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["event"], "summary");
         assert_eq!(json["clusters"][1]["tags"][0], "proposer");
+    }
+
+    #[test]
+    fn a_report_line_names_how_the_source_ended_and_its_turns() {
+        let report = serde_json::json!({"event": "report", "ended": "terminate", "txs": 10,
+            "sent": 30, "accepted": {"1": 9, "2": null, "4": 10},
+            "tag_to_first_sent": {"preconnected": {"count": 4, "p50_ms": 0, "max_ms": 2},
+                "reactive": {"count": 1, "p50_ms": 80, "max_ms": 80}}});
+        let line = render_report(1001, "default", &report);
+        assert_eq!(
+            line,
+            "source 1001 (default) ended (terminate): txs 10, sent 30, accepted 19; proposer \
+             tag to first send: pre-connected 4 turns p50 0 ms max 2 ms, reactive 1 turns p50 80 \
+             ms max 80 ms"
+        );
     }
 }

@@ -1,9 +1,14 @@
 //! `mempulse txsource --catalog`: subscribes to a node's peer catalog and streams to the
-//! clusters whose tags match (`subscribe_if`), logging the open streams periodically and
-//! reporting every stream opened and closed and every proposer turn it saw (from the tag
-//! appearing to its first transaction sent there).
+//! clusters whose tags match (`subscribe_if`), printing (with `--status-interval-ms`) a JSON
+//! status line of its open streams and what went to each node and cluster, and reporting
+//! every stream opened and closed, how each was answered, and every proposer turn it saw
+//! (from the tag appearing in its catalog to its first transaction handed to that cluster's
+//! stream: `tag_to_first_sent`, a source-side figure; the time from a slot's start to the
+//! first admission at the proposer is measured from the nodes' facts by `mempulse-bench
+//! preconnect`).
 
 use std::{
+    collections::BTreeMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -13,8 +18,8 @@ use mempulse_cluster::{Security, TlsIdentity, certs::node_name};
 use mempulse_net::{
     StreamClientConfig,
     peer::{
-        PeerClientConfig, PeerConnector, PeerSession, RouteConfig, RouteError, RouteSummary,
-        TxRouter, subscribe_if,
+        PeerClientConfig, PeerConnector, PeerSession, RouteConfig, RouteError, RouteStatus,
+        RouteSummary, TxRouter, subscribe_if,
     },
 };
 use mempulse_primitives::NodeId;
@@ -22,16 +27,18 @@ use mempulse_schedule::{Tag, TagPredicate, Tags, default_source_predicate};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::{Input, Pace, Target};
+use super::{Ended, Input, Pace, Stop, Target, Ticks, elapsed_ms, print_line};
 use crate::{cli::TxSourceArgs, wiring::TlsPeerConnector};
 
 /// How long a transaction waits for a matching stream before the source gives up.
 const NO_STREAM_WAIT_MAX: Duration = Duration::from_secs(30);
 /// Pause between two looks for a matching stream.
 const NO_STREAM_POLL: Duration = Duration::from_millis(5);
+/// How often the open streams are logged without `--status-interval-ms`.
+const LOG_STREAMS_EVERY: Duration = Duration::from_secs(1);
 
 /// Parses `--subscribe`.
-pub(super) fn predicate(text: &str) -> anyhow::Result<TagPredicate> {
+pub(crate) fn predicate(text: &str) -> anyhow::Result<TagPredicate> {
     let tags = |list: &str| -> anyhow::Result<Tags> {
         list.parse::<Tags>().with_context(|| format!("--subscribe `{text}`"))
     };
@@ -48,18 +55,36 @@ pub(super) fn predicate(text: &str) -> anyhow::Result<TagPredicate> {
     })
 }
 
-/// Subscribes to the first catalog node that answers, then streams the input by tags.
+/// Subscribes to the first catalog node that answers, then streams the input by tags until
+/// it ends or a stop signal arrives.
 pub(super) async fn stream(
     args: &TxSourceArgs,
     catalogs: &[String],
     tls: Option<TlsIdentity>,
+    stop: &mut Stop,
 ) -> anyhow::Result<RouteReport> {
     let predicate = predicate(&args.subscribe)?;
     let security = tls.map_or(Security::InsecurePlaintextLoopback, Security::MutualTls);
     let connector = TlsPeerConnector::new(&security)?;
     let source = NodeId(args.source_id);
-    let session = subscribe(&connector, catalogs, source).await?;
-    let catalog = session.subscribe().await.context("subscribing to the catalog")?;
+    let started = Instant::now();
+    let stopped_early = |ended| RouteReport {
+        txs: 0,
+        unrouted: 0,
+        bad_lines: 0,
+        elapsed_ms: elapsed_ms(started),
+        ended,
+        summary: RouteSummary::default(),
+    };
+    let subscribing = async {
+        let session = subscribe(&connector, catalogs, source).await?;
+        let catalog = session.subscribe().await.context("subscribing to the catalog")?;
+        anyhow::Ok((session, catalog))
+    };
+    let (session, catalog) = tokio::select! {
+        subscribed = subscribing => subscribed?,
+        ended = stop.requested() => return Ok(stopped_early(ended)),
+    };
     let mut stream = StreamClientConfig::new(source);
     stream.close_timeout = Duration::from_millis(args.close_timeout_ms);
     let connector: Arc<dyn PeerConnector> = Arc::new(connector);
@@ -69,35 +94,98 @@ pub(super) async fn stream(
         connector,
         RouteConfig { stream, ..RouteConfig::new(source) },
     );
-    let deadline = Instant::now() + NO_STREAM_WAIT_MAX;
-    while !router.settled() && Instant::now() < deadline {
-        tokio::time::sleep(NO_STREAM_POLL).await;
-    }
-    log_streams(&router);
-    let started = Instant::now();
     let mut input = Input::open(args)?;
-    let pace = args.rate.map(|rate| Pace { started: Instant::now(), rate });
-    let status_every = Duration::from_millis(args.status_interval_ms.max(1));
-    let mut last_status = Instant::now();
-    let (mut txs, mut unrouted) = (0u64, 0u64);
-    while let Some(raw) = input.next().await? {
-        if let Some(pace) = &pace {
-            pace.wait(txs).await;
+    let status = Status { router: &router, source: args.source_id, started };
+    let settled = async {
+        let deadline = Instant::now() + NO_STREAM_WAIT_MAX;
+        while !router.settled() && Instant::now() < deadline {
+            tokio::time::sleep(NO_STREAM_POLL).await;
         }
-        txs += 1;
-        if !send(&router, raw).await? {
-            unrouted += 1;
-        }
-        if last_status.elapsed() >= status_every {
-            last_status = Instant::now();
-            log_streams(&router);
-        }
-    }
-    log_streams(&router);
+    };
+    let stopped = tokio::select! {
+        () = settled => None,
+        ended = stop.requested() => Some(ended),
+    };
+    status.print(0, 0, false);
+    let (txs, unrouted, ended) = match stopped {
+        Some(ended) => (0, 0, ended),
+        None => send_input(args, &status, &mut input, stop).await?,
+    };
+    status.print(txs, unrouted, args.status_interval_ms.is_some());
     let summary = router.close().await;
     drop(session);
-    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    Ok(RouteReport { txs, unrouted, bad_lines: input.bad_lines, elapsed_ms, summary })
+    Ok(RouteReport {
+        txs,
+        unrouted,
+        bad_lines: input.bad_lines,
+        elapsed_ms: elapsed_ms(started),
+        ended,
+        summary,
+    })
+}
+
+/// What the periodic status reads.
+struct Status<'a> {
+    router: &'a TxRouter,
+    source: u64,
+    started: Instant,
+}
+
+impl Status<'_> {
+    /// Logs the open streams and, with `json`, prints the status line.
+    fn print(&self, txs: u64, unrouted: u64, json: bool) {
+        let now = self.router.status();
+        log_streams(&now);
+        if json {
+            let line = status_json(self.source, elapsed_ms(self.started), txs, unrouted, &now);
+            print_line(&line.to_string());
+        }
+    }
+}
+
+/// Sends the input through the router (paced, with a status every tick) until it ends or a
+/// stop signal arrives: (transactions read, of which unrouted, why it ended).
+async fn send_input(
+    args: &TxSourceArgs,
+    status: &Status<'_>,
+    input: &mut Input,
+    stop: &mut Stop,
+) -> anyhow::Result<(u64, u64, Ended)> {
+    let mut ticks = Ticks::new(args.status_interval_ms, Some(LOG_STREAMS_EVERY));
+    let pace = args.rate.map(|rate| Pace { started: Instant::now(), rate });
+    let (mut txs, mut unrouted) = (0u64, 0u64);
+    loop {
+        let result = {
+            let step = async {
+                if let Some(pace) = &pace {
+                    pace.wait(txs).await;
+                }
+                match input.next().await? {
+                    Some(raw) => send(status.router, raw).await.map(Some),
+                    None => Ok(None),
+                }
+            };
+            tokio::pin!(step);
+            loop {
+                tokio::select! {
+                    biased;
+                    stopped = stop.requested() => break Err(stopped),
+                    () = ticks.tick() => status.print(txs, unrouted, ticks.json),
+                    sent = &mut step => break Ok(sent),
+                }
+            }
+        };
+        match result {
+            Err(stopped) => return Ok((txs, unrouted, stopped)),
+            Ok(sent) => match sent? {
+                Some(routed) => {
+                    txs += 1;
+                    unrouted += u64::from(!routed);
+                }
+                None => return Ok((txs, unrouted, Ended::Input)),
+            },
+        }
+    }
 }
 
 /// A catalog session to the first of `catalogs` that answers.
@@ -141,10 +229,54 @@ async fn send(router: &TxRouter, raw: bytes::Bytes) -> anyhow::Result<bool> {
     }
 }
 
-fn log_streams(router: &TxRouter) {
-    let open = router.open_streams();
-    let nodes: Vec<String> = open.iter().map(|(n, v)| format!("{n}@v{v}")).collect();
-    info!(open = open.len(), nodes = %nodes.join(","), "routed tx streams");
+fn log_streams(status: &RouteStatus) {
+    let nodes: Vec<String> = status
+        .nodes
+        .iter()
+        .filter(|n| n.open)
+        .map(|n| format!("{}@v{}", n.node, n.validator))
+        .collect();
+    info!(open = nodes.len(), nodes = %nodes.join(","), "routed tx streams");
+}
+
+/// The periodic status line: what was read and sent, the matching clusters, and per node and
+/// per cluster whether streams are open and how many transactions went through them.
+fn status_json(
+    source: u64,
+    elapsed_ms: u64,
+    txs: u64,
+    unrouted: u64,
+    status: &RouteStatus,
+) -> serde_json::Value {
+    let nodes: Vec<serde_json::Value> = status
+        .nodes
+        .iter()
+        .map(|n| json!({"node": n.node.0, "validator": n.validator.0, "open": n.open, "sent": n.sent}))
+        .collect();
+    let mut clusters: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for n in &status.nodes {
+        let cluster = clusters.entry(n.validator.0).or_default();
+        cluster.0 += u64::from(n.open);
+        cluster.1 += n.sent;
+    }
+    let clusters: Vec<serde_json::Value> = clusters
+        .into_iter()
+        .map(
+            |(validator, (open, sent))| json!({"validator": validator, "open": open, "sent": sent}),
+        )
+        .collect();
+    json!({
+        "event": "status",
+        "source": source,
+        "elapsed_ms": elapsed_ms,
+        "txs": txs,
+        "sent": status.sent,
+        "unrouted": unrouted,
+        "matching": status.matching.iter().map(|v| v.0).collect::<Vec<_>>(),
+        "open": status.nodes.iter().filter(|n| n.open).count(),
+        "nodes": nodes,
+        "clusters": clusters,
+    })
 }
 
 /// What the routed source prints.
@@ -153,6 +285,7 @@ pub(super) struct RouteReport {
     unrouted: u64,
     pub(super) bad_lines: u64,
     elapsed_ms: u64,
+    ended: Ended,
     summary: RouteSummary,
 }
 
@@ -192,19 +325,35 @@ impl RouteReport {
                     .collect(),
             )
         };
-        let accepted: serde_json::Map<String, serde_json::Value> = s
-            .tallies
-            .iter()
-            .map(|(node, tally)| (node.0.to_string(), json!(tally.as_ref().map(|t| t.in_pool()))))
-            .collect();
+        // Every tally of a node (streams closed while routing, then the one open at the end).
+        let mut answers: BTreeMap<u64, Option<u64>> = BTreeMap::new();
+        let (mut answered, mut unanswered) = (0u64, 0u64);
+        let closed = s.closed.iter().map(|(node, tally)| (node, tally.as_ref()));
+        let open_at_end = s.tallies.iter().map(|(node, tally)| (node, tally.as_ref()));
+        for (node, tally) in closed.chain(open_at_end) {
+            let entry = answers.entry(node.0).or_default();
+            match tally {
+                Some(tally) => {
+                    answered += 1;
+                    *entry = Some(entry.unwrap_or(0) + tally.in_pool());
+                }
+                None => unanswered += 1,
+            }
+        }
+        let accepted: serde_json::Map<String, serde_json::Value> =
+            answers.into_iter().map(|(node, n)| (node.to_string(), json!(n))).collect();
         json!({
+            "event": "report",
+            "ended": self.ended.as_str(),
             "txs": self.txs,
             "sent": s.sent,
             "unrouted": self.unrouted,
             "bad_lines": self.bad_lines,
             "elapsed_ms": self.elapsed_ms,
             "accepted": accepted,
-            "turn_latency": {"preconnected": latency(true), "reactive": latency(false)},
+            "streams_answered": answered,
+            "streams_unanswered": unanswered,
+            "tag_to_first_sent": {"preconnected": latency(true), "reactive": latency(false)},
             "streams": streams,
             "turns": turns,
         })
@@ -238,10 +387,12 @@ mod tests {
             unrouted: 0,
             bad_lines: 0,
             elapsed_ms: 9,
+            ended: Ended::Terminate,
             summary: RouteSummary::default(),
         };
         let json = report.to_json();
-        assert_eq!(json["turn_latency"]["reactive"]["count"], 0);
+        assert_eq!(json["tag_to_first_sent"]["reactive"]["count"], 0);
+        assert_eq!((&json["event"], &json["ended"]), (&json!("report"), &json!("terminate")));
         assert_eq!(json["txs"], 3);
         assert_eq!(spread(vec![5, 1, 9]), json!({"count": 3, "p50_ms": 5, "max_ms": 9}));
     }
