@@ -262,8 +262,8 @@ pub const FORWARD_DEADLINE_DEFAULT: Duration = Duration::from_secs(5);
 
 /// Most forwarding attempts of one request (each to the leader known at the time, or the one
 /// an answer named). Waits between attempts end at a leader change or after a backoff from
-/// [`FORWARD_RETRY_FIRST`] doubling up to the heartbeat interval, so the forward deadline, not
-/// this bound, ends a request that finds no leader.
+/// 2 ms doubling up to the heartbeat interval, so the forward deadline, not this bound, ends a
+/// request that finds no leader.
 pub const FORWARD_ATTEMPTS_MAX: u32 = 256;
 
 /// First backoff of a forwarded request between two attempts with no leader change to wake on
