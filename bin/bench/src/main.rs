@@ -11,6 +11,7 @@ mod ingest;
 mod load;
 mod mempool;
 mod nodes;
+mod preconnect;
 mod procs;
 mod recover;
 mod replay;
@@ -57,6 +58,8 @@ enum Command {
     Cluster(cluster::Args),
     /// Kill -9 of the leader: time to the next committed write, against etcd.
     Failover(failover::Args),
+    /// A devnet's new proposer: slot start to its first admission, pre-connected vs reactive.
+    Preconnect(preconnect::Args),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -70,6 +73,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Scan(args) => scan::run(&args)?,
         Command::Cluster(args) => cluster::run(&args)?,
         Command::Failover(args) => failover::run(&args)?,
+        Command::Preconnect(args) => preconnect::run(&args)?,
     };
     report.emit()
 }
