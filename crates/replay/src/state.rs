@@ -40,6 +40,16 @@ pub(crate) struct Pooled {
     /// remove, and a pointer moves far cheaper than the ~150-byte transaction.
     pub(crate) tx: Box<Tx>,
     pub(crate) subpool: Subpool,
+    /// Its slot entry's hash in the commitment (`slot_entry` of its sender, nonce, hash and
+    /// subpool), kept so removing it costs no second SHA-256.
+    entry: Digest,
+}
+
+impl Pooled {
+    pub(crate) fn new(tx: Box<Tx>, subpool: Subpool) -> Self {
+        let entry = slot_entry(&tx.sender, tx.nonce, &tx.hash, subpool);
+        Self { tx, subpool, entry }
+    }
 }
 
 /// One (sender, nonce) slot: the transaction holding it and the ones it replaced.
@@ -205,15 +215,18 @@ impl ReplicatedState {
         }
     }
 
+    /// Adds a pooled transaction's slot entry; `key` is its (sender, nonce).
     fn add_entry(&mut self, key: &SlotKey, pooled: &Pooled) {
-        self.commitment.add(&slot_entry(&key.0, key.1, &pooled.tx.hash, pooled.subpool));
+        debug_assert_eq!(*key, SlotKey(pooled.tx.sender, pooled.tx.nonce), "slot of its own");
+        self.commitment.add(&pooled.entry);
         if pooled.subpool == Subpool::Pending {
             self.pending += 1;
         }
     }
 
     fn sub_entry(&mut self, key: &SlotKey, pooled: &Pooled) {
-        self.commitment.sub(&slot_entry(&key.0, key.1, &pooled.tx.hash, pooled.subpool));
+        debug_assert_eq!(*key, SlotKey(pooled.tx.sender, pooled.tx.nonce), "slot of its own");
+        self.commitment.sub(&pooled.entry);
         if pooled.subpool == Subpool::Pending {
             self.pending = self.pending.saturating_sub(1);
         }
@@ -233,7 +246,7 @@ impl ReplicatedState {
             self.by_hash.remove(&holder.tx.hash);
             displaced.push(holder.tx.hash);
         }
-        let pooled = Pooled { tx: Box::new(tx), subpool };
+        let pooled = Pooled::new(Box::new(tx), subpool);
         self.add_entry(&key, &pooled);
         self.by_hash.insert(pooled.tx.hash, key);
         self.slots.entry(key).or_default().current = Some(pooled);
@@ -277,23 +290,18 @@ impl ReplicatedState {
             self.anomalies += 1;
             return;
         };
-        let Some(pooled) = self.slots.get(&key).and_then(|s| s.current.as_ref()) else {
+        let pooled = self.slots.get_mut(&key).and_then(|s| s.current.as_mut());
+        let Some(pooled) = pooled.filter(|p| p.subpool != Subpool::Pending) else {
+            // Not in its slot, or pending already.
             self.anomalies += 1;
             return;
         };
-        if pooled.subpool == Subpool::Pending {
-            self.anomalies += 1;
-            return;
-        }
-        let (old, new) = (slot_entry(&key.0, key.1, hash, pooled.subpool), {
-            slot_entry(&key.0, key.1, hash, Subpool::Pending)
-        });
-        self.commitment.sub(&old);
+        let new = slot_entry(&key.0, key.1, hash, Subpool::Pending);
+        self.commitment.sub(&pooled.entry);
         self.commitment.add(&new);
+        pooled.subpool = Subpool::Pending;
+        pooled.entry = new;
         self.pending += 1;
-        if let Some(p) = self.slots.get_mut(&key).and_then(|s| s.current.as_mut()) {
-            p.subpool = Subpool::Pending;
-        }
     }
 
     /// Removes the slot holding `hash` (with its history) and returns the transaction.
@@ -368,7 +376,7 @@ impl ReplicatedState {
             }
             Some(_) => Subpool::Queued,
         };
-        let pooled = Pooled { tx, subpool };
+        let pooled = Pooled::new(tx, subpool);
         self.add_entry(&key, &pooled);
         self.by_hash.insert(*hash, key);
         self.slots.entry(key).or_default().current = Some(pooled);
@@ -473,7 +481,7 @@ pub(crate) fn put_count(out: &mut Vec<u8>, len: usize) {
 /// A pooled transaction as written in a slot: the transaction then the subpool code.
 impl Decode for Pooled {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self { tx: Box::new(Tx::decode(r)?), subpool: Subpool::decode(r)? })
+        Ok(Self::new(Box::new(Tx::decode(r)?), Subpool::decode(r)?))
     }
 }
 
