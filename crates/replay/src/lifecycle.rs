@@ -14,7 +14,7 @@
 //! replicated digest. Block facts (`block_proposed`, `block_committed`) name many transactions
 //! and are not indexed per transaction; `tx_included` carries the per-transaction fact.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use mempulse_primitives::{DecodeError, Encode, KindCode, Reader, Seq, TxHash};
 
@@ -107,53 +107,62 @@ impl Refs {
     }
 }
 
-/// Stale items the finished queue may hold beyond as many as its valid ones before it is
+/// Tombstones the finished queue may hold beyond as many as its valid items before it is
 /// compacted (small in tests, so the property test compacts).
 #[cfg(not(test))]
 const COMPACT_SLACK: usize = 1024;
 #[cfg(test)]
 const COMPACT_SLACK: usize = 3;
 
+/// `Life::pos` of a finished entry kept in the out-of-order set rather than the queue.
+const LATE: u64 = u64::MAX;
+
+/// `Queued::at` of a tombstone.
+const GONE: usize = usize::MAX;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Life {
     last_seq: Seq,
-    /// While finished: the token of its item in the finished queue (items with another token
-    /// are stale).
-    token: u64,
+    /// While finished: the absolute position of its item in the finished queue, or [`LATE`].
+    pos: u64,
     omitted: u32,
     finished: bool,
     refs: Refs,
 }
 
-/// An item of the finished queue: a transaction that finished (or was touched again while
-/// finished) with its last fact at `seq`. Valid while the entry at `at` is finished with this
-/// `token`; otherwise stale (the entry was touched again, came back into the view, or was
-/// forgotten) and skipped.
+/// An item of the finished queue: the slab handle of a finished transaction whose last fact is
+/// at `seq`, or a tombstone (`at == GONE`) once it was touched again, came back into the view
+/// or was forgotten.
 #[derive(Clone, Copy, Debug)]
-struct Finished {
+struct Queued {
     seq: Seq,
-    token: u64,
     at: usize,
 }
 
-/// The index. Its order-bearing parts are the finished queue (by last seq, then hash) and, for
-/// live entries, the pool view's slot order; the hash index is lookup-only.
+/// The index. Its order-bearing parts are the finished transactions (by last seq, then hash)
+/// and, for live entries, the pool view's slot order; the hash index is lookup-only.
 ///
-/// The finished transactions form a queue ordered by (last seq, hash), the order they are
-/// forgotten in, with lazy deletion: touching a finished transaction again, or bringing it back
-/// into the view, only gives its entry a new token, and the old item is skipped when it reaches
-/// the front (or dropped when the queue is compacted, once it holds more than twice the valid
-/// items). A fact's seq is the highest so far, so a newly finished transaction goes to the back
-/// (or among the few items of the same seq, by hash); only a transaction finished as a side
-/// effect keeps an older seq and is inserted by binary search. This replaced a
-/// `BTreeSet<(Seq, TxHash)>` whose insert, remove and pop cost tree walks over 40-byte keys.
+/// The finished transactions are forgotten oldest first by (last seq, hash). A fact's seq is
+/// the highest so far, so a transaction that finishes with a fact goes to the back of a queue
+/// (`finished`) in that order; its entry remembers the item's position, and touching it again
+/// (or bringing it back into the view) turns the item into a tombstone in place, which trimming
+/// pops without looking anything up. The few that would break the queue's order (finished as
+/// a side effect with an older seq, or a second one at the same seq with a lower hash) go to a
+/// small ordered set (`late`), and trimming takes the lower of the two fronts. The queue is
+/// compacted (positions renumbered) once it holds more than twice as many items as are valid.
+/// This replaced a `BTreeSet<(Seq, TxHash)>` whose insert, remove and pop walked a tree of
+/// 40-byte keys on every fact.
 #[derive(Clone, Debug)]
 pub(crate) struct LifecycleIndex {
     entries: TxSlab<Life>,
-    finished: VecDeque<Finished>,
-    /// Valid items in `finished`.
+    finished: VecDeque<Queued>,
+    /// Absolute position of `finished[0]`.
+    base: u64,
+    /// Key of the last item pushed to `finished`: every item in it is at or below.
+    back: Option<(Seq, TxHash)>,
+    late: BTreeMap<(Seq, TxHash), usize>,
+    /// Finished transactions: valid items in `finished` plus `late`.
     finished_len: usize,
-    next_token: u64,
     pruned_through: Seq,
     finished_max: usize,
     refs_max: usize,
@@ -164,8 +173,10 @@ impl LifecycleIndex {
         Self {
             entries: TxSlab::default(),
             finished: VecDeque::new(),
+            base: 0,
+            back: None,
+            late: BTreeMap::new(),
             finished_len: 0,
-            next_token: 0,
             pruned_through: Seq(0),
             finished_max,
             refs_max,
@@ -182,13 +193,13 @@ impl LifecycleIndex {
         let refs_max = self.refs_max;
         let (at, _) = self.entries.find_or_insert_with(hash, || Life {
             last_seq: fact.seq,
-            token: 0,
+            pos: 0,
             omitted: 0,
             finished: false,
             refs: Refs::default(),
         });
         let Some(life) = self.entries.get_mut(at) else { return };
-        let was_finished = life.finished;
+        let (was_finished, pos, old_seq) = (life.finished, life.pos, life.last_seq);
         if life.refs.len() < refs_max {
             life.refs.push(fact.pack());
         } else {
@@ -196,16 +207,12 @@ impl LifecycleIndex {
         }
         life.last_seq = fact.seq;
         life.finished = !in_pool;
-        match (was_finished, in_pool) {
-            (true, true) => self.finished_len -= 1,
-            (false, true) => {}
-            (was, false) => {
-                if !was {
-                    self.finished_len += 1;
-                }
-                self.enqueue(at, hash, fact.seq);
-                self.trim();
-            }
+        if was_finished {
+            self.dequeue(pos, old_seq, &hash);
+        }
+        if !in_pool {
+            self.enqueue(at, hash, fact.seq);
+            self.trim();
         }
     }
 
@@ -217,7 +224,6 @@ impl LifecycleIndex {
         if !life.finished {
             life.finished = true;
             let seq = life.last_seq;
-            self.finished_len += 1;
             self.enqueue(at, hash, seq);
             self.trim();
         }
@@ -231,62 +237,97 @@ impl LifecycleIndex {
             && life.finished
         {
             life.finished = false;
+            let (pos, seq) = (life.pos, life.last_seq);
+            self.dequeue(pos, seq, &hash);
+        }
+    }
+
+    /// Adds the finished entry `at` (`hash`, last fact at `seq`): at the back of the queue when
+    /// that keeps it in (seq, hash) order, else to `late`.
+    fn enqueue(&mut self, at: usize, hash: TxHash, seq: Seq) {
+        let key = (seq, hash);
+        let pos = if self.back.is_none_or(|back| back <= key) {
+            self.finished.push_back(Queued { seq, at });
+            self.back = Some(key);
+            self.base + self.finished.len() as u64 - 1
+        } else {
+            self.late.insert(key, at);
+            LATE
+        };
+        if let Some(life) = self.entries.get_mut(at) {
+            life.pos = pos;
+        }
+        self.finished_len += 1;
+        if self.finished.len() > 2 * self.finished_len + COMPACT_SLACK {
+            self.compact();
+        }
+    }
+
+    /// Takes a finished entry out (its item at `pos`, its key `(seq, hash)`).
+    fn dequeue(&mut self, pos: u64, seq: Seq, hash: &TxHash) {
+        let removed = if pos == LATE {
+            self.late.remove(&(seq, *hash)).is_some()
+        } else {
+            let index = pos.checked_sub(self.base).and_then(|i| usize::try_from(i).ok());
+            match index.and_then(|i| self.finished.get_mut(i)) {
+                Some(item) if item.at != GONE => {
+                    item.at = GONE;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if removed {
             self.finished_len -= 1;
         }
     }
 
-    /// Whether `item` still stands for its entry.
-    fn is_valid(&self, item: &Finished) -> bool {
-        is_valid(&self.entries, item)
+    /// Drops the tombstones and renumbers the queue's positions.
+    fn compact(&mut self) {
+        self.finished.retain(|q| q.at != GONE);
+        self.base = 0;
+        for (pos, q) in self.finished.iter().enumerate() {
+            if let Some(life) = self.entries.get_mut(q.at) {
+                life.pos = pos as u64;
+            }
+        }
     }
 
-    /// Puts the finished entry `at` (`hash`, last fact at `seq`) in the finished queue at its
-    /// (seq, hash) place with a new token.
-    fn enqueue(&mut self, at: usize, hash: TxHash, seq: Seq) {
-        let token = self.next_token;
-        self.next_token += 1;
-        if let Some(life) = self.entries.get_mut(at) {
-            life.token = token;
+    /// The key and handle of the queue's first valid item (tombstones before it are popped).
+    fn queue_front(&mut self) -> Option<(Seq, TxHash, usize)> {
+        while self.finished.front().is_some_and(|q| q.at == GONE) {
+            self.finished.pop_front();
+            self.base += 1;
         }
-        let item = Finished { seq, token, at };
-        // Past every item of a lower or equal seq, then back over the valid items of the same
-        // seq with a higher hash (stale items may sit anywhere among them).
-        let mut pos = match self.finished.back() {
-            Some(back) if back.seq < seq => self.finished.len(),
-            None => 0,
-            Some(_) => self.finished.partition_point(|f| f.seq <= seq),
-        };
-        while let Some(before) = pos.checked_sub(1).and_then(|p| self.finished.get(p)) {
-            if before.seq != seq {
-                break;
-            }
-            let higher = self.is_valid(before)
-                && self.entries.entry(before.at).is_some_and(|(h, _)| *h > hash);
-            if !higher && self.is_valid(before) {
-                break;
-            }
-            pos -= 1;
-        }
-        if pos == self.finished.len() {
-            self.finished.push_back(item);
-        } else {
-            self.finished.insert(pos, item);
-        }
-        if self.finished.len() > 2 * self.finished_len + COMPACT_SLACK {
-            let entries = &self.entries;
-            self.finished.retain(|f| is_valid(entries, f));
-        }
+        let front = self.finished.front()?;
+        let hash = self.entries.entry(front.at).map(|(h, _)| *h)?;
+        Some((front.seq, hash, front.at))
     }
 
     /// Forgets the oldest finished transactions beyond `finished_max`.
     fn trim(&mut self) {
         while self.finished_len > self.finished_max {
-            let Some(item) = self.finished.pop_front() else { break };
-            if self.is_valid(&item) {
-                self.entries.remove(item.at);
-                self.finished_len -= 1;
-                self.pruned_through = self.pruned_through.max(item.seq);
-            }
+            let queued = self.queue_front();
+            let late = self.late.first_key_value().map(|(&(seq, hash), &at)| (seq, hash, at));
+            let (seq, at) = match (queued, late) {
+                (Some(q), Some(l)) if l < q => {
+                    self.late.pop_first();
+                    (l.0, l.2)
+                }
+                (Some(q), _) => {
+                    self.finished.pop_front();
+                    self.base += 1;
+                    (q.0, q.2)
+                }
+                (None, Some(l)) => {
+                    self.late.pop_first();
+                    (l.0, l.2)
+                }
+                (None, None) => break,
+            };
+            self.entries.remove(at);
+            self.finished_len -= 1;
+            self.pruned_through = self.pruned_through.max(seq);
         }
     }
 
@@ -311,6 +352,26 @@ impl LifecycleIndex {
         self.entries.len()
     }
 
+    /// The finished entries by (last seq, hash): the queue and `late` merged.
+    fn finished_in_order(&self) -> Vec<(&TxHash, &Life)> {
+        let valid = self.finished.iter().filter(|q| q.at != GONE);
+        let mut queued = valid.filter_map(|q| self.entries.entry(q.at)).peekable();
+        let mut late = self.late.values().filter_map(|at| self.entries.entry(*at)).peekable();
+        let mut out = Vec::with_capacity(self.finished_len);
+        loop {
+            let take_late = match (queued.peek(), late.peek()) {
+                (Some((qh, ql)), Some((lh, ll))) => (ll.last_seq, lh) < (ql.last_seq, qh),
+                (None, Some(_)) => true,
+                (_, None) => false,
+            };
+            match if take_late { late.next() } else { queued.next() } {
+                Some(entry) => out.push(entry),
+                None => break,
+            }
+        }
+        out
+    }
+
     /// Appends the canonical encoding: `pruned_through`, the live entries in the order of
     /// `live` (the pool view's slot order), then the finished ones by (last seq, hash).
     pub(crate) fn encode<'a>(&self, live: impl Iterator<Item = &'a TxHash>, out: &mut Vec<u8>) {
@@ -322,13 +383,10 @@ impl LifecycleIndex {
         for (hash, life) in live {
             encode_life(hash, life, out);
         }
-        put_count(out, self.finished_len);
-        for item in &self.finished {
-            if self.is_valid(item)
-                && let Some((hash, life)) = self.entries.entry(item.at)
-            {
-                encode_life(hash, life, out);
-            }
+        let finished = self.finished_in_order();
+        put_count(out, finished.len());
+        for (hash, life) in finished {
+            encode_life(hash, life, out);
         }
     }
 
@@ -353,18 +411,10 @@ impl LifecycleIndex {
                     return Err(DecodeError::InvalidValue { offset, what: "lifecycle entry" });
                 }
                 if finished {
-                    // The writer lists them by (last seq, hash); anything else is refused, so
-                    // the queue is in order.
-                    let in_order = index.finished.back().is_none_or(|back| {
-                        index
-                            .entries
-                            .entry(back.at)
-                            .is_some_and(|(h, l)| (l.last_seq, h) < (seq, &hash))
-                    });
-                    if !in_order {
+                    // The writer lists them by (last seq, hash), so all go to the queue.
+                    if index.back.is_some_and(|back| back >= (seq, hash)) {
                         return Err(DecodeError::InvalidValue { offset, what: "lifecycle order" });
                     }
-                    index.finished_len += 1;
                     index.enqueue(at, hash, seq);
                 }
             }
@@ -373,11 +423,6 @@ impl LifecycleIndex {
         index.trim();
         Ok(index)
     }
-}
-
-/// Whether `item` still stands for its entry in `entries`.
-fn is_valid(entries: &TxSlab<Life>, item: &Finished) -> bool {
-    entries.get(item.at).is_some_and(|l| l.finished && l.token == item.token)
 }
 
 /// `hash [32] | omitted u32 | last_seq u64 | u32 n | n × u64 (seq << 8 | kind code)`.
@@ -405,7 +450,7 @@ fn decode_life(r: &mut Reader<'_>) -> Result<(TxHash, Life), DecodeError> {
     for word in words {
         refs.push(word);
     }
-    Ok((hash, Life { last_seq, token: 0, omitted, finished: false, refs }))
+    Ok((hash, Life { last_seq, pos: 0, omitted, finished: false, refs }))
 }
 
 #[cfg(test)]
