@@ -191,13 +191,14 @@ impl LifecycleIndex {
     /// Records a fact about `hash`; `in_pool` is the pool view's membership after the fact.
     pub(crate) fn record(&mut self, hash: TxHash, fact: FactRef, in_pool: bool) {
         let refs_max = self.refs_max;
-        let (at, _) = self.entries.find_or_insert_with(hash, || Life {
+        let made = self.entries.find_or_insert_with(hash, || Life {
             last_seq: fact.seq,
             pos: 0,
             omitted: 0,
             finished: false,
             refs: Refs::default(),
         });
+        let Some((at, _)) = made else { return };
         let Some(life) = self.entries.get_mut(at) else { return };
         let (was_finished, pos, old_seq) = (life.finished, life.pos, life.last_seq);
         if life.refs.len() < refs_max {
@@ -406,10 +407,10 @@ impl LifecycleIndex {
                 let (hash, mut life) = decode_life(r)?;
                 life.finished = finished;
                 let seq = life.last_seq;
-                let (at, inserted) = index.entries.find_or_insert_with(hash, || life);
-                if !inserted {
+                let made = index.entries.find_or_insert_with(hash, || life);
+                let Some((at, true)) = made else {
                     return Err(DecodeError::InvalidValue { offset, what: "lifecycle entry" });
-                }
+                };
                 if finished {
                     // The writer lists them by (last seq, hash), so all go to the queue.
                     if index.back.is_some_and(|back| back >= (seq, hash)) {
