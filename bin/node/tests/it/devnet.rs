@@ -17,7 +17,7 @@ use std::{
 use mempulse_net::TransferGenerator;
 use serde_json::{Value, json};
 
-use crate::support::BIN;
+use crate::support::{BIN, Single};
 
 /// Seed of the transactions the test sends itself (the sources use seeds 1 to 3).
 const OWN_SEED: u64 = 99;
@@ -341,6 +341,64 @@ fn devnet_goes_through_every_phase_of_the_multi_validator_design() {
     phase("preconnected by tags");
     preconnected_by_tags(&devnet, &reports);
     phase("done");
+}
+
+/// `mempulse txsource` stops on Ctrl-C and on SIGTERM alike (the path the devnet's stop
+/// relies on): it stops sending, closes its stream in order and prints its report after its
+/// status lines, and exits 0; everything it sent was answered.
+#[test]
+fn txsource_stops_on_ctrl_c_or_sigterm_with_its_report() {
+    let node = Single::start();
+    let addr = node.process.logged_field("commands::run: node started", "stream").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (seed, signal, ended) in [(1u64, "-INT", "interrupt"), (2, "-TERM", "terminate")] {
+        let out = dir.path().join(format!("source-{seed}.jsonl"));
+        let mut child = Command::new(BIN)
+            .args(["txsource", "--node", &addr, "--source-id", "90", "--seed", &seed.to_string()])
+            .args(["--generate", "1000000", "--senders", "256", "--rate", "200"])
+            .args(["--status-interval-ms", "50"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = || -> Vec<Value> {
+            std::fs::read_to_string(&out)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        };
+        wait_for("two status lines with transactions sent", Duration::from_secs(20), || {
+            let lines = lines();
+            let sending = lines.iter().filter(|l| l["event"] == "status" && l["sent"] != 0);
+            (sending.count() >= 2).then_some(())
+        });
+        assert!(
+            Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status =
+            wait_for("txsource to exit", Duration::from_secs(20), || child.try_wait().unwrap());
+        assert!(status.success(), "{signal}: {status}");
+        let lines = lines();
+        let (report, statuses) = lines.split_last().unwrap();
+        assert_eq!((&report["event"], &report["ended"]), (&json!("report"), &json!(ended)));
+        assert!(statuses.iter().all(|l| l["event"] == "status" && l["open"] == true), "{lines:?}");
+        let last_sent = statuses.last().unwrap()["sent"].as_u64().unwrap();
+        let sent = report["sent"].as_u64().unwrap();
+        assert!(sent >= last_sent && sent > 0, "{report}");
+        assert_eq!(report["answered"], true, "{report}");
+        assert_eq!(
+            (report["accepted"].as_u64(), report["unanswered"].as_u64()),
+            (Some(sent), Some(0))
+        );
+    }
+    node.assert_healthy();
 }
 
 /// Every cluster has its 3 members answering and a leader they agree on.
