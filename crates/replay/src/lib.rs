@@ -90,6 +90,7 @@ mod state;
 #[cfg(feature = "test-utils")]
 pub mod test_utils;
 mod wal_replay;
+mod window;
 
 pub use checkpoint::{
     CHECKPOINT_FORMAT_VERSION, CHECKPOINT_MAGIC, CheckpointMeta, CheckpointStore, LoadedCheckpoint,

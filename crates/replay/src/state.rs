@@ -11,7 +11,7 @@
 //!   follows.
 //! - `tx_promoted` moves a queued transaction to pending.
 //! - `tx_evicted` and `tx_included` remove the slot (history included). An included body is kept
-//!   for [`REOPEN_WINDOW_HEIGHTS`] heights (at most [`REOPEN_BODIES_MAX`] bodies).
+//!   for [`crate::REOPEN_WINDOW_HEIGHTS`] heights (at most [`crate::REOPEN_BODIES_MAX`] bodies).
 //! - `tx_reopened` names only a hash: the body comes from the reopen window, and since the fact
 //!   carries no subpool the view infers it: pending when the sender has no pooled transaction
 //!   below it, or when the one right below (nonce − 1) is pending; queued otherwise. A body
@@ -20,7 +20,7 @@
 //! - Every other kind only counts. A fact naming a transaction the view does not hold where it
 //!   must (promote, evict, include) is an anomaly and changes nothing else.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use mempulse_primitives::{
     Address, Decode, DecodeError, Digest, Encode, EventKind, Height, Nonce, RaftIndex, Reader, Seq,
@@ -29,8 +29,9 @@ use mempulse_primitives::{
 
 use crate::{
     commitment::{Commitment, replaced_entry, slot_entry},
-    config::{REOPEN_BODIES_MAX, REOPEN_WINDOW_HEIGHTS, REPLACEMENTS_PER_SLOT_MAX, RULE_VERSION},
+    config::{REPLACEMENTS_PER_SLOT_MAX, RULE_VERSION},
     lookup::TxIndex,
+    window::ReopenWindow,
 };
 
 /// A transaction in the pool view.
@@ -108,8 +109,7 @@ pub(crate) struct ReplicatedState {
     /// Where each pooled transaction sits (lookup only).
     by_hash: TxIndex<SlotKey>,
     /// Bodies of recently included transactions, for `tx_reopened`.
-    included: BTreeMap<TxHash, (Height, Box<Tx>)>,
-    included_by_height: BTreeMap<Height, BTreeSet<TxHash>>,
+    included: ReopenWindow,
     pub(crate) height: Height,
     pub(crate) pending: u64,
     pub(crate) replicated_events: u64,
@@ -200,13 +200,13 @@ impl ReplicatedState {
                 None => self.anomalies += 1,
             },
             EventKind::TxIncluded { hash, height } => match self.remove_slot_of(&hash) {
-                Some(tx) => self.keep_included(height, tx),
+                Some(tx) => self.included.keep(height, tx),
                 None => self.anomalies += 1,
             },
             EventKind::TxReopened { hash, .. } => self.reopen(&hash),
             EventKind::BlockCommitted { height, .. } => {
                 self.height = height;
-                self.trim_included();
+                self.included.trim(height);
             }
             EventKind::ReorgDetected { fork_height, .. } => self.height = fork_height,
             // Facts that do not change the view (rejections, lane facts, proposals, cluster and
@@ -316,49 +316,15 @@ impl ReplicatedState {
         Some(pooled.tx)
     }
 
-    fn keep_included(&mut self, height: Height, tx: Box<Tx>) {
-        let hash = tx.hash;
-        if let Some((old_height, _)) = self.included.insert(hash, (height, tx))
-            && let Some(bucket) = self.included_by_height.get_mut(&old_height)
-        {
-            bucket.remove(&hash);
-        }
-        self.included_by_height.entry(height).or_default().insert(hash);
-        while self.included.len() > REOPEN_BODIES_MAX {
-            if !self.drop_lowest_height() {
-                break;
-            }
-        }
-    }
-
-    fn drop_lowest_height(&mut self) -> bool {
-        let Some((_, bucket)) = self.included_by_height.pop_first() else { return false };
-        for hash in bucket {
-            self.included.remove(&hash);
-        }
-        true
-    }
-
-    /// Forgets bodies included at or below `height - REOPEN_WINDOW_HEIGHTS`.
-    fn trim_included(&mut self) {
-        let keep_above = Height(self.height.0.saturating_sub(REOPEN_WINDOW_HEIGHTS));
-        while self.included_by_height.first_key_value().is_some_and(|(h, _)| *h <= keep_above) {
-            self.drop_lowest_height();
-        }
-    }
-
     fn reopen(&mut self, hash: &TxHash) {
         if self.by_hash.contains(hash) {
             self.anomalies += 1;
             return;
         }
-        let Some((height, tx)) = self.included.remove(hash) else {
+        let Some((_, tx)) = self.included.take(hash) else {
             self.anomalies += 1;
             return;
         };
-        if let Some(bucket) = self.included_by_height.get_mut(&height) {
-            bucket.remove(hash);
-        }
         let key = SlotKey(tx.sender, tx.nonce);
         if self.slots.get(&key).is_some_and(|s| s.current.is_some()) {
             self.anomalies += 1;
@@ -408,12 +374,7 @@ impl ReplicatedState {
             slot.replaced_total.encode(out);
             slot.replaced.encode(out);
         }
-        put_count(out, self.included.len());
-        for (hash, (height, tx)) in &self.included {
-            debug_assert_eq!(*hash, tx.hash, "included bodies are keyed by their hash");
-            height.encode(out);
-            tx.encode(out);
-        }
+        self.included.encode(out);
     }
 
     /// Reads the encoding written by [`ReplicatedState::encode`] and rebuilds the indexes and
@@ -458,17 +419,7 @@ impl ReplicatedState {
                 }
             }
         }
-        let included = r.count(9)?;
-        for _ in 0..included {
-            let offset = r.position();
-            let height = Height::decode(r)?;
-            let tx = Tx::decode(r)?;
-            if state.included.last_key_value().is_some_and(|(h, _)| *h >= tx.hash) {
-                return Err(DecodeError::InvalidValue { offset, what: "replay included body" });
-            }
-            state.included_by_height.entry(height).or_default().insert(tx.hash);
-            state.included.insert(tx.hash, (height, Box::new(tx)));
-        }
+        state.included = ReopenWindow::decode(r)?;
         Ok(state)
     }
 }

@@ -7,6 +7,7 @@
 use mempulse_primitives::{Address, Fees, Reader, TxType};
 
 use super::*;
+use crate::REOPEN_WINDOW_HEIGHTS;
 
 fn tx(sender: u8, nonce: u64, salt: u8) -> Tx {
     Tx {
