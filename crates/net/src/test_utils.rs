@@ -16,6 +16,8 @@ use alloy_primitives::{Address, B256, Bytes as AlloyBytes, TxKind, U256, keccak2
 use bytes::Bytes;
 use mempulse_primitives::TxType;
 
+use crate::stream::{LengthPrefixed, WireFrame};
+
 /// A valid secp256k1 private key for sender `index`: a keccak of the index with the top bit
 /// cleared (so below the curve order) and the low bit set (so never zero).
 #[must_use]
@@ -207,4 +209,60 @@ pub fn sample_txs(count: usize, senders: u32) -> Vec<Bytes> {
             signed_tx(&spec)
         })
         .collect()
+}
+
+/// Feeds `bytes` to a fresh decoder of frames up to `frame_bytes_max` in chunks of the sizes in
+/// `chunks` (cycled; each at least 1, an empty list meaning 1), collecting frames until the first
+/// error. Works for both protocols: `decode_in_chunks::<StreamFrame>` or `::<PeerFrame>`.
+///
+/// # Panics
+/// When the decoder ever holds more than one partial frame plus the chunk just added.
+#[must_use]
+pub fn decode_in_chunks<F: WireFrame>(
+    frame_bytes_max: u32,
+    bytes: &[u8],
+    chunks: &[usize],
+) -> (Vec<F>, Option<F::Error>) {
+    let mut decoder = LengthPrefixed::<F>::new(frame_bytes_max);
+    let limit = usize::try_from(frame_bytes_max).unwrap_or(usize::MAX);
+    let mut sizes = chunks.iter().copied().cycle();
+    let mut frames = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let n = sizes.next().unwrap_or(1).clamp(1, rest.len());
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        decoder.extend(chunk);
+        assert!(decoder.buffered() <= 4 + limit + n, "decoder buffered past one frame and a chunk");
+        loop {
+            match decoder.next_frame() {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => break,
+                Err(error) => return (frames, Some(error)),
+            }
+        }
+    }
+    (frames, None)
+}
+
+/// Checks what any bytes must satisfy in a frame decoder (the fuzz targets' and property
+/// tests' oracle): decoding returns, whole or in `chunks` (see [`decode_in_chunks`]) it gives
+/// the same frames and error, and the frames re-encode to exactly a prefix of `bytes`.
+///
+/// # Panics
+/// When one of those fails.
+pub fn check_any_bytes<F>(frame_bytes_max: u32, bytes: &[u8], chunks: &[usize])
+where
+    F: WireFrame + PartialEq + core::fmt::Debug,
+    F::Error: PartialEq,
+{
+    let whole = decode_in_chunks::<F>(frame_bytes_max, bytes, &[bytes.len()]);
+    let chunked = decode_in_chunks::<F>(frame_bytes_max, bytes, chunks);
+    assert_eq!(whole, chunked, "decoding depends on the chunking");
+    let mut again = bytes::BytesMut::new();
+    for frame in &whole.0 {
+        let encoded = frame.encode_frame(&mut again, frame_bytes_max);
+        assert!(encoded.is_ok(), "a decoded frame does not encode: {encoded:?}");
+    }
+    assert!(bytes.starts_with(&again), "decoded frames do not re-encode to their bytes");
 }

@@ -17,7 +17,7 @@ use super::{
     metrics::PeerMetrics,
     types::{Announcement, BlockAck, BlockNotice},
 };
-use crate::{CloseReason, IoOp, STREAM_HELLO_TIMEOUT_DEFAULT};
+use crate::{CloseReason, IoOp, STREAM_HELLO_TIMEOUT_DEFAULT, stream::ConnError};
 
 /// Block requests one session may have outstanding by default.
 pub const PEER_REQUESTS_MAX_DEFAULT: usize = 16;

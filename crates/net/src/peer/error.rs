@@ -3,7 +3,7 @@
 use mempulse_primitives::NodeId;
 
 use super::frame::PeerFrameError;
-use crate::{CloseReason, IoOp};
+use crate::{CloseReason, IoOp, stream::ConnError};
 
 /// Why a peer session or request failed. A session error ends only that session; the node
 /// keeps running.
@@ -82,11 +82,17 @@ pub enum PeerError {
     Closed,
 }
 
-impl PeerError {
-    pub(crate) fn io(op: IoOp, err: &std::io::Error) -> Self {
+impl ConnError for PeerError {
+    fn io(op: IoOp, err: &std::io::Error) -> Self {
         Self::Io { op, kind: err.kind() }
     }
 
+    fn connection_lost() -> Self {
+        Self::ConnectionLost
+    }
+}
+
+impl PeerError {
     /// The reason to send in `Close` (and to count).
     #[must_use]
     pub const fn close_reason(&self) -> CloseReason {

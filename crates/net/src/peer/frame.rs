@@ -25,12 +25,15 @@
 //! checked against the bytes present before anything is allocated for it, and a frame must be
 //! consumed exactly. Any violation is a typed [`PeerFrameError`]; nothing here panics on input.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use mempulse_primitives::{Address, Height, NodeId, Nonce, TxHash, ValidatorId};
 use mempulse_schedule::{Tag, Tags};
 
 use super::types::{Announcement, BlockAck, BlockNotice, PeerRole, REASON_BYTES_MAX};
-use crate::CloseReason;
+use crate::{
+    CloseReason,
+    stream::{LEN_BYTES, LengthPrefixed, WireFrame},
+};
 
 /// Version of the peer protocol this build speaks (carried in `PeerHello`).
 pub const PEER_PROTOCOL_VERSION: u16 = 1;
@@ -60,8 +63,6 @@ const ACK_COMMITTED: u8 = 1;
 const ACK_STALE: u8 = 2;
 const ACK_REFUSED: u8 = 3;
 
-/// Bytes of the length prefix.
-const LEN_BYTES: usize = 4;
 /// Fixed bytes of an announcement (ids, height, version, tags, role, two lengths).
 const ANNOUNCEMENT_FIXED_BYTES: usize = 8 * 4 + 1 + 1 + 1 + 1;
 /// Bytes of one nonce entry.
@@ -433,76 +434,27 @@ impl PeerFrameError {
     }
 }
 
-/// Splits a byte stream, fed in chunks of any size, into peer frames. It holds at most one
+/// Splits a byte stream, fed in chunks of any size, into [`PeerFrame`]s. It holds at most one
 /// partial frame plus the last chunk; after an error it keeps returning that error.
-#[derive(Debug)]
-pub struct PeerFrameDecoder {
-    buf: BytesMut,
-    frame_bytes_max: u32,
-    failed: Option<PeerFrameError>,
-}
+pub type PeerFrameDecoder = LengthPrefixed<PeerFrame>;
 
-impl PeerFrameDecoder {
-    /// A decoder refusing frames longer than `frame_bytes_max` (after the length prefix).
-    #[must_use]
-    pub fn new(frame_bytes_max: u32) -> Self {
-        Self { buf: BytesMut::new(), frame_bytes_max, failed: None }
+impl WireFrame for PeerFrame {
+    type Error = PeerFrameError;
+
+    fn too_large(len: u64, max: u32) -> PeerFrameError {
+        PeerFrameError::TooLarge { len, max }
     }
 
-    /// Appends received bytes.
-    pub fn extend(&mut self, chunk: &[u8]) {
-        if self.failed.is_none() {
-            self.buf.extend_from_slice(chunk);
-        }
+    fn empty() -> PeerFrameError {
+        PeerFrameError::Empty
     }
 
-    /// The buffer to read into directly (for `read_buf`); same effect as [`Self::extend`].
-    pub fn buffer_mut(&mut self) -> &mut BytesMut {
-        &mut self.buf
+    fn decode_body(body: Bytes) -> Result<Self, PeerFrameError> {
+        decode_body(body)
     }
 
-    /// Bytes received and not yet returned as frames.
-    #[must_use]
-    pub fn buffered(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// The next complete frame, `None` when more bytes are needed.
-    ///
-    /// # Errors
-    /// A [`PeerFrameError`] when the bytes are not a valid frame; every later call returns it.
-    pub fn next_frame(&mut self) -> Result<Option<PeerFrame>, PeerFrameError> {
-        if let Some(error) = self.failed {
-            return Err(error);
-        }
-        let result = self.decode_next();
-        if let Err(error) = result {
-            self.failed = Some(error);
-            self.buf = BytesMut::new();
-        }
-        result
-    }
-
-    fn decode_next(&mut self) -> Result<Option<PeerFrame>, PeerFrameError> {
-        let Some(prefix) = self.buf.get(..LEN_BYTES) else { return Ok(None) };
-        let mut len_bytes = [0u8; LEN_BYTES];
-        len_bytes.copy_from_slice(prefix);
-        let len = u32::from_le_bytes(len_bytes);
-        let too_large = PeerFrameError::TooLarge { len: u64::from(len), max: self.frame_bytes_max };
-        if len > self.frame_bytes_max {
-            return Err(too_large);
-        }
-        if len == 0 {
-            return Err(PeerFrameError::Empty);
-        }
-        let len = usize::try_from(len).map_err(|_| too_large)?;
-        if self.buf.len() - LEN_BYTES < len {
-            self.buf.reserve(LEN_BYTES + len - self.buf.len());
-            return Ok(None);
-        }
-        self.buf.advance(LEN_BYTES);
-        let body = self.buf.split_to(len).freeze();
-        decode_body(body).map(Some)
+    fn encode_frame(&self, out: &mut BytesMut, frame_bytes_max: u32) -> Result<(), PeerFrameError> {
+        self.encode(out, frame_bytes_max)
     }
 }
 

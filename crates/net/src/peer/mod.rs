@@ -53,3 +53,6 @@ pub use self::{
     sniff::{Protocol, Rewind, detect_protocol},
     types::{Announcement, BlockAck, BlockHandler, BlockNotice, PeerRole, REASON_BYTES_MAX},
 };
+/// The length-prefixed framing both protocols share: [`PeerFrameDecoder`] and the tx stream's
+/// [`FrameDecoder`](crate::FrameDecoder) are [`LengthPrefixed`] decoders of their frame types.
+pub use crate::stream::{LengthPrefixed, WireFrame};

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 use super::{error::PeerError, frame::PEER_HELLO_KIND};
-use crate::IoOp;
+use crate::{IoOp, stream::ConnError};
 
 /// Bytes read before the protocol is known: the length prefix and the kind.
 const SNIFF_BYTES: usize = 5;

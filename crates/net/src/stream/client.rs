@@ -14,6 +14,7 @@ use super::{
     conn::Conn,
     error::{IoOp, SendError, StreamError},
     frame::{STREAM_PROTOCOL_VERSION, StreamFrame, TX_OVERHEAD, TXS_FRAME_OVERHEAD},
+    framing::ConnError,
     tally::StreamTally,
 };
 use crate::StreamClientConfig;

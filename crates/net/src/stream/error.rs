@@ -2,7 +2,10 @@
 
 use mempulse_primitives::NodeId;
 
-use super::frame::{CloseReason, FrameError};
+use super::{
+    frame::{CloseReason, FrameError},
+    framing::ConnError,
+};
 
 /// Which IO operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,11 +87,17 @@ pub enum StreamError {
     },
 }
 
-impl StreamError {
-    pub(crate) fn io(op: IoOp, err: &std::io::Error) -> Self {
+impl ConnError for StreamError {
+    fn io(op: IoOp, err: &std::io::Error) -> Self {
         Self::Io { op, kind: err.kind() }
     }
 
+    fn connection_lost() -> Self {
+        Self::ConnectionLost
+    }
+}
+
+impl StreamError {
     /// The reason to send in `Close` (and to count).
     #[must_use]
     pub const fn close_reason(&self) -> CloseReason {

@@ -15,10 +15,13 @@
 //! every count and length is checked against the bytes actually present, and a frame must be
 //! consumed exactly. Any violation is a typed [`FrameError`]; nothing here panics on input.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use mempulse_primitives::NodeId;
 
-use super::tally::StreamTally;
+use super::{
+    framing::{LEN_BYTES, LengthPrefixed, WireFrame},
+    tally::StreamTally,
+};
 
 /// Version of the stream protocol this build speaks (carried in `Hello`).
 pub const STREAM_PROTOCOL_VERSION: u16 = 1;
@@ -33,8 +36,6 @@ const KIND_CREDIT: u8 = 3;
 const KIND_CLOSE: u8 = 4;
 const KIND_TALLY: u8 = 5;
 
-/// Bytes of the length prefix.
-const LEN_BYTES: usize = 4;
 /// Bytes a `Txs` frame adds around its transactions: kind and count (per transaction: 4 more).
 pub const TXS_FRAME_OVERHEAD: usize = 1 + 4;
 /// Bytes each transaction adds in a `Txs` frame besides its own: its length.
@@ -336,83 +337,29 @@ impl FrameError {
     }
 }
 
-/// Splits a byte stream, fed in chunks of any size, into frames.
+/// Splits a byte stream, fed in chunks of any size, into [`StreamFrame`]s.
 ///
 /// It holds at most one partial frame plus the last chunk: a length prefix above the limit
 /// fails before the frame's bytes are awaited. After an error it keeps returning that error.
-#[derive(Debug)]
-pub struct FrameDecoder {
-    buf: BytesMut,
-    frame_bytes_max: u32,
-    failed: Option<FrameError>,
-}
+pub type FrameDecoder = LengthPrefixed<StreamFrame>;
 
-impl FrameDecoder {
-    /// A decoder refusing frames longer than `frame_bytes_max` (after the length prefix).
-    #[must_use]
-    pub fn new(frame_bytes_max: u32) -> Self {
-        Self { buf: BytesMut::new(), frame_bytes_max, failed: None }
+impl WireFrame for StreamFrame {
+    type Error = FrameError;
+
+    fn too_large(len: u64, max: u32) -> FrameError {
+        FrameError::TooLarge { len, max }
     }
 
-    /// Appends received bytes.
-    pub fn extend(&mut self, chunk: &[u8]) {
-        if self.failed.is_none() {
-            self.buf.extend_from_slice(chunk);
-        }
+    fn empty() -> FrameError {
+        FrameError::Empty
     }
 
-    /// The buffer to read into directly (for `read_buf`); same effect as [`Self::extend`].
-    pub fn buffer_mut(&mut self) -> &mut BytesMut {
-        &mut self.buf
+    fn decode_body(body: Bytes) -> Result<Self, FrameError> {
+        decode_body(body)
     }
 
-    /// Bytes received and not yet returned as frames.
-    #[must_use]
-    pub fn buffered(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// The next complete frame, `None` when more bytes are needed.
-    ///
-    /// # Errors
-    /// A [`FrameError`] when the bytes are not a valid frame; every later call returns it too.
-    pub fn next_frame(&mut self) -> Result<Option<StreamFrame>, FrameError> {
-        if let Some(error) = self.failed {
-            return Err(error);
-        }
-        match self.decode_next() {
-            Ok(frame) => Ok(frame),
-            Err(error) => {
-                self.failed = Some(error);
-                self.buf = BytesMut::new();
-                Err(error)
-            }
-        }
-    }
-
-    fn decode_next(&mut self) -> Result<Option<StreamFrame>, FrameError> {
-        let Some(prefix) = self.buf.get(..LEN_BYTES) else {
-            return Ok(None);
-        };
-        let mut len_bytes = [0u8; LEN_BYTES];
-        len_bytes.copy_from_slice(prefix);
-        let len = u32::from_le_bytes(len_bytes);
-        if len > self.frame_bytes_max {
-            return Err(FrameError::TooLarge { len: u64::from(len), max: self.frame_bytes_max });
-        }
-        if len == 0 {
-            return Err(FrameError::Empty);
-        }
-        let len = usize::try_from(len)
-            .map_err(|_| FrameError::TooLarge { len: u64::from(len), max: self.frame_bytes_max })?;
-        if self.buf.len() - LEN_BYTES < len {
-            // Room for the rest of this frame, once (bounded by the limit checked above).
-            self.buf.reserve(LEN_BYTES + len - self.buf.len());
-            return Ok(None);
-        }
-        self.buf.advance(LEN_BYTES);
-        let body = self.buf.split_to(len).freeze();
-        decode_body(body).map(Some)
+    fn encode_frame(&self, out: &mut BytesMut, frame_bytes_max: u32) -> Result<(), FrameError> {
+        self.encode(out, frame_bytes_max)
     }
 }
 

@@ -14,9 +14,12 @@ mod client;
 mod conn;
 mod error;
 mod frame;
+mod framing;
 mod server;
 mod tally;
 
+pub(crate) use self::framing::{ConnError, FramedConn, LEN_BYTES};
+pub use self::framing::{LengthPrefixed, WireFrame};
 pub use self::{
     client::{ClientSummary, TxStreamClient},
     error::{IoOp, SendError, StreamError},

@@ -2,7 +2,10 @@
 //! nor grow the decoder's buffer past one frame and one chunk.
 
 use bytes::{Bytes, BytesMut};
-use mempulse_net::{CloseReason, FrameDecoder, StreamFrame};
+use mempulse_net::{
+    CloseReason, FrameDecoder, StreamFrame,
+    test_utils::{check_any_bytes, decode_in_chunks},
+};
 use mempulse_primitives::NodeId;
 use proptest::prelude::*;
 
@@ -23,30 +26,6 @@ fn arb_frame() -> impl Strategy<Value = StreamFrame> {
     ]
 }
 
-/// Feeds `bytes` in chunks of the given sizes (cycled), collecting frames until an error.
-fn feed(bytes: &[u8], chunks: &[usize]) -> (Vec<StreamFrame>, Option<mempulse_net::FrameError>) {
-    let mut decoder = FrameDecoder::new(MAX);
-    let mut frames = Vec::new();
-    let mut rest = bytes;
-    let mut sizes = chunks.iter().cycle();
-    while !rest.is_empty() {
-        let n = (*sizes.next().unwrap_or(&1)).clamp(1, rest.len());
-        let (chunk, tail) = rest.split_at(n);
-        rest = tail;
-        decoder.extend(chunk);
-        // One partial frame (≤ prefix + MAX) plus the chunk just added.
-        assert!(decoder.buffered() <= 4 + MAX as usize + n);
-        loop {
-            match decoder.next_frame() {
-                Ok(Some(frame)) => frames.push(frame),
-                Ok(None) => break,
-                Err(error) => return (frames, Some(error)),
-            }
-        }
-    }
-    (frames, None)
-}
-
 proptest! {
     #![proptest_config(config())]
 
@@ -59,7 +38,7 @@ proptest! {
         for frame in &frames {
             frame.encode(&mut bytes, MAX).unwrap();
         }
-        let (decoded, error) = feed(&bytes, &chunks);
+        let (decoded, error) = decode_in_chunks::<StreamFrame>(MAX, &bytes, &chunks);
         prop_assert_eq!(error, None);
         prop_assert_eq!(decoded, frames);
     }
@@ -69,16 +48,7 @@ proptest! {
         bytes in proptest::collection::vec(any::<u8>(), 0..1024),
         chunks in proptest::collection::vec(1usize..128, 1..4),
     ) {
-        let (frames, error) = feed(&bytes, &chunks);
-        let mut again = BytesMut::new();
-        for frame in &frames {
-            frame.encode(&mut again, MAX).unwrap();
-        }
-        // Decoded frames are a canonical prefix of the input.
-        prop_assert!(bytes.starts_with(&again));
-        if error.is_none() {
-            prop_assert!(again.len() <= bytes.len());
-        }
+        check_any_bytes::<StreamFrame>(MAX, &bytes, &chunks);
     }
 
     #[test]

@@ -5,9 +5,8 @@
 use bytes::BytesMut;
 use mempulse_net::{
     CloseReason,
-    peer::{
-        Announcement, BlockAck, BlockNotice, PeerFrame, PeerFrameDecoder, PeerFrameError, PeerRole,
-    },
+    peer::{Announcement, BlockAck, BlockNotice, PeerFrame, PeerRole},
+    test_utils::{check_any_bytes, decode_in_chunks},
 };
 use mempulse_primitives::{Address, Height, NodeId, Nonce, TxHash, ValidatorId};
 use mempulse_schedule::{Tag, Tags};
@@ -93,22 +92,6 @@ fn frame() -> impl Strategy<Value = PeerFrame> {
     ]
 }
 
-fn decode(bytes: &[u8], chunk: usize) -> (Vec<PeerFrame>, Option<PeerFrameError>) {
-    let mut decoder = PeerFrameDecoder::new(MAX);
-    let mut frames = Vec::new();
-    for piece in bytes.chunks(chunk.max(1)) {
-        decoder.extend(piece);
-        loop {
-            match decoder.next_frame() {
-                Ok(Some(frame)) => frames.push(frame),
-                Ok(None) => break,
-                Err(error) => return (frames, Some(error)),
-            }
-        }
-    }
-    (frames, None)
-}
-
 proptest! {
     #![proptest_config(config())]
 
@@ -118,21 +101,14 @@ proptest! {
         for frame in &frames {
             frame.encode(&mut bytes, MAX).unwrap();
         }
-        let (decoded, error) = decode(&bytes, chunk);
+        let (decoded, error) = decode_in_chunks::<PeerFrame>(MAX, &bytes, &[chunk]);
         prop_assert_eq!(error, None);
         prop_assert_eq!(decoded, frames);
     }
 
     #[test]
     fn any_bytes_decode_or_fail_typed(bytes in vec(any::<u8>(), 0..512), chunk in 1usize..64) {
-        let whole = decode(&bytes, bytes.len());
-        let chunked = decode(&bytes, chunk);
-        prop_assert_eq!(&whole, &chunked);
-        let mut again = BytesMut::new();
-        for frame in &whole.0 {
-            frame.encode(&mut again, MAX).unwrap();
-        }
-        prop_assert!(bytes.starts_with(&again));
+        check_any_bytes::<PeerFrame>(MAX, &bytes, &[chunk]);
     }
 
     #[test]
@@ -147,6 +123,6 @@ proptest! {
             let at = at.index(bytes.len());
             bytes[at] = value;
         }
-        let _ = decode(&bytes, 7);
+        let _ = decode_in_chunks::<PeerFrame>(MAX, &bytes, &[7]);
     }
 }
