@@ -17,7 +17,7 @@ use super::{
     metrics::PeerMetrics,
     types::{Announcement, BlockAck, BlockNotice},
 };
-use crate::{CloseReason, IoOp, STREAM_HELLO_TIMEOUT_DEFAULT, stream::ConnError};
+use crate::{CloseReason, STREAM_HELLO_TIMEOUT_DEFAULT};
 
 /// Block requests one session may have outstanding by default.
 pub const PEER_REQUESTS_MAX_DEFAULT: usize = 16;
@@ -102,8 +102,7 @@ impl PeerSession {
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let handshake = async {
-            let io = connector().await.map_err(|e| PeerError::io(IoOp::Connect, &e))?;
-            let mut conn = PeerConn::new(io, config.frame_bytes_max);
+            let mut conn = PeerConn::connect(connector, config.frame_bytes_max).await?;
             conn.write_frame(&PeerFrame::Hello {
                 node: config.node,
                 version: PEER_PROTOCOL_VERSION,

@@ -90,6 +90,10 @@ impl ConnError for PeerError {
     fn connection_lost() -> Self {
         Self::ConnectionLost
     }
+
+    fn hello_timeout() -> Self {
+        Self::HelloTimeout
+    }
 }
 
 impl PeerError {

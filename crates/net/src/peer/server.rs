@@ -153,9 +153,7 @@ async fn hello<IO: AsyncRead + AsyncWrite + Unpin>(
     node: NodeId,
     limits: &PeerLimits,
 ) -> Result<NodeId, PeerError> {
-    let frame = tokio::time::timeout(limits.hello_timeout, conn.read_frame())
-        .await
-        .map_err(|_| PeerError::HelloTimeout)??;
+    let frame = conn.read_hello(limits.hello_timeout).await?;
     let PeerFrame::Hello { node: claimed, version } = frame else {
         return Err(PeerError::UnexpectedFrame { kind: frame.kind_str() });
     };

@@ -12,9 +12,8 @@ use tokio::{
 
 use super::{
     conn::Conn,
-    error::{IoOp, SendError, StreamError},
+    error::{SendError, StreamError},
     frame::{STREAM_PROTOCOL_VERSION, StreamFrame, TX_OVERHEAD, TXS_FRAME_OVERHEAD},
-    framing::ConnError,
     tally::StreamTally,
 };
 use crate::StreamClientConfig;
@@ -60,13 +59,10 @@ impl TxStreamClient {
         F: Future<Output = std::io::Result<IO>>,
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let io = connector().await.map_err(|e| StreamError::io(IoOp::Connect, &e))?;
-        let mut conn = Conn::new(io, config.frame_bytes_max);
+        let mut conn = Conn::connect(connector, config.frame_bytes_max).await?;
         let hello = StreamFrame::Hello { source: config.source, version: STREAM_PROTOCOL_VERSION };
         conn.write_frame(&hello).await?;
-        let first = tokio::time::timeout(config.hello_timeout, conn.read_frame())
-            .await
-            .map_err(|_| StreamError::HelloTimeout)??;
+        let first = conn.read_hello(config.hello_timeout).await?;
         let credit = match first {
             StreamFrame::Credit { txs } => u64::from(txs),
             StreamFrame::Close { reason } => return Err(StreamError::ClosedByPeer { reason }),

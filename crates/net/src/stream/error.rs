@@ -95,6 +95,10 @@ impl ConnError for StreamError {
     fn connection_lost() -> Self {
         Self::ConnectionLost
     }
+
+    fn hello_timeout() -> Self {
+        Self::HelloTimeout
+    }
 }
 
 impl StreamError {

@@ -2,6 +2,8 @@
 //! length, then that many bytes of frame (kind and body). [`LengthPrefixed`] splits a byte stream
 //! into frames of any [`WireFrame`] type; [`FramedConn`] reads and writes them on a connection.
 
+use core::{future::Future, time::Duration};
+
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -121,6 +123,9 @@ pub(crate) trait ConnError: Sized {
 
     /// The connection ended (a read of zero bytes).
     fn connection_lost() -> Self;
+
+    /// The other side's first frame did not come in time.
+    fn hello_timeout() -> Self;
 }
 
 /// A framed connection: frames in through a [`LengthPrefixed`] decoder, frames out through one
@@ -150,6 +155,21 @@ where
             frame_bytes_max,
             error: std::marker::PhantomData,
         }
+    }
+
+    /// Opens the connection through `connector` (a failure is an [`IoOp::Connect`] error).
+    pub(crate) async fn connect<C, Fut>(connector: C, frame_bytes_max: u32) -> Result<Self, E>
+    where
+        C: FnOnce() -> Fut,
+        Fut: Future<Output = std::io::Result<IO>>,
+    {
+        let io = connector().await.map_err(|e| E::io(IoOp::Connect, &e))?;
+        Ok(Self::new(io, frame_bytes_max))
+    }
+
+    /// The other side's first frame, failing with the hello timeout after `timeout`.
+    pub(crate) async fn read_hello(&mut self, timeout: Duration) -> Result<F, E> {
+        tokio::time::timeout(timeout, self.read_frame()).await.map_err(|_| E::hello_timeout())?
     }
 
     /// The next frame. Cancel-safe: bytes read stay in the decoder.

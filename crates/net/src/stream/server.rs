@@ -164,9 +164,7 @@ async fn hello<IO: AsyncRead + AsyncWrite + Unpin>(
     identify: impl FnOnce(NodeId) -> Result<SourceId, StreamError>,
     limits: &StreamLimits,
 ) -> Result<SourceId, StreamError> {
-    let frame = tokio::time::timeout(limits.hello_timeout, conn.read_frame())
-        .await
-        .map_err(|_| StreamError::HelloTimeout)??;
+    let frame = conn.read_hello(limits.hello_timeout).await?;
     let StreamFrame::Hello { source, version } = frame else {
         return Err(StreamError::UnexpectedFrame { kind: frame.kind_str() });
     };
