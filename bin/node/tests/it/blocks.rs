@@ -52,15 +52,7 @@ fn start(dir: &Path, id: u64, ports: [u16; 3]) -> Node {
          [blocks]\nproduce = true\n"
     );
     std::fs::write(&config, toml).unwrap();
-    let stream_addr = format!("127.0.0.1:{stream}");
-    let args = [
-        "run".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        "--stream-addr".as_ref(),
-        stream_addr.as_ref(),
-    ];
-    let process = Process::spawn(format!("node {id}"), &args);
+    let process = Process::run_node(format!("node {id}"), &config, &format!("127.0.0.1:{stream}"));
     process.wait_logged("commands::run: node started");
     Node { process, http: SocketAddr::from(([127, 0, 0, 1], http)) }
 }

@@ -98,16 +98,9 @@ fn start(root: &Path) -> (Vec<Node>, Vec<u16>) {
             let ports = (raft[k], http_ports[k], stream[k]);
             std::fs::write(&config, node_toml(root, (*validator, *id), ports, &peers.join(", ")))
                 .unwrap();
-            // The stream listener on the file's port (the test harness defaults it to port 0).
+            // The stream listener on the file's port.
             let stream_addr = format!("127.0.0.1:{}", stream[k]);
-            let args = [
-                "run".as_ref(),
-                "--config".as_ref(),
-                config.as_os_str(),
-                "--stream-addr".as_ref(),
-                stream_addr.as_ref(),
-            ];
-            let process = Process::spawn(format!("node {id}"), &args);
+            let process = Process::run_node(format!("node {id}"), &config, &stream_addr);
             nodes.push(Node {
                 id: *id,
                 http: SocketAddr::from(([127, 0, 0, 1], http_ports[k])),

@@ -17,7 +17,7 @@ use std::{
 use mempulse_net::TransferGenerator;
 use serde_json::{Value, json};
 
-use crate::support::{BIN, Single};
+use crate::support::{BIN, Single, dechunk};
 
 /// Seed of the transactions the test sends itself (the sources use seeds 1 to 3).
 const OWN_SEED: u64 = 99;
@@ -283,19 +283,6 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, 
     let status = head.split(' ').nth(1)?.parse().ok()?;
     let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
     Some((status, if chunked { dechunk(body) } else { body.to_owned() }))
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// `GET path` as JSON, `None` unless the node answers 200.

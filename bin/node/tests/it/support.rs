@@ -5,6 +5,7 @@
 use std::{
     io::{BufRead, BufReader, Read as _, Write as _},
     net::{SocketAddr, TcpListener, TcpStream},
+    path::Path,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     thread::JoinHandle,
@@ -52,6 +53,19 @@ impl Process {
     /// Starts `mempulse <args>` with compact, uncoloured info logs.
     pub(crate) fn spawn(name: impl Into<String>, args: &[&std::ffi::OsStr]) -> Self {
         Self::spawn_env(name, args, &[])
+    }
+
+    /// Starts `mempulse run --config <config> --stream-addr <stream_addr>` (the stream
+    /// listener on a fixed port; the harness otherwise defaults it to port 0).
+    pub(crate) fn run_node(name: impl Into<String>, config: &Path, stream_addr: &str) -> Self {
+        let args = [
+            "run".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--stream-addr".as_ref(),
+            stream_addr.as_ref(),
+        ];
+        Self::spawn(name, &args)
     }
 
     /// As [`Process::spawn`], with extra environment variables.
@@ -247,7 +261,7 @@ pub(crate) fn rpc_call(addr: SocketAddr, method: &str, params: &Value) -> (u16, 
 }
 
 /// The payload of a `Transfer-Encoding: chunked` body (hex size line, data, CRLF; size 0 ends).
-fn dechunk(mut body: &str) -> String {
+pub(crate) fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
         let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
