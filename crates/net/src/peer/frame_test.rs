@@ -1,6 +1,7 @@
 //! Tests of the peer frame codec: golden layouts, chunked decoding, typed errors.
 
 use super::*;
+use crate::test_utils::decode_in_chunks;
 
 fn encode(frame: &PeerFrame) -> Vec<u8> {
     let mut out = BytesMut::new();
@@ -87,16 +88,7 @@ fn golden_layouts() {
 fn byte_by_byte_feeding_yields_the_same_frames() {
     let frames = all_frames();
     let bytes: Vec<u8> = frames.iter().flat_map(encode).collect();
-    let mut decoder = PeerFrameDecoder::new(1024);
-    let mut out = Vec::new();
-    for byte in bytes {
-        decoder.extend(&[byte]);
-        while let Some(frame) = decoder.next_frame().unwrap() {
-            out.push(frame);
-        }
-    }
-    assert_eq!(out, frames);
-    assert_eq!(decoder.buffered(), 0);
+    assert_eq!(decode_in_chunks::<PeerFrame>(1024, &bytes, &[1]), (frames, None));
 }
 
 #[test]

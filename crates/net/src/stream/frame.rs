@@ -447,6 +447,7 @@ fn u64_le(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_utils::decode_in_chunks;
 
     fn encode(frame: &StreamFrame) -> Vec<u8> {
         let mut out = BytesMut::new();
@@ -497,16 +498,7 @@ mod tests {
             }),
         ];
         let bytes: Vec<u8> = frames.iter().flat_map(encode).collect();
-        let mut decoder = FrameDecoder::new(1024);
-        let mut out = Vec::new();
-        for byte in bytes {
-            decoder.extend(&[byte]);
-            while let Some(frame) = decoder.next_frame().unwrap() {
-                out.push(frame);
-            }
-        }
-        assert_eq!(out, frames);
-        assert_eq!(decoder.buffered(), 0);
+        assert_eq!(decode_in_chunks::<StreamFrame>(1024, &bytes, &[1]), (frames, None));
     }
 
     #[test]
