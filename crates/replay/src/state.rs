@@ -239,17 +239,24 @@ impl ReplicatedState {
             self.remove_slot_of(&tx.hash);
         }
         let key = SlotKey(tx.sender, tx.nonce);
-        let taken = self.slots.get_mut(&key).and_then(|slot| slot.current.take());
-        if let Some(holder) = taken {
+        let pooled = Pooled::new(Box::new(tx), subpool);
+        let (hash, entry, pending) = (pooled.tx.hash, pooled.entry, pooled.subpool);
+        // One walk of the slot map: the slot is created or its holder swapped out in place.
+        let holder = self.slots.entry(key).or_default().current.replace(pooled);
+        if let Some(holder) = holder {
             self.anomalies += 1;
-            self.sub_entry(&key, &holder);
+            self.commitment.sub(&holder.entry);
+            if holder.subpool == Subpool::Pending {
+                self.pending = self.pending.saturating_sub(1);
+            }
             self.by_hash.remove(&holder.tx.hash);
             displaced.push(holder.tx.hash);
         }
-        let pooled = Pooled::new(Box::new(tx), subpool);
-        self.add_entry(&key, &pooled);
-        self.by_hash.insert(pooled.tx.hash, key);
-        self.slots.entry(key).or_default().current = Some(pooled);
+        self.commitment.add(&entry);
+        if pending == Subpool::Pending {
+            self.pending += 1;
+        }
+        self.by_hash.insert(hash, key);
     }
 
     fn replace(&mut self, old: TxHash, sender: Address, nonce: Nonce) {

@@ -53,8 +53,11 @@ impl ReopenWindow {
     fn drop_lowest_height(&mut self) -> bool {
         let Some((height, hashes)) = self.by_height.pop_first() else { return false };
         for hash in hashes {
-            if self.bodies.get(&hash).is_some_and(|(h, _)| *h == height) {
-                self.bodies.remove(&hash);
+            // One lookup: a body included again at another height since goes back.
+            if let Some((at, body)) = self.bodies.remove(&hash)
+                && at != height
+            {
+                self.bodies.insert(hash, (at, body));
             }
         }
         true
