@@ -127,15 +127,15 @@ impl RaftNode {
         Err(self.gave_up(retrying.last_leader))
     }
 
-    /// Serves `request` here ([`AdminRequest::Status`] and [`AdminRequest::StateRoot`] always)
-    /// or at the leader, with the same
-    /// forwarding as [`RaftNode::write`].
+    /// Serves `request` here when it asks about this node's own state
+    /// ([`AdminRequest::is_local`]: status, state root, checkpoint, mempool root) or at the
+    /// leader, with the same forwarding as [`RaftNode::write`].
     ///
     /// # Errors
     /// [`AdminError`] from the leader, or [`AdminError::Client`] when no leader could serve it
     /// before the forward deadline.
     pub async fn admin(&self, request: AdminRequest) -> Result<AdminReply, AdminError> {
-        if matches!(request, AdminRequest::Status | AdminRequest::StateRoot { .. }) {
+        if request.is_local() {
             return self.service.admin_local(request).await;
         }
         let mut retrying = self.retrying();
