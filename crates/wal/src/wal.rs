@@ -40,6 +40,8 @@ pub struct Wal {
     pub(crate) buf: Vec<u8>,
     /// Checksums of the group being framed (reused).
     pub(crate) crcs: Vec<u32>,
+    /// Payload offset and length of each frame in `buf` (reused).
+    pub(crate) frames: Vec<(usize, usize)>,
     /// Spare files (purged segments, prepared spares) to reuse as new segments.
     pub(crate) recycle: Vec<String>,
     pub(crate) preparer: Option<Preparer>,
@@ -130,6 +132,7 @@ impl Wal {
             next_seq: first,
             buf: Vec::with_capacity(READ_CHUNK_BYTES),
             crcs: Vec::new(),
+            frames: Vec::new(),
             recycle,
             preparer: None,
             writeback: None,
@@ -318,18 +321,23 @@ impl Wal {
         Ok(range)
     }
 
-    fn write_framed<'a>(&mut self, records: impl Iterator<Item = &'a [u8]> + Clone) -> Result<()> {
+    fn write_framed<'a>(&mut self, records: impl Iterator<Item = &'a [u8]>) -> Result<()> {
         let size = self.config.segment_size_bytes;
         let mut crcs = std::mem::take(&mut self.crcs);
-        crc::frame_crcs(self.next_seq, records.clone(), &mut crcs);
+        let mut frames = std::mem::take(&mut self.frames);
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
+        frames.clear();
+        let mut buf_first = self.next_seq;
         let mut result = Ok(());
-        for (record, crc) in records.zip(crcs.iter().copied()) {
+        for record in records {
             let frame = codec::frame_len(record.len()) as u64;
             if self.write_offset + buf.len() as u64 + frame > size {
+                fill_crcs(&mut buf, buf_first, &frames, &mut crcs);
                 result = self.flush(&buf).and_then(|()| self.roll());
                 buf.clear();
+                frames.clear();
+                buf_first = self.next_seq;
                 if result.is_err() {
                     break;
                 }
@@ -338,13 +346,20 @@ impl Wal {
             if self.active.is_index_point(seq) {
                 self.active.record(seq, self.write_offset + buf.len() as u64);
             }
-            codec::encode_frame_with_crc(&mut buf, crc, record);
+            frames.push((buf.len() + codec::FRAME_HEADER_LEN, record.len()));
+            // The checksum is filled in once the group's payloads sit in `buf` (see
+            // `fill_crcs`), so each payload is read from memory once, not twice.
+            codec::encode_frame_with_crc(&mut buf, 0, record);
             // Cannot overflow: a log would need 2^64 records.
             self.next_seq = Seq(seq.0 + 1);
         }
-        let result = result.and_then(|()| self.flush(&buf));
+        let result = result.and_then(|()| {
+            fill_crcs(&mut buf, buf_first, &frames, &mut crcs);
+            self.flush(&buf)
+        });
         self.buf = buf;
         self.crcs = crcs;
+        self.frames = frames;
         result
     }
 
@@ -413,6 +428,19 @@ impl Wal {
         prepare::extend(self.storage(), &self.config, seg.file.as_ref(), &seg.name, offset)?;
         seg.file.sync_data().map_err(self.io_err(IoOp::Sync, &seg.name))?;
         Ok(())
+    }
+}
+
+/// Computes the checksums of the frames framed into `buf` (payload offset and length each, the
+/// first at seq `first`) from their payloads there, while they are still in cache, and writes
+/// each into its frame header (`len | crc | payload`).
+fn fill_crcs(buf: &mut [u8], first: Seq, frames: &[(usize, usize)], crcs: &mut Vec<u32>) {
+    let payloads = frames.iter().map(|&(at, len)| buf.get(at..at + len).unwrap_or_default());
+    crc::frame_crcs(first, payloads, crcs);
+    for (&(at, _), crc) in frames.iter().zip(crcs.iter()) {
+        if let Some(field) = buf.get_mut(at - 4..at) {
+            field.copy_from_slice(&crc.to_le_bytes());
+        }
     }
 }
 
