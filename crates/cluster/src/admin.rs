@@ -7,11 +7,13 @@
 //!               | 3 Promote u32 n, n × u64 id (strictly ascending) | 4 Remove u64 id
 //!               | 5 TransferLeader u64 to | 6 StateRoot opt<u64 index>
 //!               | 7 Checkpoint opt<u64 at> | u64 offset | 8 MempoolRoot | 9 ReadIndex
+//!               | 10 MempoolSnapshot opt<u64 at> | u64 offset
 //! AdminReply    u8 tag: 1 Status ClusterStatus | 2 Done opt<u64 log index>
 //!               | 3 StateRoot opt<u64 index | digest [32]>
 //!               | 4 Checkpoint opt<u64 index | digest [32] | u64 total | u64 offset
 //!                                  | u32 len | len bytes>       (len ≤ 1 MiB, offset+len ≤ total)
 //!               | 5 MempoolRoot opt<u64 applied | digest [32]> | 6 ReadIndex u64 index
+//!               | 7 MempoolSnapshot opt<chunk, as in 4>
 //! ClusterStatus u64 node | u8 role | opt<u64 leader> | u64 term | opt<u64 last log index>
 //!               | opt<u64 committed> | opt<u64 applied> | u32 n, n × u64 voter (ascending)
 //!               | u32 n, n × (u64 id, ClusterNode) (ascending ids)
@@ -79,6 +81,16 @@ pub enum AdminRequest {
     /// The leader's read index, after it confirmed its leadership with a quorum: a member
     /// that has applied through it serves a linearizable read (forwarded to the leader).
     ReadIndex,
+    /// One chunk of the serving node's mempool at its last applied index (its canonical
+    /// snapshot encoding; the chunk's digest is its SHA-256), for a member whose state machine
+    /// diverged (never forwarded). `at: None` exports the mempool now and answers the first
+    /// chunk; `at: Some(index)` with an `offset` continues that export while the node holds it.
+    MempoolSnapshot {
+        /// The applied index of the export being fetched (`None`: export now).
+        at: Option<RaftIndex>,
+        /// Byte offset of the chunk asked for.
+        offset: u64,
+    },
 }
 
 impl AdminRequest {
@@ -95,6 +107,7 @@ impl AdminRequest {
             Self::Checkpoint { .. } => "checkpoint",
             Self::MempoolRoot => "mempool_root",
             Self::ReadIndex => "read_index",
+            Self::MempoolSnapshot { .. } => "mempool_snapshot",
         }
     }
 
@@ -103,9 +116,11 @@ impl AdminRequest {
     #[must_use]
     pub const fn is_local(&self) -> bool {
         match self {
-            Self::Status | Self::StateRoot { .. } | Self::Checkpoint { .. } | Self::MempoolRoot => {
-                true
-            }
+            Self::Status
+            | Self::StateRoot { .. }
+            | Self::Checkpoint { .. }
+            | Self::MempoolRoot
+            | Self::MempoolSnapshot { .. } => true,
             Self::AddLearner { .. }
             | Self::Promote { .. }
             | Self::Remove { .. }
@@ -129,6 +144,9 @@ pub enum AdminReply {
     Checkpoint(Option<CheckpointChunk>),
     /// The serving node's mempool digest at its last applied index (`None`: not available).
     MempoolRoot(Option<MempoolRootReply>),
+    /// A chunk of the serving node's mempool export (`raft_index`: its applied index;
+    /// `digest`: SHA-256 of the whole export; `None`: not available, or no longer held).
+    MempoolSnapshot(Option<CheckpointChunk>),
     /// The leader's read index: a state applied through it holds every write acknowledged
     /// before the leader confirmed its leadership.
     ReadIndex {
@@ -154,7 +172,8 @@ pub struct StateRootReply {
 /// Largest checkpoint chunk a node sends in one [`AdminReply::Checkpoint`] (and accepts).
 pub const CHECKPOINT_CHUNK_BYTES_MAX: u32 = 1 << 20;
 
-/// One chunk of a replayer checkpoint (the `mempulse-replay` checkpoint file bytes).
+/// One chunk of a replayer checkpoint (the `mempulse-replay` checkpoint file bytes), or of a
+/// mempool export ([`AdminReply::MempoolSnapshot`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckpointChunk {
     /// The Raft index the checkpointed replicated state is complete through.
@@ -199,6 +218,13 @@ pub trait StateRootSource: Send + Sync + 'static {
     fn mempool_root(&self) -> Option<MempoolRootReply> {
         None
     }
+
+    /// A chunk of an export of the mempool at the last applied index (see
+    /// [`AdminRequest::MempoolSnapshot`]); `None` when unavailable. The default serves none.
+    fn mempool_chunk(&self, at: Option<RaftIndex>, offset: u64) -> Option<CheckpointChunk> {
+        let _ = (at, offset);
+        None
+    }
 }
 
 /// The answer of `source` to a request about the node's own replicated state (`None` for any
@@ -213,6 +239,9 @@ pub(crate) fn answer_from(
             AdminReply::Checkpoint(source.checkpoint_chunk(*at, *offset))
         }
         AdminRequest::MempoolRoot => AdminReply::MempoolRoot(source.mempool_root()),
+        AdminRequest::MempoolSnapshot { at, offset } => {
+            AdminReply::MempoolSnapshot(source.mempool_chunk(*at, *offset))
+        }
         AdminRequest::Status
         | AdminRequest::AddLearner { .. }
         | AdminRequest::Promote { .. }
@@ -342,6 +371,7 @@ const REQ_STATE_ROOT: u8 = 6;
 const REQ_CHECKPOINT: u8 = 7;
 const REQ_MEMPOOL_ROOT: u8 = 8;
 const REQ_READ_INDEX: u8 = 9;
+const REQ_MEMPOOL_SNAPSHOT: u8 = 10;
 
 impl Encode for AdminRequest {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -375,6 +405,11 @@ impl Encode for AdminRequest {
             }
             Self::MempoolRoot => out.push(REQ_MEMPOOL_ROOT),
             Self::ReadIndex => out.push(REQ_READ_INDEX),
+            Self::MempoolSnapshot { at, offset } => {
+                out.push(REQ_MEMPOOL_SNAPSHOT);
+                at.encode(out);
+                offset.encode(out);
+            }
         }
     }
 }
@@ -394,6 +429,9 @@ impl Decode for AdminRequest {
             REQ_CHECKPOINT => Self::Checkpoint { at: Option::decode(r)?, offset: r.u64()? },
             REQ_MEMPOOL_ROOT => Self::MempoolRoot,
             REQ_READ_INDEX => Self::ReadIndex,
+            REQ_MEMPOOL_SNAPSHOT => {
+                Self::MempoolSnapshot { at: Option::decode(r)?, offset: r.u64()? }
+            }
             tag => return Err(DecodeError::UnknownTag { offset, what: "admin request", tag }),
         })
     }
@@ -484,6 +522,7 @@ const REPLY_STATE_ROOT: u8 = 3;
 const REPLY_CHECKPOINT: u8 = 4;
 const REPLY_MEMPOOL_ROOT: u8 = 5;
 const REPLY_READ_INDEX: u8 = 6;
+const REPLY_MEMPOOL_SNAPSHOT: u8 = 7;
 
 impl Encode for AdminReply {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -512,6 +551,10 @@ impl Encode for AdminReply {
                 out.push(REPLY_READ_INDEX);
                 index.encode(out);
             }
+            Self::MempoolSnapshot(chunk) => {
+                out.push(REPLY_MEMPOOL_SNAPSHOT);
+                chunk.encode(out);
+            }
         }
     }
 }
@@ -526,6 +569,7 @@ impl Decode for AdminReply {
             REPLY_CHECKPOINT => Self::Checkpoint(Option::decode(r)?),
             REPLY_MEMPOOL_ROOT => Self::MempoolRoot(Option::decode(r)?),
             REPLY_READ_INDEX => Self::ReadIndex { index: RaftIndex::decode(r)? },
+            REPLY_MEMPOOL_SNAPSHOT => Self::MempoolSnapshot(Option::decode(r)?),
             tag => return Err(DecodeError::UnknownTag { offset, what: "admin reply", tag }),
         })
     }
@@ -663,6 +707,8 @@ mod tests {
             AdminRequest::Checkpoint { at: Some(RaftIndex(9)), offset: 1 << 20 },
             AdminRequest::MempoolRoot,
             AdminRequest::ReadIndex,
+            AdminRequest::MempoolSnapshot { at: None, offset: 0 },
+            AdminRequest::MempoolSnapshot { at: Some(RaftIndex(3)), offset: 9 },
         ];
         for request in requests {
             let bytes = encode_to_vec(&request);
@@ -685,6 +731,8 @@ mod tests {
             })),
             AdminReply::MempoolRoot(None),
             AdminReply::ReadIndex { index: RaftIndex(42) },
+            AdminReply::MempoolSnapshot(Some(chunk())),
+            AdminReply::MempoolSnapshot(None),
         ];
         for reply in replies {
             let bytes = encode_to_vec(&reply);
@@ -758,6 +806,10 @@ mod tests {
             (true, Some(AdminReply::Checkpoint(None)))
         );
         assert_eq!(ask(AdminRequest::MempoolRoot), (true, Some(AdminReply::MempoolRoot(None))));
+        assert_eq!(
+            ask(AdminRequest::MempoolSnapshot { at: None, offset: 0 }),
+            (true, Some(AdminReply::MempoolSnapshot(None)))
+        );
         assert_eq!(ask(AdminRequest::Status), (true, None));
         assert_eq!(ask(AdminRequest::Remove { id: NodeId(1) }), (false, None));
         assert_eq!(ask(AdminRequest::ReadIndex), (false, None));

@@ -181,9 +181,9 @@ pub use network::{
 pub use node::{ClusterRaft, NodeConfig, NodeService, RaftNode, ReadConsistency, SNAPSHOT_DIR};
 pub use request::ClusterRequest;
 pub use state_machine::{
-    ClusterSnapshot, ClusterStateMachine, FactSink, MemorySink, SNAPSHOT_FILE_VERSION, SinkError,
-    SinkFuture, SnapshotBuilder, SnapshotError, StateHandle, StateView, WalFactSink,
-    WrittenThrough,
+    ApplyFault, ClusterSnapshot, ClusterStateMachine, FactSink, MemorySink, MempoolExport,
+    MempoolReinstaller, ReinstallError, Reinstalled, SNAPSHOT_FILE_VERSION, SinkError, SinkFuture,
+    SnapshotBuilder, SnapshotError, StateHandle, StateView, WalFactSink, WrittenThrough,
 };
 pub use transport::{
     PeerClient, Security, TcpConfig, TcpConnection, TcpFactory, TcpTransport, TlsIdentity,

@@ -78,7 +78,8 @@ impl NodeService {
             AdminRequest::ReadIndex => return self.read_index().await,
             AdminRequest::StateRoot { .. }
             | AdminRequest::Checkpoint { .. }
-            | AdminRequest::MempoolRoot => return self.replica_query(request).await,
+            | AdminRequest::MempoolRoot
+            | AdminRequest::MempoolSnapshot { .. } => return self.replica_query(request).await,
         };
         match written {
             Ok(response) => Ok(AdminReply::Done { log_index: Some(response.log_id.index) }),
@@ -87,7 +88,7 @@ impl NodeService {
     }
 
     /// This node's answer about its own replicated state (state root, checkpoint chunk,
-    /// mempool root) from the installed [`StateRootSource`]; refused while none is.
+    /// mempool root, mempool export chunk) from the installed [`StateRootSource`]; refused while none is.
     async fn replica_query(&self, request: AdminRequest) -> Result<AdminReply, AdminError> {
         let Some(source) = self.state_roots.get().cloned() else {
             return Err(AdminError::Refused);

@@ -35,7 +35,9 @@ use crate::{
     config::{BatchConfig, FORWARD_DEADLINE_DEFAULT, RaftConfig},
     error::StartError,
     network::{Forwarder, Transport},
-    state_machine::{ClusterStateMachine, FactSink, StateHandle, StateView},
+    state_machine::{
+        ApplyFault, ClusterStateMachine, FactSink, MempoolReinstaller, StateHandle, StateView,
+    },
     types::LogId,
 };
 
@@ -62,6 +64,9 @@ pub struct NodeConfig {
     pub mempool: MempoolConfig,
     /// How long a follower keeps trying to forward one write or admin request to the leader.
     pub forward_deadline: Duration,
+    /// The test-only fault that makes this member's state machine diverge (`None` in
+    /// production).
+    pub apply_fault: Option<ApplyFault>,
 }
 
 impl NodeConfig {
@@ -75,7 +80,15 @@ impl NodeConfig {
             batch: BatchConfig::default(),
             mempool: MempoolConfig::default(),
             forward_deadline: FORWARD_DEADLINE_DEFAULT,
+            apply_fault: None,
         }
+    }
+
+    /// Arms the test-only [`ApplyFault`] (never in production).
+    #[must_use]
+    pub const fn with_apply_fault(mut self, fault: Option<ApplyFault>) -> Self {
+        self.apply_fault = fault;
+        self
     }
 
     /// Sets the forwarding deadline.
@@ -201,6 +214,7 @@ pub struct RaftNode {
     batcher: JoinHandle<()>,
     stop_serving: Box<dyn FnOnce() + Send + Sync>,
     log_closed: Option<oneshot::Receiver<()>>,
+    reinstaller: MempoolReinstaller,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -235,9 +249,11 @@ impl RaftNode {
         let log_config = config.log.clone();
         let mempool = config.mempool.clone();
         let id = config.id;
+        let fault = config.apply_fault;
         let (mut store, state_machine, identity) = tokio::task::spawn_blocking(move || {
             let snapshot_dir = log_config.dir.join(SNAPSHOT_DIR);
-            let state_machine = ClusterStateMachine::open(snapshot_dir, mempool, sink)?;
+            let state_machine =
+                ClusterStateMachine::open(snapshot_dir, mempool, sink)?.with_fault(fault);
             let store = LogStore::open(&log_config)?;
             let identity = Arc::new(NodeIdentity::open(id, &log_config.dir)?);
             Ok::<_, StartError>((store, state_machine, identity))
@@ -246,6 +262,7 @@ impl RaftNode {
         .map_err(StartError::Task)??;
         let log_closed = store.take_closed();
         let state = state_machine.handle();
+        let reinstaller = MempoolReinstaller::new(state.clone(), store.reader());
         transport.attach_identity(id, Arc::clone(&identity));
         let network = transport.connect(id, config.raft.send_timeout);
         let raft = ClusterRaft::new(id, raft_config, network, store, state_machine).await?;
@@ -274,6 +291,7 @@ impl RaftNode {
             batcher,
             stop_serving: Box::new(move || transport.stop_serving(id)),
             log_closed,
+            reinstaller,
         })
     }
 
@@ -299,6 +317,28 @@ impl RaftNode {
     #[must_use]
     pub fn state(&self) -> &StateHandle {
         &self.state
+    }
+
+    /// What reinstalls this member's mempool from a healthy member's, when its state machine
+    /// diverged ([`MempoolReinstaller::reinstall`]).
+    #[must_use]
+    pub fn mempool_reinstaller(&self) -> MempoolReinstaller {
+        self.reinstaller.clone()
+    }
+
+    /// Has openraft build a snapshot of the state as applied now and waits (up to `timeout`)
+    /// until one covering it is saved, so a restart starts from it. Returns the saved
+    /// snapshot's index; `None` when openraft stopped or no such snapshot was saved in time.
+    pub async fn snapshot_now(&self, timeout: Duration) -> Option<u64> {
+        let target = self.state.applied().map(|id| id.index);
+        self.raft().trigger().snapshot().await.ok()?;
+        let saved = self
+            .raft()
+            .wait(Some(timeout))
+            .metrics(|m| m.snapshot.map(|id| id.index) >= target, "snapshot covers applied")
+            .await
+            .ok()?;
+        saved.snapshot.map(|id| id.index)
     }
 
     /// Makes this node the first member of a new cluster of `members` (call on one node, once).

@@ -12,6 +12,7 @@
 //! ```
 //! The design and its alternatives are in `docs/design/cluster-state-machine.md`.
 
+mod reinstall;
 mod sink;
 mod snapshot;
 mod wal_sink;
@@ -22,7 +23,7 @@ use std::{
 };
 
 use futures_util::{Stream, TryStreamExt};
-use mempulse_mempool::{Mempool, MempoolConfig};
+use mempulse_mempool::{Command, Mempool, MempoolConfig};
 use mempulse_primitives::{Event, Origin, RaftIndex, Source, UnixMillis};
 use openraft::{
     OptionalSend, RaftSnapshotBuilder,
@@ -31,6 +32,7 @@ use openraft::{
 
 use self::snapshot::SnapshotStore;
 pub use self::{
+    reinstall::{MempoolExport, MempoolReinstaller, ReinstallError, Reinstalled},
     sink::{FactSink, MemorySink, SinkError, SinkFuture, WrittenThrough},
     snapshot::{ClusterSnapshot, SNAPSHOT_FILE_VERSION, SnapshotError},
     wal_sink::WalFactSink,
@@ -98,6 +100,18 @@ pub struct ClusterStateMachine {
     written: Option<WrittenThrough>,
     store: SnapshotStore,
     current: CurrentSnapshot,
+    /// The test-only fault, while it has not fired.
+    fault: Option<ApplyFault>,
+}
+
+/// A test-only fault that makes this member's state machine diverge on purpose: the first
+/// transaction of the first `AddTxs` command in an entry at or above `first_index` is applied
+/// with its gas limit raised to `u64::MAX` (so this member rejects what the others admit).
+/// Fires once per process. Never configured in production.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApplyFault {
+    /// The lowest Raft index the fault may fire at.
+    pub first_index: RaftIndex,
 }
 
 impl fmt::Debug for ClusterStateMachine {
@@ -157,7 +171,21 @@ impl ClusterStateMachine {
             written,
             store,
             current: Arc::new(Mutex::new(current)),
+            fault: None,
         })
+    }
+
+    /// Arms the test-only [`ApplyFault`].
+    #[must_use]
+    pub fn with_fault(mut self, fault: Option<ApplyFault>) -> Self {
+        if let Some(fault) = fault {
+            tracing::warn!(
+                first_index = fault.first_index.get(),
+                "TEST FAULT ACTIVE: the state machine will diverge"
+            );
+        }
+        self.fault = fault;
+        self
     }
 
     /// Read access to the replicated state.
@@ -168,7 +196,7 @@ impl ClusterStateMachine {
 
     /// Applies one entry to `state`; returns its response and its facts as events, minus the
     /// facts the sink's log already holds.
-    fn apply_entry(&self, state: &mut SmState, entry: Entry) -> (ApplyResponse, Vec<Event>) {
+    fn apply_entry(&mut self, state: &mut SmState, entry: Entry) -> (ApplyResponse, Vec<Event>) {
         let index = RaftIndex(entry.log_id.index);
         state.applied = Some(entry.log_id);
         let request = match entry.payload {
@@ -179,7 +207,8 @@ impl ClusterStateMachine {
             }
             Payload::Normal(request) => request,
         };
-        let ClusterRequest { stamped_at, commands } = request;
+        let ClusterRequest { stamped_at, mut commands } = request;
+        self.inject_fault(index, &mut commands);
         let mut events = Vec::new();
         let mut results = Vec::with_capacity(commands.len());
         for command in commands {
@@ -198,6 +227,22 @@ impl ClusterStateMachine {
         };
         events.drain(..skip.min(events.len()));
         (ApplyResponse { index, results }, events)
+    }
+
+    /// The test-only fault, once, on the first transaction of an entry at or above its index.
+    fn inject_fault(&mut self, index: RaftIndex, commands: &mut [Command]) {
+        if self.fault.is_none_or(|fault| index < fault.first_index) {
+            return;
+        }
+        let first_tx = commands.iter_mut().find_map(|c| match c {
+            Command::AddTxs(txs) => txs.first_mut(),
+            _ => None,
+        });
+        if let Some(tx) = first_tx {
+            tracing::warn!(index = index.get(), hash = %tx.hash, "TEST FAULT: applying a transaction with a corrupted gas limit");
+            tx.gas_limit = u64::MAX;
+            self.fault = None;
+        }
     }
 
     /// Makes `events` durable, then answers the clients of the entries they came from.
@@ -307,9 +352,10 @@ impl<C: ClusterTypeConfig> RaftStateMachine<C> for ClusterStateMachine {
     {
         let mut events = Vec::new();
         let mut pending = Vec::new();
+        let handle = self.state.clone();
         while let Some((entry, responder)) = entries.try_next().await? {
             let (response, new_events) = {
-                let mut state = self.state.lock();
+                let mut state = handle.lock();
                 self.apply_entry(&mut state, entry)
             };
             events.extend(new_events);

@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use mempulse_cluster::{
-    BatchConfig, ClientError, ClusterCommand, ClusterNode, ClusterResponse, FactSink,
+    ApplyFault, BatchConfig, ClientError, ClusterCommand, ClusterNode, ClusterResponse, FactSink,
     InProcessNetwork, LogStoreConfig, MemorySink, NodeConfig, RaftConfig, RaftNode,
     ReadConsistency,
 };
@@ -40,6 +40,8 @@ pub(crate) struct TestCluster {
     pub(crate) dirs: BTreeMap<NodeId, TempDir>,
     pub(crate) sinks: BTreeMap<NodeId, MemorySink>,
     pub(crate) nodes: BTreeMap<NodeId, RaftNode>,
+    /// Test-only state-machine faults, armed when the node (re)starts.
+    pub(crate) faults: BTreeMap<NodeId, ApplyFault>,
 }
 
 impl TestCluster {
@@ -51,6 +53,7 @@ impl TestCluster {
             dirs: BTreeMap::new(),
             sinks: BTreeMap::new(),
             nodes: BTreeMap::new(),
+            faults: BTreeMap::new(),
         };
         for id in 1..=n {
             cluster.dirs.insert(NodeId(id), tempfile::tempdir().unwrap());
@@ -74,7 +77,8 @@ impl TestCluster {
         let config = NodeConfig::new(id, self.dirs[&id].path())
             .with_log(log)
             .with_raft(self.config.clone())
-            .with_batch(batch_config());
+            .with_batch(batch_config())
+            .with_apply_fault(self.faults.get(&id).copied());
         let sink: Arc<dyn FactSink> = Arc::new(self.sinks[&id].clone());
         let node = RaftNode::start(config, sink, &self.net).await.unwrap();
         self.nodes.insert(id, node);

@@ -11,6 +11,7 @@ mod forward;
 mod harness;
 mod mem_sm;
 mod read;
+mod reinstall;
 mod reopen;
 mod sim;
 mod suite;
