@@ -125,7 +125,8 @@ async fn start_member(
     let raft_dir = config.raft_dir();
     let node_config = RaftNodeConfig::new(id, &raft_dir)
         .with_log(LogStoreConfig::new(&raft_dir))
-        .with_raft(cluster.raft()?);
+        .with_raft(cluster.raft()?)
+        .with_apply_fault(wiring::mempool_test_fault()?);
     let tcp = TcpConfig::new(id, cluster.listen_addr()?, config.tls.security()?)
         .with_bootstrap_members(members.keys().copied());
     let handle = sequencer.clone();

@@ -19,8 +19,8 @@ use std::{
 
 use mempulse_api::FenceState;
 use mempulse_cluster::{
-    AdminReply, AdminRequest, CheckpointChunk, ClusterNode, FactSink, MempoolRootReply, PeerClient,
-    RaftNode, SinkFuture, StateRootReply, StateRootSource, WrittenThrough,
+    AdminReply, AdminRequest, ApplyFault, CheckpointChunk, ClusterNode, FactSink, MempoolRootReply,
+    PeerClient, RaftNode, SinkFuture, StateRootReply, StateRootSource, WrittenThrough,
 };
 use mempulse_net::{Admission, AdmissionError, AdmissionFuture, Clock as _, SystemClock};
 use mempulse_primitives::{
@@ -44,6 +44,25 @@ use super::{
 /// log (the state machine and its answers are untouched), so this replica's state root
 /// diverges from that index on. Never set in production.
 pub(crate) const FAULT_CORRUPT_APPLY_INDEX_ENV: &str = "MEMPULSE_TEST_FAULT_CORRUPT_APPLY_INDEX";
+
+/// Environment variable of the test-only state-machine fault
+/// ([`mempulse_cluster::ApplyFault`]): the first transaction applied in an entry at or above
+/// this Raft index is applied with a corrupted gas limit, so this replica's mempool (and the
+/// facts it derives) diverge from that index on. Never set in production.
+pub(crate) const FAULT_DIVERGE_MEMPOOL_INDEX_ENV: &str =
+    "MEMPULSE_TEST_FAULT_DIVERGE_MEMPOOL_INDEX";
+
+/// The test-only state-machine fault of [`FAULT_DIVERGE_MEMPOOL_INDEX_ENV`], when set.
+///
+/// # Errors
+/// When the variable is set to something other than a Raft index.
+pub(crate) fn mempool_test_fault() -> anyhow::Result<Option<ApplyFault>> {
+    let Ok(value) = std::env::var(FAULT_DIVERGE_MEMPOOL_INDEX_ENV) else { return Ok(None) };
+    let first = value.parse::<u64>().map_err(|_| {
+        anyhow::anyhow!("{FAULT_DIVERGE_MEMPOOL_INDEX_ENV}={value} is not a Raft index")
+    })?;
+    Ok(Some(ApplyFault { first_index: RaftIndex(first) }))
+}
 
 /// Environment variable of a test-only gate: when set (to a file path), a fenced node starts
 /// reconciling only once that file exists, so a test can observe the fenced node first. Never
@@ -173,6 +192,10 @@ impl StateRootSource for ReplayerRoots {
     fn mempool_root(&self) -> Option<MempoolRootReply> {
         self.checkpoints.mempool_root()
     }
+
+    fn mempool_chunk(&self, at: Option<RaftIndex>, offset: u64) -> Option<CheckpointChunk> {
+        self.checkpoints.mempool_chunk(at, offset)
+    }
 }
 
 /// The digest through `index`; below the first index this replayer ever sealed (when it has
@@ -252,10 +275,12 @@ fn reconcile_gate() -> Option<PathBuf> {
     Some(gate)
 }
 
-/// A fenced node's reconciliation: the peer, the first divergent index, and the backoff.
+/// A fenced node's reconciliation: the peer, the first divergent index, the lowest index a
+/// peer's checkpoint must reach to repair it, and the backoff.
 struct Repair {
     peer: Peer,
     first: Option<RaftIndex>,
+    floor: Option<RaftIndex>,
     failures: u32,
     next_at: Instant,
 }
@@ -292,7 +317,8 @@ impl Rounds {
             let first = self.bisect(peer, addr.clone(), index).await;
             self.fence.fence(FenceReason::Divergence, first);
             let peer = Peer { id: peer, addr };
-            self.repair = Some(Repair { peer, first, failures: 0, next_at: Instant::now() });
+            self.repair =
+                Some(Repair { peer, first, floor: first, failures: 0, next_at: Instant::now() });
         }
         if self.fence.is_fenced() {
             self.reconcile(node).await;
@@ -318,7 +344,8 @@ impl Rounds {
             first_divergent_index = first.map(RaftIndex::get),
             "reconciling with a peer"
         );
-        let outcome = match repair::repair(node, &self.client, &self.history, &peer, first).await {
+        let floor = &mut repair.floor;
+        let outcome = match repair::repair(node, &self.client, &self.history, &peer, floor).await {
             Ok(rebased) => match self.compare(peer.id, &peer.addr).await {
                 Verdict::Agree { index } if index >= rebased.installed.raft_index => {
                     Ok((index, rebased))

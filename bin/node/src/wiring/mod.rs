@@ -18,7 +18,10 @@ use mempulse_api::MetricsRender;
 pub(crate) use self::{
     admission::ClusterAdmission,
     blocks::{BlockLink, BlockProducer, NodeBlockHandler, PeerBlockLink, ProducerOptions},
-    fence::{Fence, FenceOptions, FencedAdmission, ReplayerRoots, watch_peers, with_test_fault},
+    fence::{
+        Fence, FenceOptions, FencedAdmission, ReplayerRoots, mempool_test_fault, watch_peers,
+        with_test_fault,
+    },
     history::{Follower, History, HistoryOptions},
     metrics::{Observed, observe},
     peer::{CatalogCluster, NodePeers, PeerPlan, TlsPeerConnector, listen},

@@ -1,9 +1,11 @@
-//! Reconciliation of a self-fenced replica (design rule 6, `docs/design/divergence.md`): fetch
-//! a healthy peer's replayer checkpoint over the Raft transport (`AdminRequest::Checkpoint`,
-//! in chunks), install its replicated state over this node's live replayer
-//! (`Replayer::rebase`), write a local checkpoint of the result, and verify the new root
-//! against the peer before the fence is lifted. Also the serving side: checkpoints taken on
-//! demand for a fenced peer, and this node's mempool root (`AdminRequest::MempoolRoot`).
+//! Reconciliation of a self-fenced replica (design rule 6, `docs/design/divergence.md`): when
+//! its state machine diverged too, reinstall a healthy peer's mempool
+//! (`AdminRequest::MempoolSnapshot`, `MempoolReinstaller`); then fetch the peer's replayer
+//! checkpoint over the Raft transport (`AdminRequest::Checkpoint`, in chunks), install its
+//! replicated state over this node's live replayer (`Replayer::rebase`), write a local
+//! checkpoint of the result, and verify the new root against the peer before the fence is
+//! lifted. Also the serving side: checkpoints and mempool exports taken on demand for a fenced
+//! peer, and this node's mempool root (`AdminRequest::MempoolRoot`).
 
 use std::{
     future::Future,
@@ -13,13 +15,14 @@ use std::{
 
 use mempulse_cluster::{
     AdminReply, AdminRequest, CHECKPOINT_CHUNK_BYTES_MAX, CheckpointChunk, ClusterNode,
-    MempoolRootReply, PeerClient, RaftNode, StateHandle,
+    MempoolExport, MempoolRootReply, PeerClient, RaftNode, ReinstallError, Reinstalled,
+    StateHandle,
 };
 use mempulse_primitives::{Digest, NodeId, RaftIndex, Seq};
 use mempulse_replay::{
     CheckpointDefect, IndexedDigest, Rebased, checkpoint_bytes, checkpoint_from_bytes,
 };
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::History;
 
@@ -44,6 +47,18 @@ const TAKE_ATTEMPTS_MAX: u32 = 50;
 /// Pause between two of those tries (on a blocking thread).
 const TAKE_PAUSE: Duration = Duration::from_millis(10);
 
+/// How long a mempool reinstall waits for this node to apply the peer's index.
+const REINSTALL_APPLIED_WAIT: Duration = Duration::from_secs(5);
+
+/// Bound on the snapshot of the reinstalled state (so a restart starts from it).
+const REINSTALL_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Checkpoints asked for until one reaches the floor (the peer's replayer catching up).
+const FLOOR_FETCH_ATTEMPTS: u32 = 10;
+
+/// Pause between two of those requests.
+const FLOOR_FETCH_PAUSE: Duration = Duration::from_millis(100);
+
 /// Why a reconciliation attempt failed (the node stays fenced; most are retried).
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -57,9 +72,13 @@ pub(crate) enum Failure {
     Corrupt(Option<CheckpointDefect>),
     /// The peer's state ends before the first divergent index: it would not repair it.
     BeforeDivergence { installed: RaftIndex, first: RaftIndex },
-    /// The mempools differ at the same applied index: the state machine diverged, which a
-    /// replayer checkpoint cannot repair (not retried).
+    /// The mempools still differ at the same applied index after this node reinstalled the
+    /// peer's.
     StateMachineDiverged { applied: RaftIndex, ours: Digest, theirs: Digest },
+    /// The peer had no mempool export to send now, or dropped the one being fetched.
+    MempoolUnavailable,
+    /// The peer's mempool could not be installed here.
+    Reinstall(ReinstallError),
     /// The replayer refused the peer's state (typically: it has not sealed that index yet).
     Rebase(mempulse_replay::Error),
     /// The local checkpoint of the repaired state could not be written.
@@ -79,15 +98,21 @@ impl Failure {
             Self::Corrupt(_) => "corrupt",
             Self::BeforeDivergence { .. } => "before_divergence",
             Self::StateMachineDiverged { .. } => "state_machine_diverged",
+            Self::MempoolUnavailable => "mempool_unavailable",
+            Self::Reinstall(_) => "mempool_reinstall_refused",
             Self::Rebase(_) => "rebase_refused",
             Self::CheckpointWrite(_) => "checkpoint_write",
             Self::NotVerified => "not_verified",
         }
     }
 
-    /// Whether another attempt may succeed.
+    /// Whether another attempt may succeed (bytes that do not hash to what the peer
+    /// announced, or do not restore, will not get better).
     pub(crate) const fn is_retryable(&self) -> bool {
-        !matches!(self, Self::StateMachineDiverged { .. })
+        !matches!(
+            self,
+            Self::Reinstall(ReinstallError::DigestMismatch { .. } | ReinstallError::Corrupt(_))
+        )
     }
 }
 
@@ -102,9 +127,13 @@ impl std::fmt::Display for Failure {
             Self::BeforeDivergence { installed, first } => {
                 write!(f, "the peer's state ends at {installed}, before the divergence at {first}")
             }
-            Self::StateMachineDiverged { applied, ours, theirs } => {
-                write!(f, "mempools differ at applied index {applied}: {ours} here, {theirs} there")
-            }
+            Self::StateMachineDiverged { applied, ours, theirs } => write!(
+                f,
+                "mempools still differ at applied index {applied} after the reinstall: {ours} \
+                 here, {theirs} there"
+            ),
+            Self::MempoolUnavailable => f.write_str("the peer has no mempool export to send now"),
+            Self::Reinstall(error) => write!(f, "{error}"),
             Self::Rebase(error) | Self::CheckpointWrite(error) => {
                 write!(f, "{error}")?;
                 let mut source = std::error::Error::source(error);
@@ -128,29 +157,100 @@ pub(crate) struct Peer {
 
 /// One reconciliation attempt against `peer`: returns the installed state's digest (the peer's
 /// through the index installed). The caller verifies the new root and lifts the fence.
+///
+/// `floor` is the lowest index the peer's checkpoint must reach: the first divergent index,
+/// raised to the index a mempool reinstall brought this node to (the facts this node derived
+/// up to there came from the diverged mempool, so the peer's must replace them). It is kept
+/// across attempts.
 pub(crate) async fn repair(
     node: &RaftNode,
     client: &PeerClient,
     history: &History,
     peer: &Peer,
-    first: Option<RaftIndex>,
+    floor: &mut Option<RaftIndex>,
 ) -> Result<Rebased, Failure> {
     if let Some((applied, ours, theirs)) = mempools_differ(node, client, peer).await? {
-        return Err(Failure::StateMachineDiverged { applied, ours, theirs });
+        error!(
+            peer = peer.id.0,
+            applied = applied.get(),
+            %ours,
+            %theirs,
+            "the state machine diverged: reinstalling the mempool from a peer"
+        );
+        let reinstalled = reinstall_mempool(node, client, peer).await?;
+        *floor = (*floor).max(Some(reinstalled.through));
+        if let Some((applied, ours, theirs)) = mempools_differ(node, client, peer).await? {
+            return Err(Failure::StateMachineDiverged { applied, ours, theirs });
+        }
+        // A restart then starts from the repaired state, not from an older snapshot that
+        // may hold the diverged one.
+        match node.snapshot_now(REINSTALL_SNAPSHOT_TIMEOUT).await {
+            Some(index) => info!(snapshot_index = index, "snapshot of the reinstalled mempool"),
+            None => warn!("no snapshot of the reinstalled mempool yet; openraft takes one later"),
+        }
     }
     // This node's own open index, sealed when complete, so the peer's index can be installed
     // as soon as this node has applied it.
     history.seal_applied(applied_index(node));
-    let (announced, bytes) = fetch_checkpoint(client, peer).await?;
-    if let Some(first) = first
-        && announced.raft_index < first
+    let (announced, bytes) = fetch_checkpoint_through(client, history, node, peer, *floor).await?;
+    if let Some(floor) = *floor
+        && announced.raft_index < floor
     {
-        return Err(Failure::BeforeDivergence { installed: announced.raft_index, first });
+        return Err(Failure::BeforeDivergence { installed: announced.raft_index, first: floor });
     }
     let history = history.clone();
     tokio::task::spawn_blocking(move || install(&history, &announced, &bytes))
         .await
         .map_err(|_| Failure::NotVerified)?
+}
+
+/// Fetches the peer's mempool export and installs it over this node's state machine.
+async fn reinstall_mempool(
+    node: &RaftNode,
+    client: &PeerClient,
+    peer: &Peer,
+) -> Result<Reinstalled, Failure> {
+    let ask = |at, offset| ask_mempool_chunk(client, peer, at, offset);
+    let (announced, bytes) = assemble(ask).await?;
+    let export = MempoolExport { applied: announced.raft_index, digest: announced.digest, bytes };
+    let reinstaller = node.mempool_reinstaller();
+    let done =
+        tokio::task::spawn_blocking(move || reinstaller.reinstall(&export, REINSTALL_APPLIED_WAIT))
+            .await
+            .map_err(|_| Failure::NotVerified)?
+            .map_err(Failure::Reinstall)?;
+    info!(
+        peer = peer.id.0,
+        from_index = done.from.get(),
+        through_index = done.through.get(),
+        reapplied = done.reapplied,
+        digest = %done.digest,
+        "mempool reinstalled from a peer"
+    );
+    Ok(done)
+}
+
+/// Fetches a checkpoint that reaches `floor`, asking again (a few times, briefly apart) while
+/// the peer's replayer has not sealed that far yet.
+async fn fetch_checkpoint_through(
+    client: &PeerClient,
+    history: &History,
+    node: &RaftNode,
+    peer: &Peer,
+    floor: Option<RaftIndex>,
+) -> Result<(IndexedDigest, Vec<u8>), Failure> {
+    let mut attempt = 1;
+    loop {
+        let fetched = fetch_checkpoint(client, peer).await?;
+        if floor.is_none_or(|floor| fetched.0.raft_index >= floor)
+            || attempt >= FLOOR_FETCH_ATTEMPTS
+        {
+            return Ok(fetched);
+        }
+        attempt += 1;
+        tokio::time::sleep(FLOOR_FETCH_PAUSE).await;
+        history.seal_applied(applied_index(node));
+    }
 }
 
 /// Decodes the checkpoint, installs it over the live replayer and writes a local checkpoint
@@ -231,6 +331,20 @@ async fn ask_chunk(
     }
 }
 
+async fn ask_mempool_chunk(
+    client: &PeerClient,
+    peer: &Peer,
+    at: Option<RaftIndex>,
+    offset: u64,
+) -> Result<CheckpointChunk, Failure> {
+    let request = AdminRequest::MempoolSnapshot { at, offset };
+    match client.admin(peer.id, &peer.addr, request, CHECKPOINT_REQUEST_TIMEOUT).await {
+        Ok(Ok(AdminReply::MempoolSnapshot(Some(chunk)))) => Ok(chunk),
+        Ok(Ok(AdminReply::MempoolSnapshot(None))) => Err(Failure::MempoolUnavailable),
+        _ => Err(Failure::PeerUnreachable),
+    }
+}
+
 /// Compares this node's mempool digest with the peer's at the same applied index: `Some` when
 /// they differ there, `None` when they agree or no common index was observed (the root
 /// verification after the repair still guards that case).
@@ -300,37 +414,70 @@ fn slice(taken: &Taken, offset: u64) -> Option<CheckpointChunk> {
     })
 }
 
-/// The serving side: checkpoints of the live replayer taken on demand (one held at a time,
-/// dropped once its last chunk is served or a new one is taken), and the mempool root.
+/// A chunk of a new state file (`at: None`: `take` makes it, and `held` keeps it) or of the
+/// one `held` (`at: Some`); the file is dropped once its last chunk is served.
+fn serve_chunk(
+    held: &Mutex<Option<Taken>>,
+    at: Option<RaftIndex>,
+    offset: u64,
+    take: impl FnOnce() -> Option<Taken>,
+) -> Option<CheckpointChunk> {
+    let mut held = held.lock().unwrap_or_else(PoisonError::into_inner);
+    let taken = match at {
+        None => {
+            *held = None;
+            let taken = take()?;
+            *held = Some(taken.clone());
+            taken
+        }
+        Some(index) => held.as_ref().filter(|t| t.sealed.raft_index == index)?.clone(),
+    };
+    let chunk = slice(&taken, offset)?;
+    if chunk.offset + chunk.bytes.len() as u64 == chunk.total_bytes {
+        *held = None;
+    }
+    Some(chunk)
+}
+
+/// The serving side: checkpoints of the live replayer and exports of the mempool, taken on
+/// demand (one of each held at a time, dropped once its last chunk is served or a new one is
+/// taken), and the mempool root.
 #[derive(Debug)]
 pub(crate) struct CheckpointServer {
     history: History,
     node: Weak<RaftNode>,
     taken: Mutex<Option<Taken>>,
+    exported: Mutex<Option<Taken>>,
 }
 
 impl CheckpointServer {
     pub(crate) const fn new(history: History, node: Weak<RaftNode>) -> Self {
-        Self { history, node, taken: Mutex::new(None) }
+        Self { history, node, taken: Mutex::new(None), exported: Mutex::new(None) }
     }
 
     /// A chunk of a new checkpoint (`at: None`) or of the one held (`at: Some`). Blocking.
     pub(crate) fn chunk(&self, at: Option<RaftIndex>, offset: u64) -> Option<CheckpointChunk> {
-        let mut held = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
-        let taken = match at {
-            None => {
-                *held = None;
-                let taken = self.take()?;
-                *held = Some(taken.clone());
-                taken
-            }
-            Some(index) => held.as_ref().filter(|t| t.sealed.raft_index == index)?.clone(),
-        };
-        let chunk = slice(&taken, offset)?;
-        if chunk.offset + chunk.bytes.len() as u64 == chunk.total_bytes {
-            *held = None;
-        }
-        Some(chunk)
+        serve_chunk(&self.taken, at, offset, || self.take())
+    }
+
+    /// A chunk of a new mempool export (`at: None`) or of the one held (`at: Some`).
+    /// Blocking (encodes the mempool under the state lock).
+    pub(crate) fn mempool_chunk(
+        &self,
+        at: Option<RaftIndex>,
+        offset: u64,
+    ) -> Option<CheckpointChunk> {
+        serve_chunk(&self.exported, at, offset, || {
+            let export = self.node.upgrade()?.state().export_mempool()?;
+            info!(
+                applied = export.applied.get(),
+                bytes = export.bytes.len(),
+                "mempool exported for a peer"
+            );
+            let sealed =
+                IndexedDigest { raft_index: export.applied, seq: Seq(0), digest: export.digest };
+            Some(Taken { sealed, bytes: Arc::new(export.bytes) })
+        })
     }
 
     /// A checkpoint of the live replayer complete through its last sealed index: its open

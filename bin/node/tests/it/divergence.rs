@@ -1,9 +1,12 @@
-//! A replica made to diverge on purpose (the test-only fault corrupts the facts of one applied
-//! entry in its event log) is detected by its peers over the Raft transport, fences itself
-//! (API 503 `SELF_FENCED`, a `fenced` fact naming the exact first divergent index), while the
-//! healthy members record the divergence and keep serving. It then reconciles: it installs a
-//! healthy peer's replicated state, verifies its new root, unfences (`unfenced` fact, ready,
-//! writes accepted, the same state roots as its peers) and stays unfenced across a restart.
+//! A replica made to diverge on purpose is detected by its peers over the Raft transport,
+//! fences itself (API 503 `SELF_FENCED`, a `fenced` fact naming the exact first divergent
+//! index), while the healthy members record the divergence and keep serving. It then
+//! reconciles: it installs a healthy peer's replicated state, verifies its new root, unfences
+//! (`unfenced` fact, ready, writes accepted, the same state roots as its peers) and stays
+//! unfenced across a restart. Two faults: one corrupts the facts of one applied entry in its
+//! event log (the mempool is intact), the other makes its state machine (the mempool) apply
+//! one transaction differently, which the reconciliation repairs by reinstalling a healthy
+//! peer's mempool first.
 
 use std::net::SocketAddr;
 
@@ -54,23 +57,48 @@ fn facts(http: SocketAddr, kinds: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// A test-only fault of node 3: its environment variable and the line it logs (with the
+/// corrupted entry's `index`) when it fires.
+struct Fault {
+    env: &'static str,
+    fired: &'static str,
+    /// Whether it corrupts the state machine (the mempool), not only the event log.
+    state_machine: bool,
+}
+
 #[test]
 fn a_corrupted_replica_fences_itself_at_the_first_bad_index_then_reconciles_and_unfences() {
+    // The first admission node 3 applies is written to its event log with another hash.
+    diverge_fence_and_reconcile(&Fault {
+        env: "MEMPULSE_TEST_FAULT_CORRUPT_APPLY_INDEX",
+        fired: "test fault: corrupted",
+        state_machine: false,
+    });
+}
+
+#[test]
+fn a_replica_whose_mempool_diverged_reinstalls_a_peers_mempool_and_unfences() {
+    // The first transaction node 3 applies gets a gas limit over the block's: node 3 rejects
+    // what its peers admit, and every later nonce of that sender differs too.
+    diverge_fence_and_reconcile(&Fault {
+        env: "MEMPULSE_TEST_FAULT_DIVERGE_MEMPOOL_INDEX",
+        fired: "TEST FAULT: applying a transaction with a corrupted gas limit",
+        state_machine: true,
+    });
+}
+
+fn diverge_fence_and_reconcile(fault: &Fault) {
     let mut cluster = Cluster::start();
     cluster.agreed_leader(&[1, 2, 3]);
-    // Node 3 again, now with the fault: the first admission it applies from here on is
-    // written to its event log with another hash.
+    // Node 3 again, now with the fault.
     let node = cluster.node(3);
     drop(node.process.take());
     let args = ["run".as_ref(), "--config".as_ref(), node.config.as_os_str()];
     // The gate holds its reconciliation back until the fenced state is checked.
     let gate_dir = tempfile::tempdir().unwrap();
     let gate = gate_dir.path().join("reconcile");
-    let fault = [
-        ("MEMPULSE_TEST_FAULT_CORRUPT_APPLY_INDEX", "1"),
-        ("MEMPULSE_TEST_RECONCILE_GATE", gate.to_str().unwrap()),
-    ];
-    node.process = Some(Process::spawn_env("node 3 (faulty)", &args, &fault));
+    let env = [(fault.env, "1"), ("MEMPULSE_TEST_RECONCILE_GATE", gate.to_str().unwrap())];
+    node.process = Some(Process::spawn_env("node 3 (faulty)", &args, &env));
     let faulty = node.process.as_ref().unwrap();
     faulty.wait_logged("commands::run: node started");
     let (faulty_http, healthy_http) = (cluster.node(3).http, cluster.node(1).http);
@@ -78,8 +106,8 @@ fn a_corrupted_replica_fences_itself_at_the_first_bad_index_then_reconciles_and_
 
     write(healthy_http, 0);
     let faulty = cluster.node(3).process.as_ref().unwrap();
-    faulty.wait_logged("test fault: corrupted");
-    let bad: u64 = faulty.logged_field("test fault: corrupted", "index").unwrap().parse().unwrap();
+    faulty.wait_logged(fault.fired);
+    let bad: u64 = faulty.logged_field(fault.fired, "index").unwrap().parse().unwrap();
     // Later entries seal the corrupted one on every replica.
     for nonce in 1..4 {
         write(healthy_http, nonce);
@@ -119,6 +147,13 @@ fn a_corrupted_replica_fences_itself_at_the_first_bad_index_then_reconciles_and_
     std::fs::write(&gate, b"").unwrap();
     let faulty = cluster.node(3).process.as_ref().unwrap();
     faulty.wait_logged("node unfenced");
+    // Only a diverged state machine needs the peer's mempool.
+    let reinstalled = faulty.logged("mempool reinstalled from a peer");
+    assert_eq!(reinstalled, fault.state_machine, "mempool reinstalled: {reinstalled}");
+    if fault.state_machine {
+        let from = faulty.logged_field("mempool reinstalled from a peer", "from_index").unwrap();
+        assert!(from.parse::<u64>().unwrap() >= bad, "reinstalled from {from}, before {bad}");
+    }
     let unfenced =
         wait_until("the unfenced fact", || facts(faulty_http, "unfenced").into_iter().next());
     let verified = unfenced["index"].as_u64().unwrap();
