@@ -117,6 +117,12 @@ const COMPACT_SLACK: usize = 3;
 /// `Life::pos` of a finished entry kept in the out-of-order set rather than the queue.
 const LATE: u64 = u64::MAX;
 
+/// Live transactions the index is sized for beyond `finished_max` (more grow it).
+const LIVE_PRESIZE: usize = 4_096;
+
+/// The largest index sized up front; a larger `finished_max` grows to its size as it fills.
+const PRESIZE_MAX: usize = 1 << 20;
+
 /// `Queued::at` of a tombstone.
 const GONE: usize = usize::MAX;
 
@@ -170,9 +176,15 @@ pub(crate) struct LifecycleIndex {
 
 impl LifecycleIndex {
     pub(crate) fn new(finished_max: usize, refs_max: usize) -> Self {
+        // Sized for its steady state (the finished bound plus the live transactions of a
+        // pool), so a replay from genesis does not copy and rehash it at every doubling.
+        let capacity = finished_max
+            .saturating_add(finished_max / 8)
+            .saturating_add(LIVE_PRESIZE)
+            .min(PRESIZE_MAX);
         Self {
-            entries: TxSlab::default(),
-            finished: VecDeque::new(),
+            entries: TxSlab::with_capacity(capacity),
+            finished: VecDeque::with_capacity(finished_max.min(PRESIZE_MAX)),
             base: 0,
             back: None,
             late: BTreeMap::new(),

@@ -174,6 +174,19 @@ impl<V> Default for TxSlab<V> {
 }
 
 impl<V> TxSlab<V> {
+    /// A slab that holds `capacity` values without growing: the slots reserved (untouched
+    /// memory until used) and the table at most three quarters full with that many. Growing
+    /// copies the slots and rehashes every bucket at each doubling, and a replay from genesis
+    /// would pay that on its way to the index's steady size.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        let buckets = (capacity.saturating_mul(4) / 3).saturating_add(1).next_power_of_two();
+        Self {
+            buckets: vec![0; buckets.max(16)],
+            slots: Vec::with_capacity(capacity),
+            ..Self::default()
+        }
+    }
+
     /// The keyed hash of `hash`'s first word, low 32 bits.
     fn hash32(&self, hash: &TxHash) -> u32 {
         let mut h = self.key.build_hasher();
