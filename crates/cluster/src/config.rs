@@ -12,6 +12,13 @@ pub const WRITE_QUEUE_CAPACITY: usize = 1024;
 /// Most entries one `limited_get_log_entries` call returns (bounds one replication read).
 pub const READ_BATCH_ENTRIES_MAX: u64 = 4096;
 
+/// Most entries the Raft log store keeps in memory after writing them, so replication and
+/// apply read them without going back to the WAL.
+pub const TAIL_CACHE_ENTRIES_MAX: usize = 4096;
+
+/// Most encoded bytes of those entries (the oldest go first).
+pub const TAIL_CACHE_BYTES_MAX: usize = 32 << 20;
+
 /// Name of the WAL directory inside the store's directory.
 pub const WAL_DIR: &str = "log";
 

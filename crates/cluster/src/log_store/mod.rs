@@ -5,6 +5,7 @@
 //! `docs/design/raft-log.md`.
 
 mod shared;
+mod tail;
 mod writer;
 
 use std::{
@@ -207,9 +208,10 @@ impl<C: ClusterTypeConfig> LogStore<C> {
     }
 }
 
-/// An encoded, contiguous batch of entries.
+/// An encoded, contiguous batch of entries (kept, for the in-memory tail).
 struct Batch {
     records: Vec<Vec<u8>>,
+    entries: Vec<Entry>,
     first: u64,
     last: LogId,
 }
@@ -219,18 +221,20 @@ fn encode_batch(entries: impl IntoIterator<Item = Entry>) -> Result<Option<Batch
     let mut batch: Option<Batch> = None;
     for entry in entries {
         let index = entry.log_id.index;
+        let record = encode_entry(&entry);
         match &mut batch {
             None => {
-                let records = vec![encode_entry(&entry)];
-                batch = Some(Batch { records, first: index, last: entry.log_id });
+                let (first, last) = (index, entry.log_id);
+                batch = Some(Batch { records: vec![record], entries: vec![entry], first, last });
             }
             Some(batch) => {
                 let expected = batch.last.index.saturating_add(1);
                 if index != expected {
                     return Err(Error::NotContiguous { expected, found: index });
                 }
-                batch.records.push(encode_entry(&entry));
                 batch.last = entry.log_id;
+                batch.records.push(record);
+                batch.entries.push(entry);
             }
         }
     }
@@ -258,21 +262,45 @@ impl<C: ClusterTypeConfig> RaftLogStorage<C> for LogStore<C> {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let Some(Batch { records, first, last }) = encode_batch(entries).map_err(Error::into_io)?
+        let Some(Batch { records, entries, first, last }) =
+            encode_batch(entries).map_err(Error::into_io)?
         else {
             callback.io_completed(Ok(()));
             return Ok(());
         };
-        self.request(|written| Job::Append { records, first, last, written, flushed: callback })
-            .await
+        let sizes: Vec<usize> = records.iter().map(Vec::len).collect();
+        let written = self
+            .request(|written| Job::Append { records, first, last, written, flushed: callback })
+            .await;
+        // openraft issues the store's writes one at a time, each awaited: the tail follows
+        // the WAL in the same order (entries join it once written).
+        match &written {
+            Ok(()) => self.shared.tail().extend(entries, &sizes),
+            Err(_) => self.shared.tail().clear(),
+        }
+        written
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
-        self.request(|done| Job::Truncate { after: last_log_id, done }).await
+        let done = self.request(|done| Job::Truncate { after: last_log_id, done }).await;
+        let mut tail = self.shared.tail();
+        match &done {
+            Ok(()) => tail.truncate_after(last_log_id.map(|id| id.index)),
+            Err(_) => tail.clear(),
+        }
+        drop(tail);
+        done
     }
 
     async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
-        self.request(|done| Job::Purge { upto: log_id, done }).await
+        let done = self.request(|done| Job::Purge { upto: log_id, done }).await;
+        let mut tail = self.shared.tail();
+        match &done {
+            Ok(()) => tail.purge(log_id.index),
+            Err(_) => tail.clear(),
+        }
+        drop(tail);
+        done
     }
 }
 

@@ -6,15 +6,17 @@
 
 use std::{
     ops::ControlFlow,
-    sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
 };
 
 use mempulse_primitives::Seq;
 use mempulse_wal::WalReader;
 use openraft::storage::LogState;
 
+use super::tail::Tail;
 use crate::{
     codec::{decode_entry, decode_entry_log_id},
+    config::{TAIL_CACHE_BYTES_MAX, TAIL_CACHE_ENTRIES_MAX},
     error::{Error, Result},
     meta::LogMeta,
     types::{ClusterTypeConfig, Entry, LogId},
@@ -50,11 +52,22 @@ impl Bounds {
 pub(crate) struct Shared {
     bounds: RwLock<Bounds>,
     reader: WalReader,
+    /// The entries written last, served without reading the WAL (`tail.rs`).
+    tail: Mutex<Tail>,
 }
 
 impl Shared {
     pub(crate) const fn new(bounds: Bounds, reader: WalReader) -> Self {
-        Self { bounds: RwLock::new(bounds), reader }
+        Self {
+            bounds: RwLock::new(bounds),
+            reader,
+            tail: Mutex::new(Tail::new(TAIL_CACHE_ENTRIES_MAX, TAIL_CACHE_BYTES_MAX)),
+        }
+    }
+
+    /// The in-memory tail (updated by the store after each write, in openraft's order).
+    pub(crate) fn tail(&self) -> MutexGuard<'_, Tail> {
+        self.tail.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A copy of the bounds (a panic elsewhere never makes them unreadable: they are plain data
@@ -81,6 +94,10 @@ impl Shared {
             return Ok(Vec::new());
         }
         let count = (hi - lo).min(max);
+        // Under the bounds' read lock: the tail holds what the WAL holds up to `last`.
+        if let Some(hit) = self.tail().get(lo, count) {
+            return Ok(hit);
+        }
         let anchor = bounds.meta.anchor;
         let limit = usize::try_from(count).unwrap_or(usize::MAX);
         let mut out = Vec::with_capacity(limit.min(1024));
