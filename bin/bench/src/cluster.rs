@@ -73,6 +73,11 @@ pub(crate) struct Args {
     /// The `mempulse` binary (default: next to this executable).
     #[arg(long)]
     mempulse: Option<PathBuf>,
+    /// The nodes' event-log `[wal] sync` policy: `always` (an fdatasync per group before a
+    /// write is acknowledged) or `<N>ms` (written before the acknowledgement, fsynced every N
+    /// ms). The Raft log is fsynced before every acknowledgement either way.
+    #[arg(long, default_value = "always")]
+    event_log_sync: String,
 }
 
 /// Runs the benchmark and returns its one-line report.
@@ -102,7 +107,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Report> {
         .build()?;
     let duration = Duration::from_secs(args.duration_s);
     let mempulse = runtime.block_on(async {
-        let options = NodeOptions { nodes: args.nodes, ..NodeOptions::default() };
+        let options = NodeOptions {
+            nodes: args.nodes,
+            event_log_sync: Some(args.event_log_sync.clone()),
+            ..NodeOptions::default()
+        };
         let mut cluster = MempulseCluster::create(&bin, &options)?;
         let leader = cluster.start_all().await?;
         let committer = Committer {
@@ -143,7 +152,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Report> {
         "commit_failures": mempulse.commit_failures,
         "client": "http1-keepalive-json-rpc",
         "client_threads": args.client_threads,
-        "wal_sync": "always",
+        "wal_sync": args.event_log_sync,
+        "raft_log_sync": "always",
         "throttle_off": true,
     });
     let Value::Object(fields) = fields else { unreachable!("json! of an object literal") };

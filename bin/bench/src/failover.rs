@@ -194,7 +194,7 @@ async fn mempulse_trials(
     interval: Duration,
     bodies: Arc<Vec<Vec<u8>>>,
 ) -> anyhow::Result<Vec<Recovery>> {
-    let options = NodeOptions { nodes: 3, rpc_queue_capacity: None, timings: Some(timings) };
+    let options = NodeOptions { nodes: 3, timings: Some(timings), ..NodeOptions::default() };
     let mut cluster = MempulseCluster::create(bin, &options)?;
     cluster.start_all().await?;
     let ids = cluster.ids();

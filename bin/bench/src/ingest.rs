@@ -94,7 +94,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Report> {
     let options = NodeOptions {
         nodes: args.nodes,
         rpc_queue_capacity: args.rpc_queue_capacity,
-        timings: None,
+        ..NodeOptions::default()
     };
     let (result, counters) = runtime.block_on(async {
         let mut cluster = MempulseCluster::create(&bin, &options)?;

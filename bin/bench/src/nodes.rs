@@ -55,6 +55,9 @@ pub(crate) struct NodeOptions {
     pub(crate) rpc_queue_capacity: Option<u32>,
     /// Raft timings (default: the node's).
     pub(crate) timings: Option<RaftTimings>,
+    /// The event log's `[wal] sync` policy (default: the node's, `always`). The Raft log is
+    /// fsynced per append whatever this says.
+    pub(crate) event_log_sync: Option<String>,
 }
 
 /// One node's files and, while it runs, its process.
@@ -291,6 +294,9 @@ fn node_toml(
             t.heartbeat_ms, t.election_min_ms, t.election_max_ms, t.send_timeout_ms
         );
     }
+    if let Some(sync) = &options.event_log_sync {
+        let _ = write!(text, "[wal]\nsync = {sync:?}\n");
+    }
     if options.nodes > 1 {
         let _ = write!(
             text,
@@ -318,6 +324,7 @@ mod tests {
                 election_max_ms: 200,
                 send_timeout_ms: 50,
             }),
+            event_log_sync: Some("5ms".to_owned()),
         };
         let peers = vec!["\"1@127.0.0.1:1\"".to_owned(), "\"2@127.0.0.1:2\"".to_owned()];
         let text = node_toml(&options, Path::new("/d"), Path::new("/c"), (2, (2, 9)), &peers);
@@ -330,6 +337,7 @@ mod tests {
             "peers = [\"1@127.0.0.1:1\", \"2@127.0.0.1:2\"]",
             "election-timeout-max-ms = 200",
             "node-key = \"/c/node-2-key.pem\"",
+            "[wal]\nsync = \"5ms\"",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }
