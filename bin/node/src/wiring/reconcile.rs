@@ -324,11 +324,7 @@ async fn ask_chunk(
     offset: u64,
 ) -> Result<CheckpointChunk, Failure> {
     let request = AdminRequest::Checkpoint { at, offset };
-    match client.admin(peer.id, &peer.addr, request, CHECKPOINT_REQUEST_TIMEOUT).await {
-        Ok(Ok(AdminReply::Checkpoint(Some(chunk)))) => Ok(chunk),
-        Ok(Ok(AdminReply::Checkpoint(None))) => Err(Failure::CheckpointUnavailable),
-        _ => Err(Failure::PeerUnreachable),
-    }
+    ask_state_chunk(client, peer, request, Failure::CheckpointUnavailable).await
 }
 
 async fn ask_mempool_chunk(
@@ -338,9 +334,23 @@ async fn ask_mempool_chunk(
     offset: u64,
 ) -> Result<CheckpointChunk, Failure> {
     let request = AdminRequest::MempoolSnapshot { at, offset };
+    ask_state_chunk(client, peer, request, Failure::MempoolUnavailable).await
+}
+
+/// Sends a chunk request (checkpoint or mempool export); `unavailable` when the peer has none.
+async fn ask_state_chunk(
+    client: &PeerClient,
+    peer: &Peer,
+    request: AdminRequest,
+    unavailable: Failure,
+) -> Result<CheckpointChunk, Failure> {
     match client.admin(peer.id, &peer.addr, request, CHECKPOINT_REQUEST_TIMEOUT).await {
-        Ok(Ok(AdminReply::MempoolSnapshot(Some(chunk)))) => Ok(chunk),
-        Ok(Ok(AdminReply::MempoolSnapshot(None))) => Err(Failure::MempoolUnavailable),
+        Ok(Ok(AdminReply::Checkpoint(Some(chunk)) | AdminReply::MempoolSnapshot(Some(chunk)))) => {
+            Ok(chunk)
+        }
+        Ok(Ok(AdminReply::Checkpoint(None) | AdminReply::MempoolSnapshot(None))) => {
+            Err(unavailable)
+        }
         _ => Err(Failure::PeerUnreachable),
     }
 }
