@@ -154,4 +154,55 @@ mod tests {
         tail.purge(100);
         assert_eq!(tail.get(11, 1), None);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Against a model log under random appends, truncations and purges (in the order a
+        /// store issues them), every hit equals the model's entries, and a run just appended
+        /// within the bounds is always a hit.
+        #[test]
+        fn a_hit_always_equals_the_log(ops in proptest::collection::vec((0u8..4, 0u64..12, 1u64..6), 1..60)) {
+            let mut tail = Tail::new(8, 40);
+            let mut log: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+            let mut purged = 0u64;
+            for (step, (op, a, b)) in ops.into_iter().enumerate() {
+                let term = step as u64 + 1;
+                match op {
+                    0 | 1 => {
+                        let first = log.keys().next_back().map_or(purged + 1, |l| l + 1);
+                        let run = entries(first, first + b - 1, term);
+                        let sizes = vec![usize::try_from(a).unwrap() + 1; run.len()];
+                        for e in &run {
+                            log.insert(e.log_id.index, term);
+                        }
+                        tail.extend(run, &sizes);
+                        if sizes.iter().sum::<usize>() <= 40 {
+                            proptest::prop_assert!(tail.get(first, b).is_some());
+                        }
+                    }
+                    2 => {
+                        let after = purged + a;
+                        log.retain(|index, _| *index <= after);
+                        tail.truncate_after(Some(after));
+                    }
+                    _ => {
+                        let upto = purged + a.min(3);
+                        purged = purged.max(upto);
+                        log.retain(|index, _| *index > upto);
+                        tail.purge(upto);
+                    }
+                }
+                for start in 0..=purged + 14 {
+                    for count in 1..=4 {
+                        if let Some(hit) = terms(tail.get(start, count)) {
+                            let want: Vec<(u64, u64)> =
+                                (start..start + count).map(|i| (i, log[&i])).collect();
+                            proptest::prop_assert_eq!(hit, want);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
