@@ -8,6 +8,7 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
+    serve::ListenerExt as _,
 };
 use tokio::{net::TcpListener, sync::watch};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -130,6 +131,13 @@ where
             stop_tx.send_replace(true);
         }
     };
+    // Replies and live-tail events go out as soon as they are written, not held back by
+    // Nagle's algorithm waiting for the client's acknowledgement of the previous segment.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set on an API connection");
+        }
+    });
     let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(signal);
     let mut stopping = stop_rx;
