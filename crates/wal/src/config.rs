@@ -34,8 +34,12 @@ pub const RECYCLE_POOL_MAX: usize = 4;
 pub enum SyncPolicy {
     /// One `fdatasync` per group, before the group is acknowledged.
     Always,
-    /// `fdatasync` at most this often; a group is acknowledged once written, so a power loss
-    /// may lose up to one interval of acknowledged records (a process crash loses none).
+    /// `fdatasync` at most this often. A group is acknowledged once written, so a power loss
+    /// may lose up to one interval of acknowledged records (a process crash loses none); it is
+    /// published to readers and cursors only by the sync that covers it, so no consumer ever
+    /// sees a record a power loss could take. A direct [`crate::Wal`] syncs (and publishes)
+    /// when an append finds the interval passed, or on [`crate::Wal::sync`]; the sequencer
+    /// also syncs when the interval passes with nothing more to write.
     Interval(Duration),
     /// Never sync (except when a segment is sealed); the OS decides.
     Never,

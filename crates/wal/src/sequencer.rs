@@ -9,7 +9,10 @@
 //!
 //! The writer frames and writes group N+1 while the sync thread runs group N's `fdatasync`.
 //! Under [`SyncPolicy::Always`] a batch is acknowledged, and the durable seq published, only
-//! after the sync covering it; under `Interval` and `Never`, once written.
+//! after the sync covering it. Under `Interval` a batch is acknowledged once written, and
+//! published (to readers, cursors and the durable watch) only by the sync that covers it, at
+//! most one interval later: consumers never see a record a power loss could still take. Under
+//! `Never` both happen once written. [`SequencerHandle::sync`] forces a sync under any policy.
 
 use std::{
     future::Future,
@@ -28,7 +31,7 @@ use mempulse_primitives::Seq;
 use tokio::sync::{oneshot, watch};
 
 use crate::{
-    config::{SYNC_QUEUE_CAPACITY, SequencerConfig, SyncPolicy},
+    config::{SYNC_QUEUE_CAPACITY, SequencerConfig},
     cursor::Cursor,
     error::{Error, Result, SubmitError},
     metrics::QueueMetrics,
@@ -147,6 +150,18 @@ impl SequencerHandle {
         Ok(Ticket { rx })
     }
 
+    /// Queues a sync of everything submitted before it, whatever the sync policy. The ticket
+    /// resolves once those records are durable and published: a caller that must not get ahead
+    /// of the disk (a Raft snapshot covering facts acknowledged under `Interval`) waits on it.
+    ///
+    /// # Errors
+    /// [`SubmitError::Full`] when the queue is full; [`SubmitError::Closed`] after shutdown.
+    pub fn try_sync(&self) -> Result<Ticket<()>, SubmitError> {
+        let (ack, rx) = oneshot::channel();
+        self.send(Msg::Sync { ack })?;
+        Ok(Ticket { rx })
+    }
+
     fn check_batch(&self, records: &[Vec<u8>]) -> Result<(), SubmitError> {
         if records.is_empty() {
             return Err(SubmitError::Invalid(Error::EmptyRecord));
@@ -202,19 +217,22 @@ impl SequencerHandle {
         self.inner.capacity
     }
 
-    /// A watch of the last durable (acknowledged) seq.
+    /// A watch of the last durable seq: acknowledged and synced under `Always`, synced under
+    /// `Interval` (acknowledged records may be ahead of it by up to one interval), written
+    /// under `Never`.
     #[must_use]
     pub fn durable(&self) -> watch::Receiver<Seq> {
         self.inner.durable.clone()
     }
 
-    /// A reader that sees only durable (acknowledged) records.
+    /// A reader that sees only durable records (up to [`SequencerHandle::durable`]).
     #[must_use]
     pub fn reader(&self) -> WalReader {
         self.inner.reader.clone()
     }
 
-    /// A cursor yielding durable records from `from` (inclusive) on.
+    /// A cursor yielding durable records (up to [`SequencerHandle::durable`]) from `from`
+    /// (inclusive) on.
     #[must_use]
     pub fn cursor(&self, from: Seq) -> Cursor {
         Cursor::new(self.inner.reader.clone(), self.inner.durable.clone(), from)
@@ -288,14 +306,6 @@ impl<T> Future for Ticket<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.rx).poll(cx).map(|r| r.map_err(|_| Error::Closed).and_then(|r| r))
-    }
-}
-
-/// How long the writer waits for a batch before checking whether an interval sync is due.
-pub(crate) fn idle_wait(policy: SyncPolicy) -> Option<Duration> {
-    match policy {
-        SyncPolicy::Interval(every) => Some(every),
-        SyncPolicy::Always | SyncPolicy::Never => None,
     }
 }
 

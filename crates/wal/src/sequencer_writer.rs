@@ -20,7 +20,7 @@ use crate::{
     error::{Error, Result},
     metrics::{QueueMetrics, WalMetrics},
     record::SeqRange,
-    sequencer::{idle_wait, recv},
+    sequencer::recv,
     state::Shared,
     wal::{SyncTarget, Wal},
 };
@@ -31,6 +31,7 @@ pub(crate) enum Msg {
     Batch { records: Vec<Vec<u8>>, ack: oneshot::Sender<Result<SeqRange>> },
     Purge { before: Seq, ack: oneshot::Sender<Result<()>> },
     Truncate { after: Seq, ack: oneshot::Sender<Result<()>> },
+    Sync { ack: oneshot::Sender<Result<()>> },
     Shutdown { ack: oneshot::Sender<Result<()>> },
 }
 
@@ -120,13 +121,12 @@ impl Writer {
         rx: &Receiver<Msg>,
         sync_tx: &SyncSender<SyncJob>,
     ) -> Option<oneshot::Sender<Result<()>>> {
-        let wait = idle_wait(self.wal.config().sync);
         let mut shutdown = None;
         loop {
             let next = if shutdown.is_some() {
                 rx.try_recv().ok()
             } else {
-                match recv(rx, wait) {
+                match recv(rx, self.idle_wait()) {
                     Ok(Some(msg)) => Some(msg),
                     Ok(None) => {
                         self.interval_tick(sync_tx);
@@ -155,6 +155,10 @@ impl Writer {
                 Some(Msg::Truncate { after, ack }) => {
                     self.taken(1);
                     let _ = ack.send(self.truncate_after(sync_tx, after));
+                }
+                Some(Msg::Sync { ack }) => {
+                    self.taken(1);
+                    self.sync_now(sync_tx, ack);
                 }
                 Some(Msg::Batch { .. }) | None => {}
             }
@@ -230,14 +234,41 @@ impl Writer {
                 self.send_job(sync_tx, job);
                 self.unsynced = false;
             }
-            SyncPolicy::Interval(_) | SyncPolicy::Never => {
-                publish(self.wal.shared(), &self.durable, range.last);
+            SyncPolicy::Interval(_) => {
+                // Acknowledged once written; published (to readers and cursors) by the sync
+                // that covers it, at most one interval later.
                 for (range, ack) in acks {
                     let _ = ack.send(Ok(range));
                 }
                 self.interval_tick(sync_tx);
             }
+            SyncPolicy::Never => {
+                publish(self.wal.shared(), &self.durable, range.last);
+                for (range, ack) in acks {
+                    let _ = ack.send(Ok(range));
+                }
+            }
         }
+    }
+
+    /// How long to wait for a message before an interval sync falls due: until then when
+    /// something written is not synced yet, else indefinitely.
+    fn idle_wait(&self) -> Option<std::time::Duration> {
+        match self.wal.config().sync {
+            SyncPolicy::Interval(every) if self.unsynced => {
+                Some(every.saturating_sub(self.last_sync.elapsed()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Queues a sync of everything written so far, whatever the policy; `ack` resolves once it
+    /// is durable (and published).
+    fn sync_now(&mut self, sync_tx: &SyncSender<SyncJob>, ack: oneshot::Sender<Result<()>>) {
+        let job = SyncJob { target: self.wal.sync_target(), acks: Vec::new(), done: Some(ack) };
+        self.send_job(sync_tx, job);
+        self.unsynced = false;
+        self.last_sync = Instant::now();
     }
 
     fn send_job(&self, sync_tx: &SyncSender<SyncJob>, job: SyncJob) {
@@ -246,6 +277,9 @@ impl Writer {
             self.wal.shared().poison();
             for (_, ack) in job.acks {
                 let _ = ack.send(Err(Error::Poisoned));
+            }
+            if let Some(done) = job.done {
+                let _ = done.send(Err(Error::Poisoned));
             }
         }
     }

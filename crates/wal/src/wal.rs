@@ -239,12 +239,13 @@ impl Wal {
     /// write or sync fails, which poisons the log.
     pub fn append<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<SeqRange> {
         let range = self.write_records(records.iter().map(AsRef::as_ref))?;
+        // Readers see a record once it is durable under the policy: `sync` publishes what it
+        // made durable; under `Never` a written record counts.
         match self.config.sync {
             SyncPolicy::Always => self.sync()?,
             SyncPolicy::Interval(every) => self.sync_if_due(every)?,
-            SyncPolicy::Never => {}
+            SyncPolicy::Never => self.shared.publish(range.last),
         }
-        self.shared.publish(range.last);
         Ok(range)
     }
 

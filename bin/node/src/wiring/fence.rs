@@ -526,6 +526,10 @@ impl FactSink for CorruptingSink {
         self.inner.append(events)
     }
 
+    fn sync(&self) -> SinkFuture {
+        self.inner.sync()
+    }
+
     fn written_through(&self) -> Option<WrittenThrough> {
         self.inner.written_through()
     }

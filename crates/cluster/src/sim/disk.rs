@@ -59,6 +59,13 @@ impl FactSink for FencedSink {
         self.log.append(events)
     }
 
+    fn sync(&self) -> SinkFuture {
+        if self.crashed.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(SinkError::Closed) });
+        }
+        self.log.sync()
+    }
+
     fn written_through(&self) -> Option<WrittenThrough> {
         self.log.written_through()
     }

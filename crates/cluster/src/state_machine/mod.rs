@@ -292,11 +292,11 @@ fn lock_current(
 
 /// Builds a snapshot from a copy of the state taken when openraft asked for it, so applying
 /// continues while the bytes are encoded and written.
-#[derive(Debug)]
 pub struct SnapshotBuilder {
     state: SmState,
     store: SnapshotStore,
     current: CurrentSnapshot,
+    sink: Arc<dyn FactSink>,
 }
 
 /// Runs snapshot IO: on tokio's blocking pool for a filesystem store (never on an async worker),
@@ -313,11 +313,23 @@ async fn snapshot_io<T: Send + 'static>(
     done.map_err(SnapshotError::into_io)
 }
 
+impl fmt::Debug for SnapshotBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotBuilder")
+            .field("applied", &self.state.applied)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<C: ClusterTypeConfig> RaftSnapshotBuilder<C> for SnapshotBuilder {
     type SnapshotData = ClusterSnapshot;
 
     #[tracing::instrument(level = "info", skip_all, fields(applied = ?self.state.applied))]
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
+        // The facts of every entry this snapshot covers were appended before the builder was
+        // made; entries it covers are never applied again, so those facts must be on disk
+        // before it is saved (the event log may acknowledge before it syncs).
+        self.sink.sync().await.map_err(io::Error::other)?;
         let meta = SnapshotMeta {
             last_log_id: self.state.applied,
             last_membership: self.state.membership.clone(),
@@ -368,12 +380,14 @@ impl<C: ClusterTypeConfig> RaftStateMachine<C> for ClusterStateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
-        // Called between `apply` calls, so every fact of the copied state is durable: a snapshot
-        // never covers an entry whose facts could still be lost.
+        // Called between `apply` calls, so every fact of the copied state was appended; the
+        // builder syncs the sink before it saves, so a snapshot never covers an entry whose
+        // facts a power loss could still take.
         SnapshotBuilder {
             state: self.state.lock().clone(),
             store: self.store.clone(),
             current: Arc::clone(&self.current),
+            sink: Arc::clone(&self.sink),
         }
     }
 

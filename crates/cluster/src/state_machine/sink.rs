@@ -34,13 +34,23 @@ pub struct WrittenThrough {
 /// [`FactSink::append`] resolved `Ok` for the entry's facts (design rule 1).
 pub trait FactSink: Send + Sync + 'static {
     /// Appends `events` in order (after every batch appended before) and resolves once they are
-    /// durable. `events` is never empty. The batch must be submitted when `append` is called,
-    /// not when the future is first polled, so calls queue in call order.
+    /// durable as the log's sync policy defines it for an acknowledgement (the event log's
+    /// `Interval` policy acknowledges once written and syncs within the interval). `events` is
+    /// never empty. The state machine awaits each append before the next.
     ///
     /// # Errors
     /// [`SinkError`] when the events could not be made durable; the state machine then stops
     /// applying (the node must restart, and re-applies from its last snapshot).
     fn append(&self, events: Vec<Event>) -> SinkFuture;
+
+    /// Resolves once every event appended before the call is on stable storage, whatever the
+    /// sync policy. A Raft snapshot waits on it before it is saved: entries a snapshot covers
+    /// are never applied again, so their facts must not be lost to a power loss after it (the
+    /// facts of later entries are derived again on restart when they are missing).
+    ///
+    /// # Errors
+    /// [`SinkError`] when the log could not sync; the snapshot is then not saved.
+    fn sync(&self) -> SinkFuture;
 
     /// How far the replicated facts already in the log reach (`None` when it holds none).
     fn written_through(&self) -> Option<WrittenThrough>;
@@ -112,6 +122,11 @@ impl MemorySink {
 impl FactSink for MemorySink {
     fn append(&self, events: Vec<Event>) -> SinkFuture {
         self.events.lock().unwrap_or_else(PoisonError::into_inner).extend(events);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn sync(&self) -> SinkFuture {
+        // Durable at once.
         Box::pin(async { Ok(()) })
     }
 

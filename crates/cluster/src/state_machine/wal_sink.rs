@@ -48,31 +48,49 @@ impl FactSink for WalFactSink {
         let handle = self.handle.clone();
         let full_wait_max = self.full_wait_max;
         Box::pin(async move {
-            let started = Instant::now();
-            let mut backoff = SINK_BACKOFF_FIRST;
-            let ticket = loop {
-                match handle.try_submit(records.clone()) {
-                    Ok(ticket) => break ticket,
-                    Err(SubmitError::Full { .. }) => {
-                        let waited = started.elapsed();
-                        if waited >= full_wait_max {
-                            let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
-                            return Err(SinkError::Stalled { waited_ms });
-                        }
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(SINK_BACKOFF_MAX);
-                    }
-                    Err(SubmitError::Closed) => return Err(SinkError::Closed),
-                    Err(SubmitError::Invalid(e)) => return Err(SinkError::Wal(e)),
-                    Err(e) => return Err(SinkError::Refused(e)),
-                }
-            };
+            let ticket = submit(full_wait_max, || handle.try_submit(records.clone())).await?;
             ticket.await.map(|_| ()).map_err(SinkError::Wal)
+        })
+    }
+
+    fn sync(&self) -> SinkFuture {
+        let handle = self.handle.clone();
+        let full_wait_max = self.full_wait_max;
+        Box::pin(async move {
+            let ticket = submit(full_wait_max, || handle.try_sync()).await?;
+            ticket.await.map_err(SinkError::Wal)
         })
     }
 
     fn written_through(&self) -> Option<WrittenThrough> {
         self.written
+    }
+}
+
+/// Submits to the sequencer, retrying a full queue with an exponential backoff for at most
+/// `full_wait_max`.
+async fn submit<T>(
+    full_wait_max: Duration,
+    mut try_submit: impl FnMut() -> Result<T, SubmitError>,
+) -> Result<T, SinkError> {
+    let started = Instant::now();
+    let mut backoff = SINK_BACKOFF_FIRST;
+    loop {
+        match try_submit() {
+            Ok(ticket) => return Ok(ticket),
+            Err(SubmitError::Full { .. }) => {
+                let waited = started.elapsed();
+                if waited >= full_wait_max {
+                    let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+                    return Err(SinkError::Stalled { waited_ms });
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(SINK_BACKOFF_MAX);
+            }
+            Err(SubmitError::Closed) => return Err(SinkError::Closed),
+            Err(SubmitError::Invalid(e)) => return Err(SinkError::Wal(e)),
+            Err(e) => return Err(SinkError::Refused(e)),
+        }
     }
 }
 

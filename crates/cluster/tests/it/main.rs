@@ -10,6 +10,7 @@ mod cluster;
 mod forward;
 mod harness;
 mod mem_sm;
+mod power_loss;
 mod read;
 mod reinstall;
 mod reopen;

@@ -84,6 +84,8 @@ fn pipelined_tickets_resolve_in_order() {
             let range = ticket.wait().unwrap();
             assert_eq!((range.first, range.last), (Seq(i as u64 + 1), Seq(i as u64 + 1)));
         }
+        // Under `Interval` the records are published by the sync that covers them.
+        seq.try_sync().unwrap().wait().unwrap();
         assert_log(&seq.reader(), 1, 500);
         seq.shutdown_blocking().unwrap();
         assert!(matches!(seq.shutdown_blocking(), Err(Error::Closed)));
@@ -385,4 +387,79 @@ fn next_group_is_written_while_the_previous_sync_runs() {
     assert_eq!(first.wait().unwrap().first, Seq(1));
     assert_eq!(second.wait().unwrap().first, Seq(2));
     seq.shutdown_blocking().unwrap();
+}
+
+/// Under `Interval` a batch is acknowledged once written, but readers, cursors and the durable
+/// watch see it only once a sync covers it: after the interval passes with nothing more to
+/// write, or at once on `try_sync`. A power loss before that sync takes exactly what no
+/// consumer saw.
+#[test]
+fn interval_publishes_only_what_a_sync_covered() {
+    let sim = SimStorage::new();
+    let seq =
+        start(&sim, SyncPolicy::Interval(Duration::from_secs(3600)), SequencerConfig::default());
+    let range = seq.try_submit(vec![payload(1), payload(2)]).unwrap().wait().unwrap();
+    assert_eq!(range.last, Seq(2), "acknowledged once written");
+    assert_eq!(*seq.durable().borrow(), Seq(0));
+    assert_eq!(seq.reader().last_seq(), Seq(0), "not published before a sync");
+    let lost = open_sim(
+        &sim.crash_image(mempulse_wal::test_utils::CrashMode::DropUnsynced),
+        small_config(Preallocate::Fallocate),
+    )
+    .unwrap();
+    assert_eq!(lost.last_seq(), Seq(0), "a power loss now takes both records");
+    drop(lost);
+
+    seq.try_sync().unwrap().wait().unwrap();
+    assert_eq!(*seq.durable().borrow(), Seq(2));
+    assert_log(&seq.reader(), 1, 2);
+    let kept = open_sim(
+        &sim.crash_image(mempulse_wal::test_utils::CrashMode::DropUnsynced),
+        small_config(Preallocate::Fallocate),
+    )
+    .unwrap();
+    assert_log(&kept.reader(), 1, 2);
+    drop(kept);
+    seq.shutdown_blocking().unwrap();
+
+    // A short interval publishes on its own once it passes with nothing more to write.
+    let sim = SimStorage::new();
+    let seq =
+        start(&sim, SyncPolicy::Interval(Duration::from_millis(20)), SequencerConfig::default());
+    seq.try_submit(vec![payload(1)]).unwrap().wait().unwrap();
+    let mut durable = seq.durable();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(WAIT, durable.wait_for(|s| *s >= Seq(1))).await.unwrap().unwrap();
+    });
+    assert_log(&seq.reader(), 1, 1);
+    seq.shutdown_blocking().unwrap();
+}
+
+/// `try_sync` is ordered after the batches submitted before it and makes them durable under
+/// every policy, `Never` included.
+#[test]
+fn try_sync_makes_earlier_batches_durable_under_every_policy() {
+    for sync in
+        [SyncPolicy::Always, SyncPolicy::Never, SyncPolicy::Interval(Duration::from_secs(3600))]
+    {
+        let sim = SimStorage::new();
+        let seq = start(&sim, sync, SequencerConfig::default());
+        let tickets: Vec<_> =
+            (1..=40u64).map(|s| seq.try_submit(vec![payload(s)]).unwrap()).collect();
+        seq.try_sync().unwrap().wait().unwrap();
+        for ticket in tickets {
+            ticket.wait().unwrap();
+        }
+        assert_eq!(*seq.durable().borrow(), Seq(40), "{sync:?}");
+        let image = open_sim(
+            &sim.crash_image(mempulse_wal::test_utils::CrashMode::DropUnsynced),
+            small_config(Preallocate::Fallocate),
+        )
+        .unwrap();
+        assert_log(&image.reader(), 1, 40);
+        drop(image);
+        seq.shutdown_blocking().unwrap();
+        assert!(matches!(seq.try_sync(), Err(SubmitError::Closed)), "{sync:?}");
+    }
 }
