@@ -73,10 +73,11 @@ pub(crate) struct Args {
     /// The `mempulse` binary (default: next to this executable).
     #[arg(long)]
     mempulse: Option<PathBuf>,
-    /// The nodes' event-log `[wal] sync` policy: `always` (an fdatasync per group before a
-    /// write is acknowledged) or `<N>ms` (written before the acknowledgement, fsynced every N
-    /// ms). The Raft log is fsynced before every acknowledgement either way.
-    #[arg(long, default_value = "always")]
+    /// The nodes' event-log `[wal] sync` policy: `<N>ms` (the node's default, `5ms`: written
+    /// before the acknowledgement, fsynced within N ms) or `always` (an fdatasync per group
+    /// before a write is acknowledged). The Raft log is fsynced before every acknowledgement
+    /// either way.
+    #[arg(long, default_value = "5ms")]
     event_log_sync: String,
 }
 

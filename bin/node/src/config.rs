@@ -92,7 +92,7 @@ pub(crate) struct WalSection {
 impl Default for WalSection {
     fn default() -> Self {
         Self {
-            sync: "always".to_owned(),
+            sync: "5ms".to_owned(),
             segment_size_bytes: DEFAULT_SEGMENT_SIZE_BYTES,
             preallocate: "auto".to_owned(),
         }
