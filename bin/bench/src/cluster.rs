@@ -5,7 +5,8 @@
 //!    encoding is `--value-size` bytes (at most; `tx_bytes` reports it), nonces in order per
 //!    sender (`load` module).
 //! 2. **mempulse** (timed): three nodes over mutual TLS (`mempulse cert`, node 1 bootstraps),
-//!    `[wal] sync = "always"`, default Raft timings. `--clients` closed-loop clients spread
+//!    the event log's `[wal] sync` from `--event-log-sync` (the node's default `5ms`), the Raft
+//!    log fsynced per append, default Raft timings. `--clients` closed-loop clients spread
 //!    over the nodes send `eth_sendRawTransaction` (an `AddTxs` write through Raft); a write
 //!    counts when the reply is the hash (committed, applied, durable in the event log). A
 //!    committer commits acknowledged transactions as blocks every `--block-ms`.

@@ -1,6 +1,6 @@
 //! The peer of the cluster benchmarks: a local 3-member etcd cluster on 127.0.0.1 free ports,
 //! each member with its own data dir (etcd fsyncs its WAL on every commit by default, as
-//! mempulse's `[wal] sync = "always"`), plain HTTP between members and to clients.
+//! mempulse fsyncs its Raft log), plain HTTP between members and to clients.
 //!
 //! Clients use etcd's v3 JSON gateway over HTTP/1.1 (`POST /v3/kv/put`, base64 key and value):
 //! the same minimal keep-alive client as for mempulse, and no gRPC dependency in the bench.

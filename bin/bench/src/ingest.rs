@@ -3,7 +3,7 @@
 //! 1. **sign** (untimed): `--txs` EIP-1559 transfers from `--senders` senders, nonces in order
 //!    per sender, split over the clients (`load::sign_bodies`).
 //! 2. **start** (untimed): one node, or three over mutual TLS, on loopback free ports with temp
-//!    data dirs, `[wal] sync = "always"`, the per-source rate limit lifted (`throttle_off`),
+//!    data dirs, the default `[wal] sync` (`5ms`), the per-source rate limit lifted (`throttle_off`),
 //!    and `[ingest] rpc-queue-capacity` when `--rpc-queue-capacity` is given (the overload run).
 //! 3. **load** (timed, `--duration-s`): `--clients` closed-loop clients on keep-alive
 //!    HTTP/1.1 connections, spread over the nodes, each sending `eth_sendRawTransaction` and

@@ -1,6 +1,7 @@
 //! A local `mempulse` cluster for the end-to-end benchmarks: one node, or three over mutual TLS
 //! (`mempulse cert`, three configs, node 1 bootstraps), as `bin/node/tests/it/cluster.rs` sets
-//! them up. The event log keeps the default `[wal] sync = "always"` (fsync per group).
+//! them up. The event log keeps the node's default `[wal] sync = "5ms"` unless a bench sets
+//! `NodeOptions::event_log_sync`.
 //!
 //! The per-source rate limit is lifted (`source-rate-per-s` and `source-burst` at
 //! [`THROTTLE_OFF`]): every bench client connects from 127.0.0.1, so the default limit (2000/s
