@@ -53,6 +53,15 @@ impl WalReader {
         }
     }
 
+    /// Last seq the writer has written, whether or not this reader may see it yet: a reader of
+    /// published records under `Interval` trails it by up to one interval. A consumer that must
+    /// know it has seen every record written before some moment (every fact of an applied
+    /// Raft index) compares its position with this, read after that moment.
+    #[must_use]
+    pub fn written_seq(&self) -> Seq {
+        self.shared.written()
+    }
+
     /// Calls `visit(seq, payload)` for up to `limit` records from `from` (inclusive; `Seq(0)`
     /// means the first record still in the log) in order, until `visit` breaks. Returns how many
     /// were visited.

@@ -17,7 +17,7 @@ use mempulse_replay::{
     replay_wal, resume, scan_lifecycle,
 };
 use mempulse_wal::{Error as WalError, SequencerHandle, WalReader};
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 /// Records applied per step of the follower.
@@ -43,8 +43,6 @@ pub(crate) struct History {
     reader: WalReader,
     /// Where the follower (and a reconciliation) writes checkpoints.
     checkpoints: Arc<CheckpointStore>,
-    /// The event log's durable seq.
-    durable: watch::Receiver<Seq>,
 }
 
 impl History {
@@ -70,12 +68,8 @@ impl History {
             elapsed_ms = started.elapsed().as_millis(),
             "replay caught up"
         );
-        let history = Self {
-            replayer: Arc::new(Mutex::new(replayer)),
-            reader,
-            checkpoints: Arc::new(store),
-            durable: log.durable(),
-        };
+        let history =
+            Self { replayer: Arc::new(Mutex::new(replayer)), reader, checkpoints: Arc::new(store) };
         let follower = Follower {
             task: tokio::runtime::Handle::current().spawn(follow(
                 history.clone(),
@@ -112,14 +106,17 @@ impl History {
     }
 
     /// Seals the replayer's open Raft index when every fact of it is known to be applied:
-    /// the state machine reported `applied` (so the facts of every index up to it were durable
-    /// before), and the replayer has read the log through the durable seq observed after
-    /// that. Returns the digest through the last sealed index. Without this, an index is
-    /// sealed only when a fact of a later one arrives.
+    /// the state machine reported `applied` (so the facts of every index up to it were written
+    /// to the event log before), and the replayer has read the log through the seq written when
+    /// this is called, after that. The written seq, not the published one: under an interval
+    /// sync policy facts are published up to one interval after they are written, and sealing
+    /// on the published seq would seal an index whose last facts are still to come. Returns the
+    /// digest through the last sealed index. Without this, an index is sealed only when a fact
+    /// of a later one arrives.
     pub(crate) fn seal_applied(&self, applied: RaftIndex) -> IndexedDigest {
-        let durable = *self.durable.borrow();
+        let written = self.reader.written_seq();
         let mut replayer = self.lock();
-        if replayer.last_seq() >= durable {
+        if replayer.last_seq() >= written {
             replayer.seal_through(applied)
         } else {
             replayer.digest()
