@@ -18,14 +18,14 @@ use openraft::{
 
 use super::{
     SimConfig, SimRaft,
-    disk::{FencedSink, SimDisk},
+    disk::{FencedSink, SimDisk, SimEventLog},
     history::{History, Violation},
     network::SimNetwork,
     rng::SimRng,
 };
 use crate::{
     ClusterNode, ClusterRequest, ClusterStateMachine, LogReader, LogStore, LogStoreConfig,
-    MemorySink, SimTypeConfig, StateHandle, error::StartError,
+    SimTypeConfig, StateHandle, error::StartError, state_machine::SnapshotStore,
 };
 
 /// What a client is answered when its write was committed and applied.
@@ -51,8 +51,9 @@ struct Live {
 #[derive(Debug)]
 struct Slot {
     disk: SimDisk,
-    /// The node's event log (durable at once, so it survives every crash).
-    events: MemorySink,
+    /// The node's event log (its synced facts survive every crash, the others a process
+    /// crash only).
+    events: SimEventLog,
     incarnation: u64,
     live: Option<Live>,
 }
@@ -95,7 +96,7 @@ impl SimCluster {
             .map(|id| {
                 let slot = Slot {
                     disk: SimDisk::default(),
-                    events: MemorySink::new(),
+                    events: SimEventLog::default(),
                     incarnation: 0,
                     live: None,
                 };
@@ -145,7 +146,7 @@ impl SimCluster {
     }
 
     /// The event log of `id` (kept across its crashes).
-    pub(crate) fn events(&self, id: NodeId) -> Option<MemorySink> {
+    pub(crate) fn events(&self, id: NodeId) -> Option<SimEventLog> {
         self.slots().get(&id).map(|s| s.events.clone())
     }
 
@@ -208,8 +209,10 @@ impl SimCluster {
             let Some(slot) = slots.get_mut(&id) else { return };
             let Some(live) = slot.live.take() else { return };
             live.sink.crash();
+            let lost = slot.events.crash(mode);
             slot.disk = slot.disk.crash_image(mode);
             slot.incarnation += 1;
+            self.check_stranded(id, lost, &slot.disk);
             live
         };
         self.network.unregister(id);
@@ -219,6 +222,27 @@ impl SimCluster {
         drop(SimTypeConfig::spawn(async move {
             let _ = SimTypeConfig::timeout(WIND_DOWN, live.raft.shutdown()).await;
         }));
+    }
+
+    /// A restart restores the newest snapshot the crash left and never applies the entries it
+    /// covers again, so facts the crash took from the event log are derived again only when
+    /// their index is above it (the state machine syncs its event log before it saves a
+    /// snapshot, built or installed).
+    fn check_stranded(
+        &self,
+        id: NodeId,
+        lost: Option<mempulse_primitives::RaftIndex>,
+        disk: &SimDisk,
+    ) {
+        let Some(lost) = lost else { return };
+        let kept = SnapshotStore::in_memory(Arc::new(disk.snapshots.clone())).load_latest();
+        let covered = match kept {
+            Ok(Some((meta, _))) => meta.last_log_id.map(|l| l.index),
+            Ok(None) | Err(_) => None,
+        };
+        if let Some(snapshot) = covered.filter(|s| *s >= lost.0) {
+            self.history.violate(Violation::FactsStranded { node: id, index: lost.0, snapshot });
+        }
     }
 
     /// Submits `request` to `target` and waits at most `timeout` for the answer.

@@ -80,6 +80,16 @@ pub enum Violation {
         /// The index.
         index: u64,
     },
+    /// A crash took facts of an index the newest surviving snapshot covers: the restarted
+    /// node never applies that entry again, so they are lost from its event log.
+    FactsStranded {
+        /// The replica.
+        node: NodeId,
+        /// Lowest Raft index of a lost fact.
+        index: u64,
+        /// Index the surviving snapshot covers.
+        snapshot: u64,
+    },
     /// After the faults were healed the replicas did not agree on one applied log within the
     /// bound.
     NoConvergence {
@@ -130,6 +140,11 @@ impl fmt::Display for Violation {
             Self::AckMismatch { node, index } => {
                 write!(f, "n{} wrote other facts at index {index} than the client was told", node.0)
             }
+            Self::FactsStranded { node, index, snapshot } => write!(
+                f,
+                "n{} lost facts of index {index} that its snapshot at {snapshot} covers",
+                node.0
+            ),
             Self::NoConvergence { waited } => {
                 write!(f, "replicas did not converge within {} ms", waited.as_millis())
             }

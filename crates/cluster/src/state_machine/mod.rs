@@ -30,7 +30,9 @@ use openraft::{
     storage::{ApplyResponder, EntryResponder, RaftStateMachine},
 };
 
-use self::snapshot::SnapshotStore;
+#[cfg(feature = "sim")]
+pub(crate) use self::sink::written_through;
+pub(crate) use self::snapshot::SnapshotStore;
 pub use self::{
     reinstall::{MempoolExport, MempoolReinstaller, ReinstallError, Reinstalled},
     sink::{FactSink, MemorySink, SinkError, SinkFuture, WrittenThrough},
@@ -397,6 +399,10 @@ impl<C: ClusterTypeConfig> RaftStateMachine<C> for ClusterStateMachine {
         meta: &SnapshotMeta,
         snapshot: ClusterSnapshot,
     ) -> io::Result<()> {
+        // Once the installed snapshot is saved, a restart starts from it and never applies the
+        // entries it covers again: the facts this member already derived from entries up to
+        // its applied index must be on disk first, as for a snapshot it builds.
+        self.sink.sync().await.map_err(io::Error::other)?;
         let store = self.store.clone();
         let task_meta = meta.clone();
         let (state, snapshot) = snapshot_io(&self.store, move || {
