@@ -39,6 +39,8 @@ pub(crate) struct TestCluster {
     pub(crate) config: RaftConfig,
     pub(crate) dirs: BTreeMap<NodeId, TempDir>,
     pub(crate) sinks: BTreeMap<NodeId, MemorySink>,
+    /// Sinks used instead of the in-memory ones (a real event log under test).
+    pub(crate) custom_sinks: BTreeMap<NodeId, Arc<dyn FactSink>>,
     pub(crate) nodes: BTreeMap<NodeId, RaftNode>,
     /// Test-only state-machine faults, armed when the node (re)starts.
     pub(crate) faults: BTreeMap<NodeId, ApplyFault>,
@@ -47,11 +49,22 @@ pub(crate) struct TestCluster {
 impl TestCluster {
     /// Starts `n` nodes (ids 1..=n) and initializes them as one cluster.
     pub(crate) async fn start(n: u64, config: RaftConfig) -> Self {
+        Self::start_with_sinks(n, config, BTreeMap::new()).await
+    }
+
+    /// As [`TestCluster::start`], with `custom_sinks` in place of the in-memory sinks of
+    /// their nodes.
+    pub(crate) async fn start_with_sinks(
+        n: u64,
+        config: RaftConfig,
+        custom_sinks: BTreeMap<NodeId, Arc<dyn FactSink>>,
+    ) -> Self {
         let mut cluster = Self {
             net: InProcessNetwork::new(),
             config,
             dirs: BTreeMap::new(),
             sinks: BTreeMap::new(),
+            custom_sinks,
             nodes: BTreeMap::new(),
             faults: BTreeMap::new(),
         };
@@ -79,7 +92,10 @@ impl TestCluster {
             .with_raft(self.config.clone())
             .with_batch(batch_config())
             .with_apply_fault(self.faults.get(&id).copied());
-        let sink: Arc<dyn FactSink> = Arc::new(self.sinks[&id].clone());
+        let sink: Arc<dyn FactSink> = match self.custom_sinks.get(&id) {
+            Some(sink) => Arc::clone(sink),
+            None => Arc::new(self.sinks[&id].clone()),
+        };
         let node = RaftNode::start(config, sink, &self.net).await.unwrap();
         self.nodes.insert(id, node);
     }

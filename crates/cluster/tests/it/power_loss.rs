@@ -21,7 +21,7 @@ use mempulse_wal::{
 };
 use tempfile::TempDir;
 
-use crate::harness::{WAIT, batch_config, raft_config, tx};
+use crate::harness::{TestCluster, WAIT, batch_config, raft_config, tx, wait_metrics};
 
 const NODE: NodeId = NodeId(1);
 
@@ -100,4 +100,60 @@ async fn a_power_loss_under_interval_sync_loses_no_replicated_fact() {
     assert_eq!(replicated(&handle), expected, "every replicated fact, once, in order");
     node.shutdown(WAIT).await;
     handle.shutdown().await.unwrap();
+}
+
+/// A follower installs a leader's snapshot while facts it derived itself are still unsynced:
+/// the install syncs them first, since a restart from the installed snapshot never applies the
+/// entries they came from again.
+#[tokio::test(flavor = "current_thread")]
+async fn installing_a_snapshot_syncs_the_facts_the_member_derived_before() {
+    let mut config = raft_config();
+    config.snapshot_logs_since_last = 10;
+    config.max_in_snapshot_log_to_keep = 0;
+    config.replication_lag_threshold = 10;
+    let disks: BTreeMap<NodeId, SimStorage> =
+        (1..=3).map(|id| (NodeId(id), SimStorage::new())).collect();
+    let logs: BTreeMap<NodeId, (Arc<dyn FactSink>, SequencerHandle)> =
+        disks.iter().map(|(id, disk)| (*id, event_log(disk))).collect();
+    let sinks = logs.iter().map(|(id, (sink, _))| (*id, Arc::clone(sink))).collect();
+    let cluster = TestCluster::start_with_sinks(3, config, sinks).await;
+    let leader = cluster.leader().await;
+    let lagging = cluster.nodes.keys().copied().find(|id| *id != leader).unwrap();
+
+    // The lagging member applies the first write (its fact is written, not synced), then is
+    // cut off while the leader writes on, snapshots and purges its log.
+    let first = cluster.write(ClusterCommand::AddTxs(vec![tx(0)])).await.index;
+    cluster.wait_applied(first).await;
+    cluster.net.isolate(lagging);
+    let mut last = RaftIndex(0);
+    for i in 1..=40 {
+        last = cluster.write(ClusterCommand::AddTxs(vec![tx(i)])).await.index;
+    }
+    let leader = cluster.leader().await;
+    wait_metrics(&cluster.nodes[&leader], "log purged past the lagging node", |m| {
+        m.purged.is_some_and(|p| p.index > 20)
+    })
+    .await;
+    cluster.net.heal(lagging);
+    cluster.wait_applied(last).await;
+    let m = wait_metrics(&cluster.nodes[&lagging], "an installed snapshot", |m| {
+        m.snapshot.is_some_and(|s| s.index > first.0)
+    })
+    .await;
+    assert!(m.snapshot.unwrap().index > first.0);
+
+    // The power goes: the fact of the first write is on disk.
+    let image = disks[&lagging].crash_image(CrashMode::DropUnsynced);
+    cluster.shutdown().await;
+    for (_, handle) in logs.values() {
+        handle.shutdown().await.unwrap();
+    }
+    let (_, survived) = event_log(&image);
+    let facts = replicated(&survived);
+    assert!(
+        facts.iter().any(|(index, kind)| *index == first
+            && matches!(kind, EventKind::TxAdmitted { tx: admitted, .. } if admitted.hash == tx(0).hash)),
+        "the first write's fact did not survive: {facts:?}"
+    );
+    survived.shutdown().await.unwrap();
 }
