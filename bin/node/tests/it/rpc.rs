@@ -42,11 +42,15 @@ fn wallet_libraries_sign_and_submit_and_the_node_agrees_on_every_hash() {
     assert_eq!(summary["pending"], 24, "{summary}");
     assert_eq!(summary["queued"], 0, "{summary}");
     assert!(summary["via_web3"].as_u64().unwrap() > 0, "web3 sent nothing: {summary}");
-    // The admissions are replicated facts in the event log, with their Raft index.
-    let (status, events) = node.get_json("/v1/events?kinds=tx_admitted&limit=100");
-    assert_eq!(status, 200, "{events}");
-    let admitted = events["events"].as_array().unwrap();
-    assert_eq!(admitted.len(), 24, "{events}");
+    // The admissions are replicated facts in the event log, with their Raft index (published
+    // by the event log's next sync, within its interval of the acknowledgement).
+    let admitted = wait_until("the 24 admissions to be durable", || {
+        let (status, events) = node.get_json("/v1/events?kinds=tx_admitted&limit=100");
+        assert_eq!(status, 200, "{events}");
+        let admitted = events["events"].as_array()?.clone();
+        (admitted.len() >= 24).then_some(admitted)
+    });
+    assert_eq!(admitted.len(), 24, "{admitted:?}");
     assert!(admitted.iter().all(|e| e["origin"] == "replicated" && e["raft_index"].is_u64()));
     node.assert_healthy();
 }

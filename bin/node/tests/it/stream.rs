@@ -260,6 +260,9 @@ fn a_certified_source_streams_to_a_follower_and_uncertified_clients_are_refused(
             (pooled(*http_addr) == 10).then_some(())
         });
     }
+    wait_until("the follower's 10 receipts to be durable", || {
+        (received_from(follower_http, "peer:100") >= 10).then_some(())
+    });
     assert_eq!(received_from(follower_http, "peer:100"), 10);
 
     // A certificate from another CA (the client trusts the node, the node not the client).
