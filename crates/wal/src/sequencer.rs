@@ -12,7 +12,7 @@
 //! after the sync covering it. Under `Interval` a batch is acknowledged once written, and
 //! published (to readers, cursors and the durable watch) only by the sync that covers it, at
 //! most one interval later: consumers never see a record a power loss could still take. Under
-//! `Never` both happen once written. [`SequencerHandle::sync`] forces a sync under any policy.
+//! `Never` both happen once written. [`SequencerHandle::try_sync`] forces a sync under any policy.
 
 use std::{
     future::Future,
