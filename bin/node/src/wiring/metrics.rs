@@ -46,6 +46,9 @@ pub(crate) const POOL_BYTES: &str = "mempulse_mempool_pool_bytes";
 pub(crate) const POOL_HEIGHT: &str = "mempulse_mempool_height";
 /// Last durable seq of the event log minus the last seq the live replayer applied.
 pub(crate) const REPLAY_LAG_EVENTS: &str = "mempulse_replay_lag_events";
+/// Records of the event log written (and acknowledged) but not yet synced and published: under
+/// `[wal] sync = "<N>ms"` what a power loss could take now.
+pub(crate) const EVENT_LOG_UNSYNCED_RECORDS: &str = "mempulse_event_log_unsynced_records";
 /// Time to write one checkpoint of the live replayer.
 pub(crate) const CHECKPOINT_DURATION_SECONDS: &str = "mempulse_replay_checkpoint_duration_seconds";
 /// Size of the last checkpoint written.
@@ -96,6 +99,11 @@ fn register() {
     metrics::describe_gauge!(POOL_BYTES, Unit::Bytes, "encoded bytes of pooled transactions");
     metrics::describe_gauge!(POOL_HEIGHT, Unit::Count, "height of the last committed block");
     metrics::describe_gauge!(REPLAY_LAG_EVENTS, Unit::Count, "durable seq minus replayed seq");
+    metrics::describe_gauge!(
+        EVENT_LOG_UNSYNCED_RECORDS,
+        Unit::Count,
+        "event log records written but not yet synced"
+    );
     metrics::describe_histogram!(
         CHECKPOINT_DURATION_SECONDS,
         Unit::Seconds,
@@ -109,7 +117,9 @@ fn register() {
     for subpool in Subpool::ALL {
         metrics::gauge!(POOL_TXS, "subpool" => subpool.as_str()).set(0.0);
     }
-    for name in [POOL_BYTES, POOL_HEIGHT, REPLAY_LAG_EVENTS, CHECKPOINT_BYTES] {
+    for name in
+        [POOL_BYTES, POOL_HEIGHT, REPLAY_LAG_EVENTS, EVENT_LOG_UNSYNCED_RECORDS, CHECKPOINT_BYTES]
+    {
         metrics::gauge!(name).set(0.0);
     }
     metrics::counter!(LEADER_CHANGES_TOTAL).absolute(0);
@@ -209,8 +219,11 @@ fn sample(observed: &Observed) -> bool {
         metrics::gauge!(POOL_BYTES).set(bytes as f64);
         metrics::gauge!(POOL_HEIGHT).set(height.get() as f64);
         let durable = *observed.log.durable().borrow();
+        let written = observed.log.reader().written_seq();
         let replayed = observed.history.read(|replayer| replayer.last_seq());
         metrics::gauge!(REPLAY_LAG_EVENTS).set(durable.get().saturating_sub(replayed.get()) as f64);
+        metrics::gauge!(EVENT_LOG_UNSYNCED_RECORDS)
+            .set(written.get().saturating_sub(durable.get()) as f64);
     }
     true
 }

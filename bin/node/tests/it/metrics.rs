@@ -87,7 +87,11 @@ fn every_metric_the_alert_rules_read_exists_and_the_node_gauges_follow_its_state
     let text = wait_until("the sampled gauges to show the traffic", || {
         let text = scrape(&node);
         let pending = value(&text, "mempulse_mempool_pool_txs{subpool=\"pending\"}")?;
-        (pending >= f64::from(senders) && value(&text, "mempulse_replay_lag_events")? == 0.0)
+        // An idle event log syncs (and publishes) within its interval.
+        let synced = value(&text, "mempulse_event_log_unsynced_records")? == 0.0;
+        (pending >= f64::from(senders)
+            && value(&text, "mempulse_replay_lag_events")? == 0.0
+            && synced)
             .then_some(text)
     });
     let after = exposed(&text);
