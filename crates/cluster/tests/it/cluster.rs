@@ -13,7 +13,7 @@ use mempulse_cluster::{
 };
 use mempulse_primitives::{EventKind, NodeId, RaftIndex, TxHash};
 
-use crate::harness::{TestCluster, WAIT, raft_config, tx, wait_metrics};
+use crate::harness::{TestCluster, WAIT, purging_raft_config, raft_config, tx, wait_metrics};
 
 /// Every replicated event stream of the running nodes is the same.
 fn assert_same_facts(cluster: &TestCluster) {
@@ -137,27 +137,13 @@ async fn leader_shutdown_elects_a_new_leader_and_keeps_acknowledged_writes() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_follower_behind_a_purged_log_catches_up_by_snapshot() {
-    let mut config = raft_config();
-    config.snapshot_logs_since_last = 10;
-    config.max_in_snapshot_log_to_keep = 0;
-    config.replication_lag_threshold = 10;
+    let config = purging_raft_config();
     let cluster = TestCluster::start(3, config).await;
     let leader = cluster.leader().await;
     let lagging = cluster.nodes.keys().copied().find(|id| *id != leader).unwrap();
     cluster.write(ClusterCommand::AddTxs(vec![tx(0)])).await;
-    cluster.net.isolate(lagging);
-
-    let mut last = RaftIndex(0);
-    for i in 1..=40 {
-        last = cluster.write(ClusterCommand::AddTxs(vec![tx(i)])).await.index;
-    }
+    let last = cluster.fall_behind_a_purged_log(lagging, 1..=40).await;
     let leader = cluster.leader().await;
-    wait_metrics(&cluster.nodes[&leader], "log purged past the lagging node", |m| {
-        m.purged.is_some_and(|p| p.index > 20)
-    })
-    .await;
-
-    cluster.net.heal(lagging);
     cluster.wait_applied(last).await;
     let m = wait_metrics(&cluster.nodes[&lagging], "a snapshot", |m| m.snapshot.is_some()).await;
     let snapshot_index = m.snapshot.unwrap().index;

@@ -27,6 +27,16 @@ pub(crate) fn raft_config() -> RaftConfig {
     config
 }
 
+/// [`raft_config`] with a snapshot every 10 entries and the log purged right after, so a node
+/// cut off for a few dozen writes can catch up only by a snapshot.
+pub(crate) fn purging_raft_config() -> RaftConfig {
+    let mut config = raft_config();
+    config.snapshot_logs_since_last = 10;
+    config.max_in_snapshot_log_to_keep = 0;
+    config.replication_lag_threshold = 10;
+    config
+}
+
 /// Entries of at most 64 KiB, well inside the test segments.
 pub(crate) fn batch_config() -> BatchConfig {
     let mut batch = BatchConfig::default();
@@ -160,6 +170,29 @@ impl TestCluster {
             }
         }
         panic!("write not acknowledged after 50 attempts");
+    }
+
+    /// Cuts `lagging` off, writes transactions `writes` through the leader, and waits until the
+    /// leader purged its log past index 20 (the raft config must snapshot and purge often);
+    /// then heals `lagging` and returns the index of the last write. `lagging` can then catch
+    /// up only by a snapshot.
+    pub(crate) async fn fall_behind_a_purged_log(
+        &self,
+        lagging: NodeId,
+        writes: std::ops::RangeInclusive<u64>,
+    ) -> RaftIndex {
+        self.net.isolate(lagging);
+        let mut last = RaftIndex(0);
+        for i in writes {
+            last = self.write(ClusterCommand::AddTxs(vec![tx(i)])).await.index;
+        }
+        let leader = self.leader().await;
+        wait_metrics(&self.nodes[&leader], "log purged past the lagging node", |m| {
+            m.purged.is_some_and(|p| p.index > 20)
+        })
+        .await;
+        self.net.heal(lagging);
+        last
     }
 
     /// Waits until every running node has applied at least `index`.

@@ -21,7 +21,9 @@ use mempulse_wal::{
 };
 use tempfile::TempDir;
 
-use crate::harness::{TestCluster, WAIT, batch_config, raft_config, tx, wait_metrics};
+use crate::harness::{
+    TestCluster, WAIT, batch_config, purging_raft_config, raft_config, tx, wait_metrics,
+};
 
 const NODE: NodeId = NodeId(1);
 
@@ -107,10 +109,7 @@ async fn a_power_loss_under_interval_sync_loses_no_replicated_fact() {
 /// entries they came from again.
 #[tokio::test(flavor = "current_thread")]
 async fn installing_a_snapshot_syncs_the_facts_the_member_derived_before() {
-    let mut config = raft_config();
-    config.snapshot_logs_since_last = 10;
-    config.max_in_snapshot_log_to_keep = 0;
-    config.replication_lag_threshold = 10;
+    let config = purging_raft_config();
     let disks: BTreeMap<NodeId, SimStorage> =
         (1..=3).map(|id| (NodeId(id), SimStorage::new())).collect();
     let logs: BTreeMap<NodeId, (Arc<dyn FactSink>, SequencerHandle)> =
@@ -124,17 +123,7 @@ async fn installing_a_snapshot_syncs_the_facts_the_member_derived_before() {
     // cut off while the leader writes on, snapshots and purges its log.
     let first = cluster.write(ClusterCommand::AddTxs(vec![tx(0)])).await.index;
     cluster.wait_applied(first).await;
-    cluster.net.isolate(lagging);
-    let mut last = RaftIndex(0);
-    for i in 1..=40 {
-        last = cluster.write(ClusterCommand::AddTxs(vec![tx(i)])).await.index;
-    }
-    let leader = cluster.leader().await;
-    wait_metrics(&cluster.nodes[&leader], "log purged past the lagging node", |m| {
-        m.purged.is_some_and(|p| p.index > 20)
-    })
-    .await;
-    cluster.net.heal(lagging);
+    let last = cluster.fall_behind_a_purged_log(lagging, 1..=40).await;
     cluster.wait_applied(last).await;
     let m = wait_metrics(&cluster.nodes[&lagging], "an installed snapshot", |m| {
         m.snapshot.is_some_and(|s| s.index > first.0)

@@ -12,12 +12,19 @@ use std::{
 
 use mempulse_wal::{
     Error, Preallocate, Seq, SeqRange, Sequencer, SequencerConfig, Storage, StorageFile,
-    SubmitError, SyncPolicy, Wal, test_utils::SimStorage,
+    SubmitError, SyncPolicy, Wal,
+    test_utils::{CrashMode, SimStorage},
 };
 
 use crate::common::{assert_log, open_sim, payload, small_config};
 
 const WAIT: Duration = Duration::from_secs(30);
+
+/// The log as a power loss now would leave it (only synced bytes), reopened.
+fn after_power_loss(sim: &SimStorage) -> Wal {
+    open_sim(&sim.crash_image(CrashMode::DropUnsynced), small_config(Preallocate::Fallocate))
+        .unwrap()
+}
 
 fn start(
     sim: &SimStorage,
@@ -299,9 +306,7 @@ fn shutdown_drains_and_syncs() {
     for t in tickets {
         t.wait().unwrap();
     }
-    let image = sim.crash_image(mempulse_wal::test_utils::CrashMode::DropUnsynced);
-    let wal = open_sim(&image, small_config(Preallocate::Fallocate)).unwrap();
-    assert_log(&wal.reader(), 1, 200);
+    assert_log(&after_power_loss(&sim).reader(), 1, 200);
 }
 
 #[test]
@@ -336,11 +341,7 @@ fn truncate_through_the_sequencer_waits_for_earlier_batches() {
     assert_eq!(range.first, Seq(21));
     assert_eq!(seq.cursor(Seq(0)).next_seq(), Seq(1));
     seq.shutdown_blocking().unwrap();
-    let wal = open_sim(
-        &sim.crash_image(mempulse_wal::test_utils::CrashMode::DropUnsynced),
-        small_config(Preallocate::Fallocate),
-    )
-    .unwrap();
+    let wal = after_power_loss(&sim);
     assert_log(&wal.reader(), 1, 21);
 }
 
@@ -402,22 +403,14 @@ fn interval_publishes_only_what_a_sync_covered() {
     assert_eq!(range.last, Seq(2), "acknowledged once written");
     assert_eq!(*seq.durable().borrow(), Seq(0));
     assert_eq!(seq.reader().last_seq(), Seq(0), "not published before a sync");
-    let lost = open_sim(
-        &sim.crash_image(mempulse_wal::test_utils::CrashMode::DropUnsynced),
-        small_config(Preallocate::Fallocate),
-    )
-    .unwrap();
+    let lost = after_power_loss(&sim);
     assert_eq!(lost.last_seq(), Seq(0), "a power loss now takes both records");
     drop(lost);
 
     seq.try_sync().unwrap().wait().unwrap();
     assert_eq!(*seq.durable().borrow(), Seq(2));
     assert_log(&seq.reader(), 1, 2);
-    let kept = open_sim(
-        &sim.crash_image(mempulse_wal::test_utils::CrashMode::DropUnsynced),
-        small_config(Preallocate::Fallocate),
-    )
-    .unwrap();
+    let kept = after_power_loss(&sim);
     assert_log(&kept.reader(), 1, 2);
     drop(kept);
     seq.shutdown_blocking().unwrap();
@@ -452,11 +445,7 @@ fn try_sync_makes_earlier_batches_durable_under_every_policy() {
             ticket.wait().unwrap();
         }
         assert_eq!(*seq.durable().borrow(), Seq(40), "{sync:?}");
-        let image = open_sim(
-            &sim.crash_image(mempulse_wal::test_utils::CrashMode::DropUnsynced),
-            small_config(Preallocate::Fallocate),
-        )
-        .unwrap();
+        let image = after_power_loss(&sim);
         assert_log(&image.reader(), 1, 40);
         drop(image);
         seq.shutdown_blocking().unwrap();
