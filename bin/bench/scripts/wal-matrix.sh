@@ -16,7 +16,7 @@
 #   BIN=target/release/mempulse-bench
 #
 # Runs are interleaved (rep > batch > sync > impl > preallocate) so that drift of the machine
-# hits every implementation alike; each line gets "rep" so ratios can be taken within one rep.
+# hits every implementation alike, and each starts after a `sync` (no earlier run's dirty pages); each line gets "rep" so ratios can be taken within one rep.
 # Summarize with: python3 bin/bench/scripts/wal-summary.py RESULTS_FILE
 set -euo pipefail
 
@@ -48,6 +48,8 @@ run_one() { # rep impl batch sync n [preallocate]
   dir=$(mktemp -d "$base/mempulse-bench-wal.XXXXXX")
   local args=(wal --impl "$impl" --dir "$dir/log" --records "$n" --size "$size" --batch "$batch" --sync "$sync")
   if [[ -n "$pre" ]]; then args+=(--preallocate "$pre"); fi
+  # Flush what earlier runs left dirty, so their writeback does not share this run's disk.
+  sync
   set +e
   line=$("$bin" "${args[@]}")
   status=$?

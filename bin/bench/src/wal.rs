@@ -54,6 +54,10 @@ pub(crate) struct Args {
     /// How mempulse prepares new segment files (mempulse only; its default when omitted).
     #[arg(long, value_enum)]
     preallocate: Option<PreallocateMode>,
+    /// Bytes mempulse writes to the active segment before its helper thread starts writing
+    /// them back (unsynced runs only; 0 turns it off; mempulse only; its default when omitted).
+    #[arg(long)]
+    writeback_bytes: Option<u64>,
     /// Seed of the payload generator.
     #[arg(long, default_value_t = 0x6d65_6d70)]
     seed: u64,
@@ -131,6 +135,23 @@ pub(crate) struct LogOptions<'a> {
     pub(crate) sync: SyncMode,
     /// Segment preparation, when the run asks for one.
     pub(crate) preallocate: Option<PreallocateMode>,
+    /// Background writeback threshold, when the run asks for one.
+    pub(crate) writeback_bytes: Option<u64>,
+}
+
+impl LogOptions<'_> {
+    /// Why a peer refuses these options: it runs its own defaults, and the run asked for a
+    /// mempulse-only option.
+    pub(crate) fn peer_refusal(&self, peer: &str) -> Option<String> {
+        let option = if self.preallocate.is_some() {
+            "--preallocate"
+        } else if self.writeback_bytes.is_some() {
+            "--writeback-bytes"
+        } else {
+            return None;
+        };
+        Some(format!("{option} is a mempulse option; {peer} runs its defaults"))
+    }
 }
 
 /// Count and order-sensitive checksum of payloads; a scan must reproduce the appended one.
@@ -156,7 +177,7 @@ impl ScanTally {
 /// A log implementation as the driver sees it.
 pub(crate) trait LogUnderTest: Sized {
     /// Why this implementation cannot run with `options`, if it cannot.
-    fn unsupported(options: &LogOptions<'_>) -> Option<&'static str>;
+    fn unsupported(options: &LogOptions<'_>) -> Option<String>;
 
     /// Creates the log in an empty directory or recovers the one there, until it is ready to
     /// append and read (this is what `reopen_s` times).
@@ -200,6 +221,7 @@ fn parameters(args: &Args) -> Map<String, Value> {
         "batch": args.batch,
         "sync": args.sync.as_str(),
         "preallocate": args.preallocate.map(PreallocateMode::as_str),
+        "writeback_bytes": args.writeback_bytes,
         "seed": args.seed,
     });
     match fields {
@@ -232,9 +254,14 @@ impl Payloads {
 
 fn measure<L: LogUnderTest>(args: &Args) -> anyhow::Result<Report> {
     let mut fields = parameters(args);
-    let options = LogOptions { dir: &args.dir, sync: args.sync, preallocate: args.preallocate };
+    let options = LogOptions {
+        dir: &args.dir,
+        sync: args.sync,
+        preallocate: args.preallocate,
+        writeback_bytes: args.writeback_bytes,
+    };
     if let Some(reason) = L::unsupported(&options) {
-        return Ok(Report::unsupported(fields, reason));
+        return Ok(Report::unsupported(fields, &reason));
     }
     prepare_empty_dir(&args.dir)?;
     let payloads = Payloads::generate(args)?;

@@ -92,8 +92,8 @@ pub struct WalConfig {
     /// Value of the `log` label on this log's metrics, so two logs in one process (the event
     /// log and the Raft log) keep separate series. A fixed name, never data.
     pub metrics_label: &'static str,
-    /// Under `Never` and `Interval`, a helper thread syncs the active segment after every
-    /// this many bytes written, so sealing a segment at a roll does not write back a whole
+    /// Under `Never` and `Interval`, a helper thread starts writeback of the active segment
+    /// (without waiting for it) after every this many bytes written, so sealing a segment at a roll does not write back a whole
     /// segment while the writer waits. 0 turns it off; unused under `Always` and on a
     /// simulated storage ([`Wal::open_with_storage`](crate::Wal::open_with_storage)).
     pub writeback_bytes: u64,

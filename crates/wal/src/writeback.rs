@@ -3,14 +3,22 @@
 //! Under [`SyncPolicy::Never`](crate::SyncPolicy::Never) and `Interval` the page cache holds
 //! everything written since the last sync, and sealing a segment at a roll must `fdatasync`
 //! all of it: up to a whole segment (64 MiB by default) written back while the writer waits,
-//! tens of milliseconds per roll. A helper thread instead syncs the active segment every
-//! [`WalConfig::writeback_bytes`](crate::WalConfig::writeback_bytes) written, while the
+//! tens of milliseconds per roll. A helper thread instead starts writing the active segment
+//! back every [`WalConfig::writeback_bytes`](crate::WalConfig::writeback_bytes) written
+//! ([`StorageFile::start_writeback`]: `sync_file_range(SYNC_FILE_RANGE_WRITE)`, which queues
+//! the dirty pages and returns without waiting for them or committing metadata), while the
 //! writer goes on, so the roll's sync finds little left to write.
 //!
-//! It is an optimisation only: it never acknowledges or publishes anything. A failed sync
-//! poisons the log like any other (a later sync of the same file could succeed without the
-//! lost pages ever reaching the disk). It runs only on the real filesystem (`Wal::open`): on a
-//! simulated storage a background sync would make crash images depend on thread timing.
+//! Starting writeback rather than syncing matters: an `fdatasync` per threshold waits for its
+//! pages and commits the journal (the `fallocate`d blocks' extent conversion) before the next
+//! one can start, so the disk idles between them and the roll still waited 10–50 ms in all;
+//! queued writeback keeps the disk busy and leaves each roll's sync 3–7 ms
+//! (`docs/design/wal.md`).
+//!
+//! It is an optimisation only: it never acknowledges or publishes anything. A failed request
+//! poisons the log like a failed sync (pages whose write failed could later look clean to a
+//! sync that then succeeds). It runs only on the real filesystem (`Wal::open`): on a
+//! simulated storage background writeback would make crash images depend on thread timing.
 
 use std::{
     sync::{Arc, mpsc::SyncSender},
@@ -31,7 +39,8 @@ pub(crate) struct Writeback {
 }
 
 impl Writeback {
-    /// Starts the thread; it syncs each file it is handed and poisons `shared` on failure.
+    /// Starts the thread; it starts writeback of each file it is handed and poisons `shared`
+    /// on failure.
     pub(crate) fn start(shared: Arc<Shared>, every: u64) -> Result<Self> {
         let (requests, rx) = std::sync::mpsc::sync_channel::<Arc<dyn StorageFile>>(1);
         let thread = crate::sequencer::spawn("mempulse-wal-writeback", move || {
@@ -39,7 +48,7 @@ impl Writeback {
                 if shared.is_poisoned() {
                     continue;
                 }
-                if let Err(error) = file.sync_data() {
+                if let Err(error) = file.start_writeback() {
                     shared.poison();
                     warn!(%error, "wal background writeback failed; the log refuses writes");
                 }
@@ -70,7 +79,7 @@ impl Writeback {
 
 impl Drop for Writeback {
     fn drop(&mut self) {
-        // Stop taking requests and wait for the sync in progress, so nothing touches the
+        // Stop taking requests and wait for the request in progress, so nothing touches the
         // directory after the log (and its lock) is gone.
         self.requests = None;
         if let Some(thread) = self.thread.take() {
@@ -91,10 +100,11 @@ mod tests {
     use super::*;
     use crate::test_utils::SimStorage;
 
-    /// A file that only counts syncs (and fails them when asked to).
+    /// A file that only counts syncs and writeback requests (and fails those when asked to).
     #[derive(Debug, Default)]
     struct CountingFile {
         syncs: AtomicU32,
+        writebacks: AtomicU32,
         fail: bool,
     }
 
@@ -107,6 +117,10 @@ mod tests {
         }
         fn sync_data(&self) -> io::Result<()> {
             self.syncs.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        fn start_writeback(&self) -> io::Result<()> {
+            self.writebacks.fetch_add(1, Ordering::SeqCst);
             if self.fail { Err(io::Error::other("injected")) } else { Ok(()) }
         }
         fn size(&self) -> io::Result<u64> {
@@ -125,7 +139,7 @@ mod tests {
     }
 
     #[test]
-    fn syncs_once_the_threshold_is_crossed_and_not_before() {
+    fn starts_writeback_once_the_threshold_is_crossed_and_not_before() {
         let shared = shared();
         let file = Arc::new(CountingFile::default());
         let active: Arc<dyn StorageFile> = file.clone();
@@ -138,19 +152,21 @@ mod tests {
         writeback.written(60, &active);
         // Dropping joins the thread after the request it took.
         drop(writeback);
-        assert_eq!(file.syncs.load(Ordering::SeqCst), 1);
+        assert_eq!(file.writebacks.load(Ordering::SeqCst), 1);
+        // It only starts writeback: it never syncs (that stays the writer's and sealing's).
+        assert_eq!(file.syncs.load(Ordering::SeqCst), 0);
         assert!(!shared.is_poisoned());
     }
 
     #[test]
-    fn a_failed_background_sync_poisons_the_log() {
+    fn a_failed_background_writeback_poisons_the_log() {
         let shared = shared();
         let file = Arc::new(CountingFile { fail: true, ..CountingFile::default() });
         let active: Arc<dyn StorageFile> = file.clone();
         let mut writeback = Writeback::start(Arc::clone(&shared), 1).unwrap();
         writeback.written(1, &active);
         drop(writeback);
-        assert_eq!(file.syncs.load(Ordering::SeqCst), 1);
+        assert_eq!(file.writebacks.load(Ordering::SeqCst), 1);
         assert!(shared.is_poisoned());
     }
 }

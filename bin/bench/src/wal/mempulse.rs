@@ -30,7 +30,10 @@ fn config(options: &LogOptions<'_>) -> WalConfig {
         SyncMode::Always => SyncPolicy::Always,
         SyncMode::Never => SyncPolicy::Never,
     };
-    let config = WalConfig::new(options.dir).with_sync(sync);
+    let mut config = WalConfig::new(options.dir).with_sync(sync);
+    if let Some(bytes) = options.writeback_bytes {
+        config = config.with_writeback_bytes(bytes);
+    }
     match options.preallocate {
         None => config,
         Some(PreallocateMode::ZeroFill) => config.with_preallocate(Preallocate::ZeroFill),
@@ -62,7 +65,7 @@ pub(crate) struct MempulseLog {
 }
 
 impl LogUnderTest for MempulseLog {
-    fn unsupported(_options: &LogOptions<'_>) -> Option<&'static str> {
+    fn unsupported(_options: &LogOptions<'_>) -> Option<String> {
         None
     }
 
@@ -96,7 +99,7 @@ pub(crate) struct MempulseSequencerLog {
 }
 
 impl LogUnderTest for MempulseSequencerLog {
-    fn unsupported(_options: &LogOptions<'_>) -> Option<&'static str> {
+    fn unsupported(_options: &LogOptions<'_>) -> Option<String> {
         None
     }
 

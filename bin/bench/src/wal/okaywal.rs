@@ -107,13 +107,12 @@ impl OkayWalLog {
 }
 
 impl LogUnderTest for OkayWalLog {
-    fn unsupported(options: &LogOptions<'_>) -> Option<&'static str> {
-        match (options.sync, options.preallocate) {
-            (SyncMode::Never, _) => Some("okaywal fsyncs on every commit; it has no unsynced mode"),
-            (SyncMode::Always, Some(_)) => {
-                Some("--preallocate is a mempulse option; okaywal runs its defaults")
+    fn unsupported(options: &LogOptions<'_>) -> Option<String> {
+        match options.sync {
+            SyncMode::Never => {
+                Some("okaywal fsyncs on every commit; it has no unsynced mode".to_owned())
             }
-            (SyncMode::Always, None) => None,
+            SyncMode::Always => options.peer_refusal("okaywal"),
         }
     }
 

@@ -59,10 +59,8 @@ impl std::fmt::Debug for RaftEngineLog {
 }
 
 impl LogUnderTest for RaftEngineLog {
-    fn unsupported(options: &LogOptions<'_>) -> Option<&'static str> {
-        options
-            .preallocate
-            .map(|_| "--preallocate is a mempulse option; raft-engine runs its defaults")
+    fn unsupported(options: &LogOptions<'_>) -> Option<String> {
+        options.peer_refusal("raft-engine")
     }
 
     fn open(options: &LogOptions<'_>) -> anyhow::Result<Self> {
