@@ -8,12 +8,15 @@
 //!               | 5 TransferLeader u64 to | 6 StateRoot opt<u64 index>
 //!               | 7 Checkpoint opt<u64 at> | u64 offset | 8 MempoolRoot | 9 ReadIndex
 //!               | 10 MempoolSnapshot opt<u64 at> | u64 offset
+//!               | 11 Facts u64 after | u32 skip | u64 through
 //! AdminReply    u8 tag: 1 Status ClusterStatus | 2 Done opt<u64 log index>
 //!               | 3 StateRoot opt<u64 index | digest [32]>
 //!               | 4 Checkpoint opt<u64 index | digest [32] | u64 total | u64 offset
 //!                                  | u32 len | len bytes>       (len ≤ 1 MiB, offset+len ≤ total)
 //!               | 5 MempoolRoot opt<u64 applied | digest [32]> | 6 ReadIndex u64 index
 //!               | 7 MempoolSnapshot opt<chunk, as in 4>
+//!               | 8 Facts opt<u32 n | n × (u32 len | len bytes: a stored event payload)>
+//!                                  (n ≥ 1, Σ len ≤ FACTS_CHUNK_BYTES_MAX; empty: nothing left)
 //! ClusterStatus u64 node | u8 role | opt<u64 leader> | u64 term | opt<u64 last log index>
 //!               | opt<u64 committed> | opt<u64 applied> | u32 n, n × u64 voter (ascending)
 //!               | u32 n, n × (u64 id, ClusterNode) (ascending ids)
@@ -24,7 +27,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use mempulse_primitives::{
-    DecodeError, Digest, NodeId, RaftIndex,
+    DecodeError, Digest, Event, NodeId, RaftIndex,
     codec::{Decode, Encode, Reader, put_len},
 };
 
@@ -91,6 +94,19 @@ pub enum AdminRequest {
         /// Byte offset of the chunk asked for.
         offset: u64,
     },
+    /// The serving node's replicated facts of Raft indexes `after ..= through`, in its event
+    /// log's order, skipping the first `skip` facts of `after` (never forwarded): what a member
+    /// that installs a snapshot at `through` lacks, since it never applies the entries the
+    /// snapshot covers. Answered in chunks; the next request starts after the last fact of
+    /// the previous chunk.
+    Facts {
+        /// The first index asked for.
+        after: RaftIndex,
+        /// Facts of `after` the asking member already holds.
+        skip: u32,
+        /// The last index asked for.
+        through: RaftIndex,
+    },
 }
 
 impl AdminRequest {
@@ -108,6 +124,7 @@ impl AdminRequest {
             Self::MempoolRoot => "mempool_root",
             Self::ReadIndex => "read_index",
             Self::MempoolSnapshot { .. } => "mempool_snapshot",
+            Self::Facts { .. } => "facts",
         }
     }
 
@@ -120,7 +137,8 @@ impl AdminRequest {
             | Self::StateRoot { .. }
             | Self::Checkpoint { .. }
             | Self::MempoolRoot
-            | Self::MempoolSnapshot { .. } => true,
+            | Self::MempoolSnapshot { .. }
+            | Self::Facts { .. } => true,
             Self::AddLearner { .. }
             | Self::Promote { .. }
             | Self::Remove { .. }
@@ -147,6 +165,9 @@ pub enum AdminReply {
     /// A chunk of the serving node's mempool export (`raft_index`: its applied index;
     /// `digest`: SHA-256 of the whole export; `None`: not available, or no longer held).
     MempoolSnapshot(Option<CheckpointChunk>),
+    /// The next facts asked for by [`AdminRequest::Facts`] (`None`: this node cannot serve
+    /// them: it has not applied `through` yet, or its event log no longer reaches `after`).
+    Facts(Option<FactsChunk>),
     /// The leader's read index: a state applied through it holds every write acknowledged
     /// before the leader confirmed its leadership.
     ReadIndex {
@@ -188,6 +209,73 @@ pub struct CheckpointChunk {
     pub bytes: Vec<u8>,
 }
 
+/// Largest total of encoded events in one [`FactsChunk`] a node sends (and accepts).
+pub const FACTS_CHUNK_BYTES_MAX: usize = 1 << 20;
+
+/// Replicated facts of a range of Raft indexes, in the serving node's log order
+/// ([`AdminRequest::Facts`]): at most [`FACTS_CHUNK_BYTES_MAX`] bytes of encoded events, at
+/// least one event unless nothing is left in the range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FactsChunk {
+    /// The facts.
+    pub events: Vec<Event>,
+}
+
+/// Builds the answer to an [`AdminRequest::Facts`] from a log's events offered in log order.
+#[derive(Debug)]
+pub struct FactsCollector {
+    after: RaftIndex,
+    skip: u32,
+    through: RaftIndex,
+    skipped: u32,
+    bytes: usize,
+    chunk: FactsChunk,
+}
+
+impl FactsCollector {
+    /// A collector of the facts of `after ..= through`, skipping the first `skip` of `after`.
+    #[must_use]
+    pub const fn new(after: RaftIndex, skip: u32, through: RaftIndex) -> Self {
+        Self {
+            after,
+            skip,
+            through,
+            skipped: 0,
+            bytes: 0,
+            chunk: FactsChunk { events: Vec::new() },
+        }
+    }
+
+    /// Offers the log's next event (`stored_len`: its size in the log); local events and
+    /// facts before `after` pass. `Break` once the chunk is complete: a fact past `through`,
+    /// or one more would take it past [`FACTS_CHUNK_BYTES_MAX`].
+    pub fn offer(&mut self, event: Event, stored_len: usize) -> std::ops::ControlFlow<()> {
+        use std::ops::ControlFlow::{Break, Continue};
+        let Some(index) = event.origin.raft_index() else { return Continue(()) };
+        if index < self.after {
+            return Continue(());
+        }
+        let full = !self.chunk.events.is_empty()
+            && self.bytes.saturating_add(stored_len) > FACTS_CHUNK_BYTES_MAX;
+        if index > self.through || full {
+            return Break(());
+        }
+        if index == self.after && self.skipped < self.skip {
+            self.skipped += 1;
+            return Continue(());
+        }
+        self.bytes = self.bytes.saturating_add(stored_len);
+        self.chunk.events.push(event);
+        Continue(())
+    }
+
+    /// The chunk collected.
+    #[must_use]
+    pub fn finish(self) -> FactsChunk {
+        self.chunk
+    }
+}
+
 /// A member's mempool digest at its last applied Raft index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MempoolRootReply {
@@ -225,6 +313,13 @@ pub trait StateRootSource: Send + Sync + 'static {
         let _ = (at, offset);
         None
     }
+
+    /// The next replicated facts of `after ..= through` from this node's event log (see
+    /// [`AdminRequest::Facts`]); `None` when unavailable. The default serves none.
+    fn facts(&self, after: RaftIndex, skip: u32, through: RaftIndex) -> Option<FactsChunk> {
+        let _ = (after, skip, through);
+        None
+    }
 }
 
 /// The answer of `source` to a request about the node's own replicated state (`None` for any
@@ -241,6 +336,9 @@ pub(crate) fn answer_from(
         AdminRequest::MempoolRoot => AdminReply::MempoolRoot(source.mempool_root()),
         AdminRequest::MempoolSnapshot { at, offset } => {
             AdminReply::MempoolSnapshot(source.mempool_chunk(*at, *offset))
+        }
+        AdminRequest::Facts { after, skip, through } => {
+            AdminReply::Facts(source.facts(*after, *skip, *through))
         }
         AdminRequest::Status
         | AdminRequest::AddLearner { .. }
@@ -372,6 +470,7 @@ const REQ_CHECKPOINT: u8 = 7;
 const REQ_MEMPOOL_ROOT: u8 = 8;
 const REQ_READ_INDEX: u8 = 9;
 const REQ_MEMPOOL_SNAPSHOT: u8 = 10;
+const REQ_FACTS: u8 = 11;
 
 impl Encode for AdminRequest {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -410,6 +509,12 @@ impl Encode for AdminRequest {
                 at.encode(out);
                 offset.encode(out);
             }
+            Self::Facts { after, skip, through } => {
+                out.push(REQ_FACTS);
+                after.encode(out);
+                skip.encode(out);
+                through.encode(out);
+            }
         }
     }
 }
@@ -432,6 +537,11 @@ impl Decode for AdminRequest {
             REQ_MEMPOOL_SNAPSHOT => {
                 Self::MempoolSnapshot { at: Option::decode(r)?, offset: r.u64()? }
             }
+            REQ_FACTS => Self::Facts {
+                after: RaftIndex::decode(r)?,
+                skip: u32::decode(r)?,
+                through: RaftIndex::decode(r)?,
+            },
             tag => return Err(DecodeError::UnknownTag { offset, what: "admin request", tag }),
         })
     }
@@ -502,6 +612,38 @@ impl Decode for CheckpointChunk {
     }
 }
 
+/// `u32 n | n × (u32 len | len bytes)`, each an event as the event log stores it
+/// (`Event::to_bytes`).
+impl Encode for FactsChunk {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_len(out, self.events.len());
+        for event in &self.events {
+            let bytes = event.to_bytes();
+            put_len(out, bytes.len());
+            out.extend_from_slice(&bytes);
+        }
+    }
+}
+
+impl Decode for FactsChunk {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let offset = r.position();
+        // An encoded event is far longer than its 4-byte length prefix.
+        let count = r.count(4)?;
+        let mut events = Vec::with_capacity(count);
+        let mut total = 0usize;
+        for _ in 0..count {
+            let bytes = r.byte_string()?;
+            total = total.saturating_add(bytes.len());
+            events.push(Event::from_bytes(bytes)?);
+        }
+        if total > FACTS_CHUNK_BYTES_MAX {
+            return Err(DecodeError::InvalidValue { offset, what: "facts chunk" });
+        }
+        Ok(Self { events })
+    }
+}
+
 /// `u64 applied | digest [32]`.
 impl Encode for MempoolRootReply {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -523,6 +665,7 @@ const REPLY_CHECKPOINT: u8 = 4;
 const REPLY_MEMPOOL_ROOT: u8 = 5;
 const REPLY_READ_INDEX: u8 = 6;
 const REPLY_MEMPOOL_SNAPSHOT: u8 = 7;
+const REPLY_FACTS: u8 = 8;
 
 impl Encode for AdminReply {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -555,6 +698,10 @@ impl Encode for AdminReply {
                 out.push(REPLY_MEMPOOL_SNAPSHOT);
                 chunk.encode(out);
             }
+            Self::Facts(chunk) => {
+                out.push(REPLY_FACTS);
+                chunk.encode(out);
+            }
         }
     }
 }
@@ -570,6 +717,7 @@ impl Decode for AdminReply {
             REPLY_MEMPOOL_ROOT => Self::MempoolRoot(Option::decode(r)?),
             REPLY_READ_INDEX => Self::ReadIndex { index: RaftIndex::decode(r)? },
             REPLY_MEMPOOL_SNAPSHOT => Self::MempoolSnapshot(Option::decode(r)?),
+            REPLY_FACTS => Self::Facts(Option::decode(r)?),
             tag => return Err(DecodeError::UnknownTag { offset, what: "admin reply", tag }),
         })
     }
@@ -709,6 +857,7 @@ mod tests {
             AdminRequest::ReadIndex,
             AdminRequest::MempoolSnapshot { at: None, offset: 0 },
             AdminRequest::MempoolSnapshot { at: Some(RaftIndex(3)), offset: 9 },
+            AdminRequest::Facts { after: RaftIndex(4), skip: 2, through: RaftIndex(90) },
         ];
         for request in requests {
             let bytes = encode_to_vec(&request);
@@ -733,6 +882,9 @@ mod tests {
             AdminReply::ReadIndex { index: RaftIndex(42) },
             AdminReply::MempoolSnapshot(Some(chunk())),
             AdminReply::MempoolSnapshot(None),
+            AdminReply::Facts(Some(facts())),
+            AdminReply::Facts(Some(FactsChunk { events: Vec::new() })),
+            AdminReply::Facts(None),
         ];
         for reply in replies {
             let bytes = encode_to_vec(&reply);
@@ -753,6 +905,35 @@ mod tests {
             assert_eq!(decode_exact::<AdminError>(&encode_to_vec(&error)), Ok(error.clone()));
         }
         assert_eq!(status().learners(), BTreeSet::from([NodeId(5)]));
+    }
+
+    fn facts() -> FactsChunk {
+        let event = |index: u64, height: u64| Event {
+            observed_at: mempulse_primitives::UnixMillis(1_700_000_000_000 + index),
+            source: mempulse_primitives::Source::Mempool,
+            origin: mempulse_primitives::Origin::Replicated { raft_index: RaftIndex(index) },
+            kind: mempulse_primitives::EventKind::BlockCommitted {
+                height: mempulse_primitives::Height(height),
+                txs: vec![mempulse_primitives::TxHash([9; 32])],
+            },
+        };
+        FactsChunk { events: vec![event(4, 1), event(5, 2)] }
+    }
+
+    #[test]
+    fn facts_chunks_past_the_byte_bound_or_holding_a_non_event_are_refused() {
+        let one = facts().events.swap_remove(0);
+        let len = one.to_bytes().len();
+        let over = FactsChunk { events: vec![one; FACTS_CHUNK_BYTES_MAX / len + 1] };
+        assert!(matches!(
+            decode_exact::<FactsChunk>(&encode_to_vec(&over)),
+            Err(DecodeError::InvalidValue { what: "facts chunk", .. })
+        ));
+        let mut not_an_event = Vec::new();
+        put_len(&mut not_an_event, 1);
+        put_len(&mut not_an_event, 3);
+        not_an_event.extend_from_slice(&[0xff, 0xff, 0xff]);
+        assert!(decode_exact::<FactsChunk>(&not_an_event).is_err());
     }
 
     fn chunk() -> CheckpointChunk {
@@ -809,6 +990,10 @@ mod tests {
         assert_eq!(
             ask(AdminRequest::MempoolSnapshot { at: None, offset: 0 }),
             (true, Some(AdminReply::MempoolSnapshot(None)))
+        );
+        assert_eq!(
+            ask(AdminRequest::Facts { after: RaftIndex(1), skip: 0, through: RaftIndex(2) }),
+            (true, Some(AdminReply::Facts(None)))
         );
         assert_eq!(ask(AdminRequest::Status), (true, None));
         assert_eq!(ask(AdminRequest::Remove { id: NodeId(1) }), (false, None));

@@ -231,6 +231,10 @@ impl Default for BatchConfig {
     }
 }
 
+/// How long a member installing a snapshot waits for each chunk of the facts it covers from
+/// the leader (`AdminRequest::Facts`, at most 1 MiB of events read from the leader's log).
+pub const BACKFILL_CHUNK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Default largest frame from an authenticated peer: a largest-size log entry (half a
 /// 64 MiB segment) plus room for the request around it.
 pub const FRAME_BYTES_MAX_DEFAULT: u32 = 72 << 20;

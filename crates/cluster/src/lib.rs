@@ -154,20 +154,21 @@ mod types;
 
 pub use admin::{
     AdminError, AdminReply, AdminRequest, CHECKPOINT_CHUNK_BYTES_MAX, CheckpointChunk,
-    ClusterStatus, MempoolRootReply, NodeRole, StateRootReply, StateRootSource,
+    ClusterStatus, FACTS_CHUNK_BYTES_MAX, FactsChunk, FactsCollector, MempoolRootReply, NodeRole,
+    StateRootReply, StateRootSource,
 };
 
 pub use codec::{ENTRY_VERSION, decode_entry, encode_entry};
 pub use command::ClusterCommand;
 pub use config::{
-    APPLY_BATCH_ENTRIES_MAX, BACKOFF_FIRST, BACKOFF_MAX, BatchConfig, CONNECTIONS_PER_PEER_MAX,
-    FLUSH_GROUP_MAX, FORWARD_ATTEMPTS_MAX, FORWARD_DEADLINE_DEFAULT, FRAME_BYTES_MAX_DEFAULT,
-    HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, INBOUND_CONNECTIONS_MAX, INBOX_CAPACITY,
-    INBOX_CONCURRENCY_MAX, LogStoreConfig, POOL_IDLE_PER_PEER, READ_BATCH_ENTRIES_MAX, RaftConfig,
-    SINK_BACKOFF_FIRST, SINK_BACKOFF_MAX, SINK_FULL_WAIT_MAX, SNAPSHOT_BYTES_MAX_DEFAULT,
-    SNAPSHOT_CHUNK_BYTES, SNAPSHOTS_KEPT, TAIL_CACHE_BYTES_MAX, TAIL_CACHE_ENTRIES_MAX,
-    TAIL_SCAN_WINDOW_RECORDS, WAL_DIR, WRITE_QUEUE_CAPACITY, WRITE_QUEUE_CAPACITY_DEFAULT,
-    WRITES_IN_FLIGHT_MAX,
+    APPLY_BATCH_ENTRIES_MAX, BACKFILL_CHUNK_TIMEOUT, BACKOFF_FIRST, BACKOFF_MAX, BatchConfig,
+    CONNECTIONS_PER_PEER_MAX, FLUSH_GROUP_MAX, FORWARD_ATTEMPTS_MAX, FORWARD_DEADLINE_DEFAULT,
+    FRAME_BYTES_MAX_DEFAULT, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, INBOUND_CONNECTIONS_MAX,
+    INBOX_CAPACITY, INBOX_CONCURRENCY_MAX, LogStoreConfig, POOL_IDLE_PER_PEER,
+    READ_BATCH_ENTRIES_MAX, RaftConfig, SINK_BACKOFF_FIRST, SINK_BACKOFF_MAX, SINK_FULL_WAIT_MAX,
+    SNAPSHOT_BYTES_MAX_DEFAULT, SNAPSHOT_CHUNK_BYTES, SNAPSHOTS_KEPT, TAIL_CACHE_BYTES_MAX,
+    TAIL_CACHE_ENTRIES_MAX, TAIL_SCAN_WINDOW_RECORDS, WAL_DIR, WRITE_QUEUE_CAPACITY,
+    WRITE_QUEUE_CAPACITY_DEFAULT, WRITES_IN_FLIGHT_MAX,
 };
 pub use error::{ClientError, Error, MetaCorruptKind, MetaOp, Result, StartError};
 pub use identity::{IDENTITY_FILE, NodeIdentity, PEERS_FILE};
@@ -182,9 +183,11 @@ pub use network::{
 pub use node::{ClusterRaft, NodeConfig, NodeService, RaftNode, ReadConsistency, SNAPSHOT_DIR};
 pub use request::ClusterRequest;
 pub use state_machine::{
-    ApplyFault, ClusterSnapshot, ClusterStateMachine, FactSink, MemorySink, MempoolExport,
+    ApplyFault, BACKFILL_FACTS_TOTAL, BACKFILL_FAILURES_TOTAL, ClusterSnapshot,
+    ClusterStateMachine, FactSink, FactSource, FactSourceSlot, MemorySink, MempoolExport,
     MempoolReinstaller, ReinstallError, Reinstalled, SNAPSHOT_FILE_VERSION, SinkError, SinkFuture,
     SnapshotBuilder, SnapshotError, StateHandle, StateView, WalFactSink, WrittenThrough,
+    facts_in_log,
 };
 pub use transport::{
     PeerClient, Security, TcpConfig, TcpConnection, TcpFactory, TcpTransport, TlsIdentity,

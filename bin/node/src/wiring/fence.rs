@@ -19,8 +19,9 @@ use std::{
 
 use mempulse_api::FenceState;
 use mempulse_cluster::{
-    AdminReply, AdminRequest, ApplyFault, CheckpointChunk, ClusterNode, FactSink, MempoolRootReply,
-    PeerClient, RaftNode, SinkFuture, StateRootReply, StateRootSource, WrittenThrough,
+    AdminReply, AdminRequest, ApplyFault, CheckpointChunk, ClusterNode, FactSink, FactsChunk,
+    MempoolRootReply, PeerClient, RaftNode, SinkFuture, StateRootReply, StateRootSource,
+    WrittenThrough, facts_in_log,
 };
 use mempulse_net::{Admission, AdmissionError, AdmissionFuture, Clock as _, SystemClock};
 use mempulse_primitives::{
@@ -163,16 +164,17 @@ impl<A: Admission> Admission for FencedAdmission<A> {
 
 /// What members ask of this node's replicated state: state roots from the live replayer
 /// (`AdminRequest::StateRoot`), checkpoints of it and the mempool root, for a fenced peer's
-/// reconciliation.
+/// reconciliation, and the facts of the entries a snapshot covers, for a member installing it.
 #[derive(Debug)]
 pub(crate) struct ReplayerRoots {
     history: History,
     checkpoints: CheckpointServer,
+    node: Weak<RaftNode>,
 }
 
 impl ReplayerRoots {
     pub(crate) fn new(history: History, node: Weak<RaftNode>) -> Self {
-        Self { checkpoints: CheckpointServer::new(history.clone(), node), history }
+        Self { checkpoints: CheckpointServer::new(history.clone(), node.clone()), history, node }
     }
 }
 
@@ -195,6 +197,19 @@ impl StateRootSource for ReplayerRoots {
 
     fn mempool_chunk(&self, at: Option<RaftIndex>, offset: u64) -> Option<CheckpointChunk> {
         self.checkpoints.mempool_chunk(at, offset)
+    }
+
+    fn facts(&self, after: RaftIndex, skip: u32, through: RaftIndex) -> Option<FactsChunk> {
+        // Only a member that applied `through` has written every fact up to it (and a snapshot
+        // it sent synced them first, so its reader sees them).
+        let applied = self.node.upgrade()?.state().applied()?.index;
+        if applied < through.0 {
+            return None;
+        }
+        facts_in_log(self.history.reader(), after, skip, through)
+            .inspect_err(|error| warn!(%error, "cannot read the facts a member asked for"))
+            .ok()
+            .flatten()
     }
 }
 

@@ -79,7 +79,8 @@ impl NodeService {
             AdminRequest::StateRoot { .. }
             | AdminRequest::Checkpoint { .. }
             | AdminRequest::MempoolRoot
-            | AdminRequest::MempoolSnapshot { .. } => return self.replica_query(request).await,
+            | AdminRequest::MempoolSnapshot { .. }
+            | AdminRequest::Facts { .. } => return self.replica_query(request).await,
         };
         match written {
             Ok(response) => Ok(AdminReply::Done { log_index: Some(response.log_id.index) }),

@@ -3,6 +3,7 @@
 //! transport serves of it ([`NodeService`]); forwarding to the leader and administration.
 
 mod admin;
+mod backfill;
 mod batcher;
 mod bootstrap;
 mod forward;
@@ -32,7 +33,7 @@ use self::batcher::PendingWrite;
 use crate::{
     ClientError, ClusterCommand, ClusterNode, ClusterResponse, LogStore, LogStoreConfig,
     NodeIdentity, TypeConfig,
-    config::{BatchConfig, FORWARD_DEADLINE_DEFAULT, RaftConfig},
+    config::{BACKFILL_CHUNK_TIMEOUT, BatchConfig, FORWARD_DEADLINE_DEFAULT, RaftConfig},
     error::StartError,
     network::{Forwarder, Transport},
     state_machine::{
@@ -262,10 +263,18 @@ impl RaftNode {
         .map_err(StartError::Task)??;
         let log_closed = store.take_closed();
         let state = state_machine.handle();
+        let fact_source = state_machine.fact_source();
         let reinstaller = MempoolReinstaller::new(state.clone(), store.reader());
         transport.attach_identity(id, Arc::clone(&identity));
         let network = transport.connect(id, config.raft.send_timeout);
         let raft = ClusterRaft::new(id, raft_config, network, store, state_machine).await?;
+        let forwarder = transport.forwarder(id);
+        let _ = fact_source.set(Arc::new(backfill::LeaderFacts {
+            id,
+            metrics: raft.metrics(),
+            forwarder: Arc::clone(&forwarder),
+            timeout: BACKFILL_CHUNK_TIMEOUT,
+        }));
         identity.watch(raft.metrics());
         tokio::spawn(crate::identity::forget_removed_members(Arc::clone(&identity)));
         let (writes, queue) = mpsc::channel(config.batch.queue_capacity);
@@ -279,7 +288,6 @@ impl RaftNode {
             state_roots: Arc::default(),
         };
         transport.serve(id, service.clone());
-        let forwarder = transport.forwarder(id);
         let transport = transport.clone();
         tracing::info!(node = id.0, "raft node started");
         Ok(Self {

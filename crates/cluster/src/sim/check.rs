@@ -131,8 +131,8 @@ fn compare_raft_logs(cluster: &SimCluster, target: LogId, history: &History) {
 /// Every index two replicas both wrote facts for holds the same facts on both, or the facts of
 /// one are a prefix of the other's: a crash that tears a write of the event log can keep the
 /// first facts of an index, and a replica that then catches up by installing a leader's
-/// snapshot covering that index never derives the rest (the known gap of catch-up by snapshot,
-/// `docs/design/cluster-state-machine.md`). Losing facts to a snapshot of its own is caught at
+/// snapshot covering that index never derives the rest (simulated nodes have no `FactSource`,
+/// so they do not fill the facts a snapshot covers: `docs/design/cluster-state-machine.md`). Losing facts to a snapshot of its own is caught at
 /// the crash ([`Violation::FactsStranded`]).
 fn compare_logs(logs: &BTreeMap<NodeId, FactsByIndex>, history: &History) {
     let mut longest: BTreeMap<u64, (NodeId, &Vec<Event>)> = BTreeMap::new();

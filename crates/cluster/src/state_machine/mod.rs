@@ -12,6 +12,7 @@
 //! ```
 //! The design and its alternatives are in `docs/design/cluster-state-machine.md`.
 
+mod backfill;
 mod reinstall;
 mod sink;
 mod snapshot;
@@ -19,7 +20,7 @@ mod wal_sink;
 
 use std::{
     fmt, io,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError},
 };
 
 use futures_util::{Stream, TryStreamExt};
@@ -34,10 +35,12 @@ use openraft::{
 pub(crate) use self::sink::written_through;
 pub(crate) use self::snapshot::SnapshotStore;
 pub use self::{
+    backfill::{BACKFILL_FACTS_TOTAL, BACKFILL_FAILURES_TOTAL, FactSource},
     reinstall::{MempoolExport, MempoolReinstaller, ReinstallError, Reinstalled},
     sink::{FactSink, MemorySink, SinkError, SinkFuture, WrittenThrough},
     snapshot::{ClusterSnapshot, SNAPSHOT_FILE_VERSION, SnapshotError},
     wal_sink::WalFactSink,
+    wal_sink::facts_in_log,
 };
 use crate::{
     ClusterRequest,
@@ -104,7 +107,12 @@ pub struct ClusterStateMachine {
     current: CurrentSnapshot,
     /// The test-only fault, while it has not fired.
     fault: Option<ApplyFault>,
+    /// Where the facts a snapshot covers come from when one is installed, once the node set it.
+    fact_source: FactSourceSlot,
 }
+
+/// The [`FactSource`] a node gives its state machine once its network exists.
+pub type FactSourceSlot = Arc<OnceLock<Arc<dyn FactSource>>>;
 
 /// A test-only fault that makes this member's state machine diverge on purpose: the first
 /// transaction of the first `AddTxs` command in an entry at or above `first_index` is applied
@@ -174,6 +182,7 @@ impl ClusterStateMachine {
             store,
             current: Arc::new(Mutex::new(current)),
             fault: None,
+            fact_source: FactSourceSlot::default(),
         })
     }
 
@@ -188,6 +197,13 @@ impl ClusterStateMachine {
         }
         self.fault = fault;
         self
+    }
+
+    /// Where this state machine fetches the facts a snapshot it installs covers (set it once
+    /// the node can reach its peers; until then, and without one, such facts are not filled).
+    #[must_use]
+    pub fn fact_source(&self) -> FactSourceSlot {
+        Arc::clone(&self.fact_source)
     }
 
     /// Read access to the replicated state.
@@ -403,6 +419,25 @@ impl<C: ClusterTypeConfig> RaftStateMachine<C> for ClusterStateMachine {
         // entries it covers again: the facts this member already derived from entries up to
         // its applied index must be on disk first, as for a snapshot it builds.
         self.sink.sync().await.map_err(io::Error::other)?;
+        // The entries the snapshot covers are never applied here: fill their facts from a peer
+        // first, so the event log has no gap (`backfill.rs`).
+        if let (Some(source), Some(last)) = (self.fact_source.get(), meta.last_log_id) {
+            let applied = self.state.applied().map(|id| id.index);
+            let from = backfill::Position::of(applied, self.written);
+            let through = RaftIndex(last.index);
+            if from.after <= through {
+                let filled = backfill::fill(source.as_ref(), self.sink.as_ref(), from, through)
+                    .await
+                    .map_err(io::Error::other)?;
+                tracing::info!(
+                    after = from.after.0,
+                    through = through.0,
+                    facts = filled.facts,
+                    complete = filled.complete,
+                    "facts the snapshot covers filled from a peer"
+                );
+            }
+        }
         let store = self.store.clone();
         let task_meta = meta.clone();
         let (state, snapshot) = snapshot_io(&self.store, move || {

@@ -7,7 +7,10 @@ use mempulse_wal::{SequencerHandle, SubmitError, WalReader};
 use tokio::time::Instant;
 
 use super::sink::{FactSink, SinkError, SinkFuture, WrittenThrough};
-use crate::config::{SINK_BACKOFF_FIRST, SINK_BACKOFF_MAX, TAIL_SCAN_WINDOW_RECORDS};
+use crate::{
+    admin::{FactsChunk, FactsCollector},
+    config::{SINK_BACKOFF_FIRST, SINK_BACKOFF_MAX, TAIL_SCAN_WINDOW_RECORDS},
+};
 
 /// A [`FactSink`] that appends facts to the canonical event log through its sequencer.
 ///
@@ -137,4 +140,69 @@ fn read_origins(
         })
         .map_err(SinkError::Wal)?;
     failure.map_or(Ok(out), Err)
+}
+
+/// The next replicated facts of Raft indexes `after ..= through` in an event log, skipping the
+/// first `skip` facts of `after`, at most [`crate::FACTS_CHUNK_BYTES_MAX`] bytes of them (at least
+/// one when any is left): the answer to [`crate::AdminRequest::Facts`]. `None` when the log
+/// may no longer hold all the facts asked for (its head was purged at or after their start).
+///
+/// The start is found by bisecting the seqs (a log's replicated facts never go back in index),
+/// so a request costs O(log n) short reads plus the chunk it returns.
+///
+/// # Errors
+/// [`SinkError::Wal`] when the log cannot be read; [`SinkError::Corrupt`] for a record that is
+/// not an event.
+pub fn facts_in_log(
+    reader: &WalReader,
+    after: RaftIndex,
+    skip: u32,
+    through: RaftIndex,
+) -> Result<Option<FactsChunk>, SinkError> {
+    let first = reader.first_seq().0.max(1);
+    let end = reader.last_seq().0.saturating_add(1);
+    // The first seq whose next replicated fact (at or after it) has an index >= `after`.
+    let (mut low, mut high) = (first, end);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        match next_replicated_index(reader, Seq(mid), end)? {
+            Some(index) if index < after => low = mid + 1,
+            _ => high = mid,
+        }
+    }
+    if low == first && first > 1 {
+        // Facts of `after` may sit in the purged part.
+        return Ok(None);
+    }
+    let mut collector = FactsCollector::new(after, skip, through);
+    let mut failure = None;
+    let limit = usize::try_from(end - low).unwrap_or(usize::MAX);
+    reader
+        .scan_with(Seq(low), limit, |seq, payload| match Event::from_bytes(payload) {
+            Ok(event) => collector.offer(event, payload.len()),
+            Err(source) => {
+                failure = Some(SinkError::Corrupt { seq, source });
+                ControlFlow::Break(())
+            }
+        })
+        .map_err(SinkError::Wal)?;
+    failure.map_or_else(|| Ok(Some(collector.finish())), Err)
+}
+
+/// The Raft index of the first replicated fact at or after `from` (before `end`), reading a
+/// window of records at a time; `None` when there is none.
+fn next_replicated_index(
+    reader: &WalReader,
+    from: Seq,
+    end: u64,
+) -> Result<Option<RaftIndex>, SinkError> {
+    let mut at = from.0;
+    while at < end {
+        let count = (end - at).min(TAIL_SCAN_WINDOW_RECORDS);
+        if let Some(index) = read_origins(reader, Seq(at), count)?.into_iter().flatten().next() {
+            return Ok(Some(index));
+        }
+        at += count;
+    }
+    Ok(None)
 }

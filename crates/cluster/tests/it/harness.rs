@@ -5,8 +5,8 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use mempulse_cluster::{
     ApplyFault, BatchConfig, ClientError, ClusterCommand, ClusterNode, ClusterResponse, FactSink,
-    InProcessNetwork, LogStoreConfig, MemorySink, NodeConfig, RaftConfig, RaftNode,
-    ReadConsistency,
+    FactsChunk, FactsCollector, InProcessNetwork, LogStoreConfig, MemorySink, NodeConfig,
+    RaftConfig, RaftNode, ReadConsistency, StateRootReply, StateRootSource,
 };
 use mempulse_primitives::{Digest, Event, NodeId, RaftIndex, Tx};
 /// Small segments (purges free real files), larger than any batched entry of these tests.
@@ -107,6 +107,10 @@ impl TestCluster {
             None => Arc::new(self.sinks[&id].clone()),
         };
         let node = RaftNode::start(config, sink, &self.net).await.unwrap();
+        if !self.custom_sinks.contains_key(&id) {
+            // Serve the in-memory log's facts to members that install a snapshot.
+            node.service().serve_state_roots(Arc::new(MemoryFacts(self.sinks[&id].clone())));
+        }
         self.nodes.insert(id, node);
     }
 
@@ -222,6 +226,27 @@ impl TestCluster {
     /// The replicated events node `id`'s sink received.
     pub(crate) fn replicated(&self, id: NodeId) -> Vec<Event> {
         self.sinks[&id].events().into_iter().filter(Event::is_replicated).collect()
+    }
+}
+
+/// Answers [`mempulse_cluster::AdminRequest::Facts`] from a node's in-memory fact log, as the
+/// node binary does from its event log; no state roots.
+pub(crate) struct MemoryFacts(pub(crate) MemorySink);
+
+impl StateRootSource for MemoryFacts {
+    fn state_root(&self, _: Option<RaftIndex>) -> Option<StateRootReply> {
+        None
+    }
+
+    fn facts(&self, after: RaftIndex, skip: u32, through: RaftIndex) -> Option<FactsChunk> {
+        let mut collector = FactsCollector::new(after, skip, through);
+        for event in self.0.events() {
+            let len = event.to_bytes().len();
+            if collector.offer(event, len).is_break() {
+                break;
+            }
+        }
+        Some(collector.finish())
     }
 }
 

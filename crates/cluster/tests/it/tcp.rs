@@ -15,13 +15,13 @@ use mempulse_cluster::{
     TransportError,
     certs::{CertAuthority, NodeCert, generate_ca, issue_node_cert},
 };
-use mempulse_primitives::{Digest, NodeId, RaftIndex};
+use mempulse_primitives::{Digest, Event, NodeId, RaftIndex};
 use openraft::async_runtime::WatchReceiver;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{WAIT, batch_config, raft_config, tx, wait_metrics};
+use crate::harness::{MemoryFacts, WAIT, batch_config, raft_config, tx, wait_metrics};
 
 const LOOPBACK_ANY_PORT: &str = "127.0.0.1:0";
 
@@ -37,6 +37,8 @@ struct TcpCluster {
     addrs: BTreeMap<NodeId, SocketAddr>,
     transports: BTreeMap<NodeId, TcpTransport>,
     nodes: BTreeMap<NodeId, RaftNode>,
+    /// Each node's facts, kept across its restarts.
+    sinks: BTreeMap<NodeId, MemorySink>,
 }
 
 impl TcpCluster {
@@ -52,6 +54,7 @@ impl TcpCluster {
             addrs: BTreeMap::new(),
             transports: BTreeMap::new(),
             nodes: BTreeMap::new(),
+            sinks: BTreeMap::new(),
         };
         for id in 1..=3 {
             cluster.dirs.insert(NodeId(id), tempfile::tempdir().unwrap());
@@ -76,8 +79,9 @@ impl TcpCluster {
             .with_log(LogStoreConfig::new(dir).with_segment_size_bytes(256 << 10))
             .with_raft(self.config.clone())
             .with_batch(batch_config());
-        let sink: Arc<dyn FactSink> = Arc::new(MemorySink::new());
-        let node = RaftNode::start(config, sink, &transport).await.unwrap();
+        let sink = self.sinks.entry(id).or_default().clone();
+        let node = RaftNode::start(config, Arc::new(sink.clone()), &transport).await.unwrap();
+        node.service().serve_state_roots(Arc::new(MemoryFacts(sink)));
         self.addrs.insert(id, transport.local_addr());
         self.transports.insert(id, transport);
         self.nodes.insert(id, node);
@@ -274,6 +278,11 @@ async fn a_lagging_follower_receives_a_snapshot_over_tcp() {
     let m = wait_metrics(&cluster.nodes[&lagging], "a snapshot", |m| m.snapshot.is_some()).await;
     assert!(m.snapshot.unwrap().index > 20, "{m:?}");
     cluster.assert_same_state().await;
+    // The facts of the entries the snapshot covers came over TLS from the leader.
+    let replicated = |id: NodeId| -> Vec<Event> {
+        cluster.sinks[&id].events().into_iter().filter(Event::is_replicated).collect()
+    };
+    assert_eq!(replicated(lagging), replicated(leader));
     cluster.shutdown().await;
 }
 
