@@ -38,6 +38,13 @@ pub(crate) struct ClusterSection {
     pub(crate) send_timeout_ms: u64,
     /// How long a stopping leader waits for a follower to take over before it stops anyway.
     pub(crate) handover_timeout_ms: u64,
+    /// Build a Raft snapshot once this many entries were applied since the last one.
+    pub(crate) snapshot_every_entries: u64,
+    /// Entries already in a snapshot that the Raft log keeps anyway (a briefly lagging
+    /// follower then catches up by log rather than by snapshot).
+    pub(crate) log_kept_after_snapshot_entries: u64,
+    /// A follower further behind than this many entries is sent a snapshot.
+    pub(crate) snapshot_catch_up_lag_entries: u64,
 }
 
 impl Default for ClusterSection {
@@ -55,6 +62,9 @@ impl Default for ClusterSection {
             election_timeout_max_ms: ms(raft.election_timeout_max),
             send_timeout_ms: ms(raft.send_timeout),
             handover_timeout_ms: HANDOVER_TIMEOUT_MS_DEFAULT,
+            snapshot_every_entries: raft.snapshot_logs_since_last,
+            log_kept_after_snapshot_entries: raft.max_in_snapshot_log_to_keep,
+            snapshot_catch_up_lag_entries: raft.replication_lag_threshold,
         }
     }
 }
@@ -112,6 +122,17 @@ impl ClusterSection {
         raft.election_timeout_max = Duration::from_millis(self.election_timeout_max_ms);
         raft.send_timeout = Duration::from_millis(self.send_timeout_ms);
         ensure!(self.send_timeout_ms > 0, "cluster send-timeout-ms must be at least 1");
+        ensure!(
+            self.snapshot_every_entries > 0,
+            "cluster snapshot-every-entries must be at least 1"
+        );
+        ensure!(
+            self.snapshot_catch_up_lag_entries > 0,
+            "cluster snapshot-catch-up-lag-entries must be at least 1"
+        );
+        raft.snapshot_logs_since_last = self.snapshot_every_entries;
+        raft.max_in_snapshot_log_to_keep = self.log_kept_after_snapshot_entries;
+        raft.replication_lag_threshold = self.snapshot_catch_up_lag_entries;
         raft.to_openraft().context(
             "invalid [cluster] timings (need heartbeat-interval-ms < election-timeout-min-ms \
              < election-timeout-max-ms)",
@@ -264,6 +285,25 @@ mod tests {
         assert!(c.raft().is_err(), "heartbeat above the election timeout");
         c = ClusterSection { send_timeout_ms: 0, ..ClusterSection::default() };
         assert!(c.raft().is_err());
+        c = ClusterSection { snapshot_every_entries: 0, ..ClusterSection::default() };
+        assert!(c.raft().is_err());
+        c = ClusterSection { snapshot_catch_up_lag_entries: 0, ..ClusterSection::default() };
+        assert!(c.raft().is_err());
+        c = ClusterSection {
+            snapshot_every_entries: 10,
+            log_kept_after_snapshot_entries: 0,
+            snapshot_catch_up_lag_entries: 20,
+            ..ClusterSection::default()
+        };
+        let raft = c.raft().unwrap();
+        assert_eq!(
+            (
+                raft.snapshot_logs_since_last,
+                raft.max_in_snapshot_log_to_keep,
+                raft.replication_lag_threshold
+            ),
+            (10, 0, 20)
+        );
     }
 
     #[test]

@@ -46,6 +46,16 @@ impl Node {
         self.process.as_ref().is_some_and(|p| p.logged(needle))
     }
 
+    /// Every logged line containing `needle`.
+    pub(crate) fn logged_lines(&self, needle: &str) -> Vec<String> {
+        self.process.as_ref().map(|p| p.logged_lines(needle)).unwrap_or_default()
+    }
+
+    /// The value of `key=` on the first logged line containing `needle`.
+    pub(crate) fn logged_field(&self, needle: &str, key: &str) -> Option<String> {
+        self.process.as_ref()?.logged_field(needle, key)
+    }
+
     /// This node's status as it reports it, or `None` when it does not answer.
     pub(crate) fn status(&self) -> Option<Value> {
         self.status_of(&self.addr)
@@ -91,6 +101,11 @@ pub(crate) struct Cluster {
 impl Cluster {
     /// `mempulse cert`, three configs with mutual TLS (node 1 bootstraps), three processes.
     pub(crate) fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// As [`Cluster::start`], with `cluster_keys` (TOML lines) added to every `[cluster]`.
+    pub(crate) fn start_with(cluster_keys: &str) -> Self {
         let root = tempfile::tempdir().unwrap();
         let certs = root.path().join("certs");
         let out = Command::new(BIN)
@@ -108,7 +123,8 @@ impl Cluster {
         for (i, port) in ports.iter().enumerate() {
             let id = i as u64 + 1;
             let config = root.path().join(format!("node-{id}.toml"));
-            let toml = node_toml(root.path(), &certs, (id, *port, http_ports[i]), &peers);
+            let toml = node_toml(root.path(), &certs, (id, *port, http_ports[i]), &peers)
+                .replace("[tls]\n", &format!("{cluster_keys}[tls]\n"));
             std::fs::write(&config, toml).unwrap();
             nodes.push(Node {
                 id,

@@ -423,7 +423,7 @@ fn check_logs(cluster: &Cluster, acked: &BTreeSet<TxHash>) {
 
 /// Replays of the three logs: equal digests at every Raft index all three sealed, and the same
 /// open digest at the end.
-fn check_replays(cluster: &Cluster) {
+pub(crate) fn check_replays(cluster: &Cluster) {
     let replays: Vec<_> =
         cluster.nodes.iter().map(|n| replay_digests(&n.data.join("events"))).collect();
     let common: Vec<u64> = replays[0]

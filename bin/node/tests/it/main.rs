@@ -20,6 +20,7 @@ mod rpc;
 mod run;
 mod schedule;
 mod sink;
+mod snapshot_catchup;
 mod stream;
 mod support;
 mod verify_state;
