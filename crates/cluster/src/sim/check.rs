@@ -129,11 +129,12 @@ fn compare_raft_logs(cluster: &SimCluster, target: LogId, history: &History) {
 }
 
 /// Every index two replicas both wrote facts for holds the same facts on both, or the facts of
-/// one are a prefix of the other's: a crash that tears a write of the event log can keep the
-/// first facts of an index, and a replica that then catches up by installing a leader's
-/// snapshot covering that index never derives the rest (simulated nodes have no `FactSource`,
-/// so they do not fill the facts a snapshot covers: `docs/design/cluster-state-machine.md`). Losing facts to a snapshot of its own is caught at
-/// the crash ([`Violation::FactsStranded`]).
+/// one are a prefix of the other's (a crash that tears a write of the event log can keep the
+/// first facts of an index); and every replica holds every fact any replica holds, unless a
+/// snapshot install recorded that it could not fill them (`History::gap`): the rest of a torn
+/// index is derived again when the entry is re-applied, or fetched with the facts a snapshot
+/// covers (`docs/design/cluster-state-machine.md`). Losing facts to a snapshot of its own is
+/// caught at the crash ([`Violation::FactsStranded`]).
 fn compare_logs(logs: &BTreeMap<NodeId, FactsByIndex>, history: &History) {
     let mut longest: BTreeMap<u64, (NodeId, &Vec<Event>)> = BTreeMap::new();
     for (node, by_index) in logs {
@@ -143,6 +144,14 @@ fn compare_logs(logs: &BTreeMap<NodeId, FactsByIndex>, history: &History) {
                 history.violate(Violation::FactsMismatch { index: *index, first, second: *node });
             } else if facts.len() > seen.len() {
                 longest.insert(*index, (*node, facts));
+            }
+        }
+    }
+    for (node, by_index) in logs {
+        for (index, (_, facts)) in &longest {
+            let held = by_index.get(index).map_or(0, Vec::len);
+            if held < facts.len() && !history.in_gap(*node, *index) {
+                history.violate(Violation::FactsMissing { node: *node, index: *index });
             }
         }
     }
@@ -162,7 +171,7 @@ fn check_acks(cluster: &SimCluster, logs: &BTreeMap<NodeId, FactsByIndex>, histo
             }
             let written = logs.get(&id).and_then(|l| l.get(&ack.index));
             if let Some(facts) = written {
-                // A prefix, for the reason `compare_logs` gives.
+                // A prefix, for the reasons `compare_logs` gives.
                 let kinds: Vec<&EventKind> = facts.iter().map(|e| &e.kind).collect();
                 if !ack.facts.iter().collect::<Vec<_>>().starts_with(&kinds) {
                     history.violate(Violation::AckMismatch { node: id, index: ack.index });

@@ -19,6 +19,7 @@ use openraft::{
 use super::{
     SimConfig, SimRaft,
     disk::{FencedSink, SimDisk, SimEventLog},
+    facts::SimFacts,
     history::{History, Violation},
     network::SimNetwork,
     rng::SimRng,
@@ -178,6 +179,14 @@ impl SimCluster {
             MempoolConfig::default(),
             Arc::new(sink.clone()),
         )?;
+        let logs = self.slots().iter().map(|(id, slot)| (*id, slot.events.clone())).collect();
+        let _ = state_machine.fact_source().set(Arc::new(SimFacts {
+            id,
+            incarnation,
+            network: self.network.clone(),
+            logs,
+            history: self.history.clone(),
+        }));
         let state = state_machine.handle();
         let (store, writer): (LogStore<SimTypeConfig>, _) = LogStore::open_in_memory(
             &self.log_config,

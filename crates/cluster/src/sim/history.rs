@@ -90,6 +90,14 @@ pub enum Violation {
         /// Index the surviving snapshot covers.
         snapshot: u64,
     },
+    /// A replica's event log lacks facts of an index other replicas hold, and no failed fill
+    /// of the facts a snapshot covered explains it.
+    FactsMissing {
+        /// The replica.
+        node: NodeId,
+        /// The index.
+        index: u64,
+    },
     /// After the faults were healed the replicas did not agree on one applied log within the
     /// bound.
     NoConvergence {
@@ -145,6 +153,9 @@ impl fmt::Display for Violation {
                 "n{} lost facts of index {index} that its snapshot at {snapshot} covers",
                 node.0
             ),
+            Self::FactsMissing { node, index } => {
+                write!(f, "n{} lacks facts of index {index} that other replicas hold", node.0)
+            }
             Self::NoConvergence { waited } => {
                 write!(f, "replicas did not converge within {} ms", waited.as_millis())
             }
@@ -175,6 +186,8 @@ struct Record {
     digests: BTreeMap<u64, (NodeId, Digest)>,
     acks: Vec<Ack>,
     submitted: BTreeSet<TxHash>,
+    /// Per node, the index ranges whose facts a snapshot install could not fill.
+    gaps: BTreeMap<NodeId, Vec<(u64, u64)>>,
     violation: Option<Violation>,
 }
 
@@ -204,6 +217,21 @@ impl History {
     pub(crate) fn note(&self, what: impl fmt::Display) {
         let micros = self.elapsed().as_micros();
         self.lock().trace.push(format!("{:>7}.{:03}ms {what}", micros / 1000, micros % 1000));
+    }
+
+    /// Records that `node` installs a snapshot without the facts of `after ..= through` (from
+    /// the first one it asked for on): its event log may keep a gap there.
+    pub(crate) fn gap(&self, node: NodeId, after: u64, through: u64) {
+        self.note(format_args!("n{} keeps a gap in its facts: {after}..={through}", node.0));
+        self.lock().gaps.entry(node).or_default().push((after, through));
+    }
+
+    /// Whether `node` recorded a gap covering `index`.
+    pub(crate) fn in_gap(&self, node: NodeId, index: u64) -> bool {
+        self.lock()
+            .gaps
+            .get(&node)
+            .is_some_and(|g| g.iter().any(|(a, t)| (*a..=*t).contains(&index)))
     }
 
     /// Records the first violation (later ones are consequences, mostly).

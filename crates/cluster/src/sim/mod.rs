@@ -19,6 +19,7 @@
 mod check;
 mod cluster;
 mod disk;
+mod facts;
 mod history;
 mod network;
 mod rng;

@@ -188,7 +188,7 @@ impl SimNetwork {
     }
 
     /// The target's Raft when the link is up and both ends are alive.
-    fn route(
+    pub(crate) fn route(
         &self,
         source: NodeId,
         incarnation: u64,
@@ -207,7 +207,7 @@ impl SimNetwork {
     }
 
     /// One message's delay, and whether it is lost.
-    fn draw(&self) -> (Duration, bool) {
+    pub(crate) fn draw(&self) -> (Duration, bool) {
         let mut state = self.lock();
         let NetworkFaults { delay_min, delay_max, spike_per_mille, spike_max, drop_per_mille } =
             state.faults;
