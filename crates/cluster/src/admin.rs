@@ -274,6 +274,25 @@ impl FactsCollector {
     pub fn finish(self) -> FactsChunk {
         self.chunk
     }
+
+    /// The answer from a whole log's events, in log order (an in-memory log: each event's
+    /// stored size is that of its encoding).
+    #[must_use]
+    pub fn collect(
+        after: RaftIndex,
+        skip: u32,
+        through: RaftIndex,
+        events: impl IntoIterator<Item = Event>,
+    ) -> FactsChunk {
+        let mut collector = Self::new(after, skip, through);
+        for event in events {
+            let len = event.to_bytes().len();
+            if collector.offer(event, len).is_break() {
+                break;
+            }
+        }
+        collector.finish()
+    }
 }
 
 /// A member's mempool digest at its last applied Raft index.

@@ -47,14 +47,7 @@ impl FactSource for SimFacts {
                     return Err(format!("n{} has not applied {}", leader.0, through.0));
                 }
                 let log = logs.get(&leader).ok_or("no such node")?;
-                let mut collector = FactsCollector::new(after, skip, through);
-                for event in log.events() {
-                    let len = event.to_bytes().len();
-                    if collector.offer(event, len).is_break() {
-                        break;
-                    }
-                }
-                Ok(collector.finish())
+                Ok(FactsCollector::collect(after, skip, through, log.events()))
             };
             let result = answer.await;
             if let Err(reason) = &result {

@@ -239,14 +239,7 @@ impl StateRootSource for MemoryFacts {
     }
 
     fn facts(&self, after: RaftIndex, skip: u32, through: RaftIndex) -> Option<FactsChunk> {
-        let mut collector = FactsCollector::new(after, skip, through);
-        for event in self.0.events() {
-            let len = event.to_bytes().len();
-            if collector.offer(event, len).is_break() {
-                break;
-            }
-        }
-        Some(collector.finish())
+        Some(FactsCollector::collect(after, skip, through, self.0.events()))
     }
 }
 
