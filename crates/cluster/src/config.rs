@@ -231,6 +231,11 @@ impl Default for BatchConfig {
     }
 }
 
+/// How long a member installing a snapshot spends at most filling the facts it covers: below
+/// the default `install_snapshot_timeout` (10 s) the leader waits on the install; past it the
+/// snapshot is installed with the rest of the range left as a gap.
+pub const BACKFILL_DEADLINE: Duration = Duration::from_secs(8);
+
 /// How long a member installing a snapshot waits for each chunk of the facts it covers from
 /// the leader (`AdminRequest::Facts`, at most 1 MiB of events read from the leader's log).
 pub const BACKFILL_CHUNK_TIMEOUT: Duration = Duration::from_secs(5);

@@ -16,7 +16,9 @@
 //! replicated facts are the same on every replica by construction. The fill is best effort:
 //! when no peer can serve them (the leader's own log was purged, or it is unreachable), the
 //! snapshot is installed anyway, the gap stays and is logged and counted
-//! (`mempulse_cluster_snapshot_backfill_failures_total`), as before this existed.
+//! (`mempulse_cluster_snapshot_backfill_failures_total`), as before this existed. So does a
+//! fill still running after [`crate::BACKFILL_DEADLINE`] (a learner joining a long history
+//! whose leader still holds it all): the leader waits for the install only so long.
 
 use futures_util::future::BoxFuture;
 use mempulse_primitives::{Event, RaftIndex};
@@ -114,17 +116,26 @@ pub(crate) struct Filled {
 }
 
 /// Fetches the facts from `from` through `through` from `source` and appends them to `sink`,
-/// chunk by chunk, then syncs them. A source failure or a bad chunk stops the fill (what was
-/// appended stays: a correct prefix); only a sink failure is an error.
+/// chunk by chunk, then syncs them. A source failure, a bad chunk or `expired()` before a chunk
+/// stops the fill (what was appended stays: a correct prefix); only a sink failure is an error.
 pub(crate) async fn fill(
     source: &dyn FactSource,
     sink: &dyn FactSink,
     from: Position,
     through: RaftIndex,
+    expired: &(dyn Fn() -> bool + Send + Sync),
 ) -> Result<Filled, SinkError> {
     let mut at = from;
     let mut filled = Filled { facts: 0, complete: false };
     while at.after <= through {
+        if expired() {
+            tracing::warn!(
+                after = at.after.0,
+                through = through.0,
+                "filling the facts a snapshot covers took too long; the event log keeps a gap"
+            );
+            break;
+        }
         let chunk = match source.facts(at.after, at.skip, through).await {
             Ok(chunk) => chunk,
             Err(reason) => {
@@ -228,7 +239,7 @@ mod tests {
         let peer = Peer::new(2);
         let sink = MemorySink::default();
         let from = Position { after: RaftIndex(5), skip: 1 };
-        let filled = fill(&peer, &sink, from, RaftIndex(7)).await.unwrap();
+        let filled = fill(&peer, &sink, from, RaftIndex(7), &|| false).await.unwrap();
         assert_eq!(filled, Filled { facts: 4, complete: true });
         assert_eq!(sink.events(), vec![fact(5, 2), fact(5, 3), fact(7, 4), fact(7, 5)]);
         // Each request starts right after the last fact received.
@@ -250,7 +261,7 @@ mod tests {
         }
         let sink = MemorySink::default();
         let from = Position { after: RaftIndex(3), skip: 0 };
-        let filled = fill(&Failing, &sink, from, RaftIndex(9)).await.unwrap();
+        let filled = fill(&Failing, &sink, from, RaftIndex(9), &|| false).await.unwrap();
         assert_eq!(filled, Filled { facts: 0, complete: false });
         assert!(sink.events().is_empty());
 
@@ -258,10 +269,15 @@ mod tests {
         // it stays appended.
         let lying = Peer::new(2);
         let sink = MemorySink::default();
-        let filled =
-            fill(&Lying(lying), &sink, Position { after: RaftIndex(5), skip: 0 }, RaftIndex(5))
-                .await
-                .unwrap();
+        let filled = fill(
+            &Lying(lying),
+            &sink,
+            Position { after: RaftIndex(5), skip: 0 },
+            RaftIndex(5),
+            &|| false,
+        )
+        .await
+        .unwrap();
         assert_eq!(filled, Filled { facts: 2, complete: false });
         assert_eq!(sink.events(), vec![fact(5, 1), fact(5, 2)]);
     }
@@ -278,6 +294,19 @@ mod tests {
         ) -> BoxFuture<'static, Result<FactsChunk, String>> {
             self.0.facts(after, skip, RaftIndex(u64::MAX))
         }
+    }
+
+    #[tokio::test]
+    async fn a_fill_past_its_deadline_stops_between_chunks_and_keeps_what_it_appended() {
+        let peer = Peer::new(2);
+        let sink = MemorySink::default();
+        let asked = std::sync::atomic::AtomicU32::new(0);
+        // Expired from the second check on: one chunk is fetched and appended.
+        let expired = || asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 1;
+        let from = Position { after: RaftIndex(5), skip: 0 };
+        let filled = fill(&peer, &sink, from, RaftIndex(9), &expired).await.unwrap();
+        assert_eq!(filled, Filled { facts: 2, complete: false });
+        assert_eq!(sink.events(), vec![fact(5, 1), fact(5, 2)]);
     }
 
     #[test]

@@ -29,6 +29,7 @@ use mempulse_primitives::{Event, Origin, RaftIndex, Source, UnixMillis};
 use openraft::{
     OptionalSend, RaftSnapshotBuilder,
     storage::{ApplyResponder, EntryResponder, RaftStateMachine},
+    type_config::TypeConfigExt,
 };
 
 #[cfg(feature = "sim")]
@@ -44,7 +45,7 @@ pub use self::{
 };
 use crate::{
     ClusterRequest,
-    config::APPLY_BATCH_ENTRIES_MAX,
+    config::{APPLY_BATCH_ENTRIES_MAX, BACKFILL_DEADLINE},
     error::StartError,
     types::{
         ApplyResponse, ClusterTypeConfig, Entry, LogId, Payload, Snapshot, SnapshotMeta,
@@ -426,9 +427,12 @@ impl<C: ClusterTypeConfig> RaftStateMachine<C> for ClusterStateMachine {
             let from = backfill::Position::of(applied, self.written);
             let through = RaftIndex(last.index);
             if from.after <= through {
-                let filled = backfill::fill(source.as_ref(), self.sink.as_ref(), from, through)
-                    .await
-                    .map_err(io::Error::other)?;
+                let started = C::now();
+                let expired = move || C::now() - started >= BACKFILL_DEADLINE;
+                let filled =
+                    backfill::fill(source.as_ref(), self.sink.as_ref(), from, through, &expired)
+                        .await
+                        .map_err(io::Error::other)?;
                 tracing::info!(
                     after = from.after.0,
                     through = through.0,
