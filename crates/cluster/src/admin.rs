@@ -16,7 +16,7 @@
 //!               | 5 MempoolRoot opt<u64 applied | digest [32]> | 6 ReadIndex u64 index
 //!               | 7 MempoolSnapshot opt<chunk, as in 4>
 //!               | 8 Facts opt<u32 n | n × (u32 len | len bytes: a stored event payload)>
-//!                                  (n ≥ 1, Σ len ≤ FACTS_CHUNK_BYTES_MAX; empty: nothing left)
+//!                                  (Σ len ≤ FACTS_CHUNK_BYTES_MAX unless n = 1; n = 0: nothing left)
 //! ClusterStatus u64 node | u8 role | opt<u64 leader> | u64 term | opt<u64 last log index>
 //!               | opt<u64 committed> | opt<u64 applied> | u32 n, n × u64 voter (ascending)
 //!               | u32 n, n × (u64 id, ClusterNode) (ascending ids)
@@ -213,8 +213,8 @@ pub struct CheckpointChunk {
 pub const FACTS_CHUNK_BYTES_MAX: usize = 1 << 20;
 
 /// Replicated facts of a range of Raft indexes, in the serving node's log order
-/// ([`AdminRequest::Facts`]): at most [`FACTS_CHUNK_BYTES_MAX`] bytes of encoded events, at
-/// least one event unless nothing is left in the range.
+/// ([`AdminRequest::Facts`]): at most [`FACTS_CHUNK_BYTES_MAX`] bytes of encoded events (or
+/// one larger event alone), at least one event unless nothing is left in the range.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FactsChunk {
     /// The facts.
@@ -656,7 +656,9 @@ impl Decode for FactsChunk {
             total = total.saturating_add(bytes.len());
             events.push(Event::from_bytes(bytes)?);
         }
-        if total > FACTS_CHUNK_BYTES_MAX {
+        // One event alone may exceed the bound (a block naming very many transactions): a
+        // chunk always carries at least one, or the range could never be served.
+        if total > FACTS_CHUNK_BYTES_MAX && count > 1 {
             return Err(DecodeError::InvalidValue { offset, what: "facts chunk" });
         }
         Ok(Self { events })
@@ -943,11 +945,20 @@ mod tests {
     fn facts_chunks_past_the_byte_bound_or_holding_a_non_event_are_refused() {
         let one = facts().events.swap_remove(0);
         let len = one.to_bytes().len();
-        let over = FactsChunk { events: vec![one; FACTS_CHUNK_BYTES_MAX / len + 1] };
+        let over = FactsChunk { events: vec![one.clone(); FACTS_CHUNK_BYTES_MAX / len + 1] };
         assert!(matches!(
             decode_exact::<FactsChunk>(&encode_to_vec(&over)),
             Err(DecodeError::InvalidValue { what: "facts chunk", .. })
         ));
+        // A single event past the bound travels alone.
+        let kind = mempulse_primitives::EventKind::BlockCommitted {
+            height: mempulse_primitives::Height(1),
+            txs: vec![mempulse_primitives::TxHash([1; 32]); FACTS_CHUNK_BYTES_MAX / 32 + 1],
+        };
+        let big = FactsChunk { events: vec![Event { kind, ..one.clone() }] };
+        assert_eq!(decode_exact::<FactsChunk>(&encode_to_vec(&big)), Ok(big.clone()));
+        let two = FactsChunk { events: vec![big.events[0].clone(), one] };
+        assert!(decode_exact::<FactsChunk>(&encode_to_vec(&two)).is_err());
         let mut not_an_event = Vec::new();
         put_len(&mut not_an_event, 1);
         put_len(&mut not_an_event, 3);
