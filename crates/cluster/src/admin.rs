@@ -955,7 +955,7 @@ mod tests {
             height: mempulse_primitives::Height(1),
             txs: vec![mempulse_primitives::TxHash([1; 32]); FACTS_CHUNK_BYTES_MAX / 32 + 1],
         };
-        let big = FactsChunk { events: vec![Event { kind, ..one.clone() }] };
+        let big = FactsChunk { events: vec![Event { kind, ..one }] };
         assert_eq!(decode_exact::<FactsChunk>(&encode_to_vec(&big)), Ok(big.clone()));
         let two = FactsChunk { events: vec![big.events[0].clone(), one] };
         assert!(decode_exact::<FactsChunk>(&encode_to_vec(&two)).is_err());
