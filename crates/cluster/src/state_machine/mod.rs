@@ -40,8 +40,7 @@ pub use self::{
     reinstall::{MempoolExport, MempoolReinstaller, ReinstallError, Reinstalled},
     sink::{FactSink, MemorySink, SinkError, SinkFuture, WrittenThrough},
     snapshot::{ClusterSnapshot, SNAPSHOT_FILE_VERSION, SnapshotError},
-    wal_sink::WalFactSink,
-    wal_sink::facts_in_log,
+    wal_sink::{WalFactSink, facts_in_log},
 };
 use crate::{
     ClusterRequest,
@@ -205,6 +204,37 @@ impl ClusterStateMachine {
     #[must_use]
     pub fn fact_source(&self) -> FactSourceSlot {
         Arc::clone(&self.fact_source)
+    }
+
+    /// The entries a snapshot being installed covers are never applied here: fills their
+    /// facts from a peer first, so the event log has no gap (`backfill.rs`). Fails only when
+    /// the sink does.
+    async fn fill_covered_facts<C: ClusterTypeConfig>(
+        &self,
+        meta: &SnapshotMeta,
+    ) -> io::Result<()> {
+        let (Some(source), Some(last)) = (self.fact_source.get(), meta.last_log_id) else {
+            return Ok(());
+        };
+        let applied = self.state.applied().map(|id| id.index);
+        let from = backfill::Position::of(applied, self.written);
+        let through = RaftIndex(last.index);
+        if from.after > through {
+            return Ok(());
+        }
+        let started = C::now();
+        let expired = move || C::now() - started >= BACKFILL_DEADLINE;
+        let filled = backfill::fill(source.as_ref(), self.sink.as_ref(), from, through, &expired)
+            .await
+            .map_err(io::Error::other)?;
+        tracing::info!(
+            after = from.after.0,
+            through = through.0,
+            facts = filled.facts,
+            complete = filled.complete,
+            "facts the snapshot covers filled from a peer"
+        );
+        Ok(())
     }
 
     /// Read access to the replicated state.
@@ -420,28 +450,7 @@ impl<C: ClusterTypeConfig> RaftStateMachine<C> for ClusterStateMachine {
         // entries it covers again: the facts this member already derived from entries up to
         // its applied index must be on disk first, as for a snapshot it builds.
         self.sink.sync().await.map_err(io::Error::other)?;
-        // The entries the snapshot covers are never applied here: fill their facts from a peer
-        // first, so the event log has no gap (`backfill.rs`).
-        if let (Some(source), Some(last)) = (self.fact_source.get(), meta.last_log_id) {
-            let applied = self.state.applied().map(|id| id.index);
-            let from = backfill::Position::of(applied, self.written);
-            let through = RaftIndex(last.index);
-            if from.after <= through {
-                let started = C::now();
-                let expired = move || C::now() - started >= BACKFILL_DEADLINE;
-                let filled =
-                    backfill::fill(source.as_ref(), self.sink.as_ref(), from, through, &expired)
-                        .await
-                        .map_err(io::Error::other)?;
-                tracing::info!(
-                    after = from.after.0,
-                    through = through.0,
-                    facts = filled.facts,
-                    complete = filled.complete,
-                    "facts the snapshot covers filled from a peer"
-                );
-            }
-        }
+        self.fill_covered_facts::<C>(meta).await?;
         let store = self.store.clone();
         let task_meta = meta.clone();
         let (state, snapshot) = snapshot_io(&self.store, move || {
