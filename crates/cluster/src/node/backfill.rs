@@ -1,4 +1,5 @@
 //! The node's [`FactSource`]: the facts a snapshot covers, asked of the leader that sent it
+//! and, when it cannot serve them, of the other members in id order
 //! (`state_machine/backfill.rs` has the why).
 
 use std::{sync::Arc, time::Duration};
@@ -8,48 +9,65 @@ use mempulse_primitives::{NodeId, RaftIndex};
 use openraft::{RaftMetrics, async_runtime::WatchReceiver, type_config::alias::WatchReceiverOf};
 
 use crate::{
-    AdminReply, AdminRequest, FactSource, FactsChunk, network::Forwarder, types::TypeConfig,
+    AdminReply, AdminRequest, ClusterNode, FactSource, FactsChunk, network::Forwarder,
+    types::TypeConfig,
 };
 
-/// Asks the current leader (through the node's forwarder) for replicated facts. Holds the
-/// metrics watch rather than the Raft handle: the state machine owning this lives inside Raft.
-pub(crate) struct LeaderFacts {
+/// Asks members for replicated facts through the node's forwarder. Holds the metrics watch
+/// rather than the Raft handle: the state machine owning this lives inside Raft.
+pub(crate) struct PeerFacts {
     pub(crate) id: NodeId,
     pub(crate) metrics: WatchReceiverOf<TypeConfig, RaftMetrics<TypeConfig>>,
     pub(crate) forwarder: Arc<dyn Forwarder>,
     pub(crate) timeout: Duration,
 }
 
-impl FactSource for LeaderFacts {
+impl PeerFacts {
+    /// The members to ask, the leader first, then the others in id order (never this node).
+    fn candidates(&self) -> Vec<(NodeId, ClusterNode)> {
+        let m = self.metrics.borrow_watched();
+        let membership = m.membership_config.membership();
+        let leader = m.current_leader.filter(|l| *l != self.id);
+        let mut out: Vec<(NodeId, ClusterNode)> = leader
+            .and_then(|l| membership.get_node(&l).map(|node| (l, node.clone())))
+            .into_iter()
+            .collect();
+        for (id, node) in membership.nodes() {
+            if *id != self.id && Some(*id) != leader {
+                out.push((*id, node.clone()));
+            }
+        }
+        out
+    }
+}
+
+impl FactSource for PeerFacts {
     fn facts(
         &self,
         after: RaftIndex,
         skip: u32,
         through: RaftIndex,
     ) -> BoxFuture<'static, Result<FactsChunk, String>> {
-        let target = {
-            let m = self.metrics.borrow_watched();
-            m.current_leader.filter(|leader| *leader != self.id).and_then(|leader| {
-                let node = m.membership_config.membership().get_node(&leader).cloned();
-                node.map(|node| (leader, node))
-            })
-        };
+        let candidates = self.candidates();
         let forwarder = Arc::clone(&self.forwarder);
         let timeout = self.timeout;
         Box::pin(async move {
-            let Some((leader, node)) = target else {
-                return Err("no other member is known to lead".to_owned());
-            };
-            let request = AdminRequest::Facts { after, skip, through };
-            match forwarder.admin(leader, &node, request, timeout).await {
-                Ok(Ok(AdminReply::Facts(Some(chunk)))) => Ok(chunk),
-                Ok(Ok(AdminReply::Facts(None))) => {
-                    Err(format!("leader {} cannot serve them", leader.0))
-                }
-                Ok(Ok(other)) => Err(format!("leader {} answered {other:?}", leader.0)),
-                Ok(Err(error)) => Err(format!("leader {} refused: {error}", leader.0)),
-                Err(failure) => Err(format!("leader {} unreachable: {failure:?}", leader.0)),
+            let mut reasons = Vec::new();
+            for (peer, node) in candidates {
+                let request = AdminRequest::Facts { after, skip, through };
+                let reason = match forwarder.admin(peer, &node, request, timeout).await {
+                    Ok(Ok(AdminReply::Facts(Some(chunk)))) => return Ok(chunk),
+                    Ok(Ok(AdminReply::Facts(None))) => "cannot serve them".to_owned(),
+                    Ok(Ok(other)) => format!("answered {other:?}"),
+                    Ok(Err(error)) => format!("refused: {error}"),
+                    Err(failure) => format!("unreachable: {failure:?}"),
+                };
+                reasons.push(format!("n{}: {reason}", peer.0));
             }
+            if reasons.is_empty() {
+                return Err("no other member".to_owned());
+            }
+            Err(reasons.join("; "))
         })
     }
 }

@@ -269,7 +269,7 @@ impl RaftNode {
         let network = transport.connect(id, config.raft.send_timeout);
         let raft = ClusterRaft::new(id, raft_config, network, store, state_machine).await?;
         let forwarder = transport.forwarder(id);
-        let _ = fact_source.set(Arc::new(backfill::LeaderFacts {
+        let _ = fact_source.set(Arc::new(backfill::PeerFacts {
             id,
             metrics: raft.metrics(),
             forwarder: Arc::clone(&forwarder),

@@ -1,7 +1,8 @@
 //! The simulated nodes' [`FactSource`]: a member installing a snapshot asks the leader it
-//! knows for the facts the snapshot covers, over the simulated network (a partition, a crashed
-//! end or a lost message fails the fill), answered from the leader's event log as the node
-//! binary answers from its own (`facts_in_log`): only by a leader that applied the range.
+//! knows, then the other members in id order, for the facts the snapshot covers, over the
+//! simulated network (a partition, a crashed end or a lost message fails that attempt),
+//! answered from the member's event log as the node binary answers from its own
+//! (`facts_in_log`): only by a member that applied the range.
 
 use std::collections::BTreeMap;
 
@@ -34,20 +35,49 @@ impl FactSource for SimFacts {
         Box::pin(async move {
             let answer = async {
                 let me = network.route(id, incarnation, id).map_err(|e| e.to_string())?;
-                let leader = me.metrics().borrow_watched().current_leader;
-                let leader = leader.filter(|l| *l != id).ok_or("no other member leads")?;
-                let (delay, lost) = network.draw();
-                SimTypeConfig::sleep(delay).await;
-                let raft = network.route(id, incarnation, leader).map_err(|e| e.to_string())?;
-                if lost {
-                    return Err("message lost".to_owned());
+                // The leader first, then the other members in id order.
+                let candidates: Vec<NodeId> = {
+                    let metrics = me.metrics();
+                    let m = metrics.borrow_watched();
+                    let leader = m.current_leader.filter(|l| *l != id);
+                    let others = m.membership_config.membership().nodes().map(|(n, _)| *n);
+                    leader
+                        .into_iter()
+                        .chain(others.filter(|n| *n != id && Some(*n) != leader))
+                        .collect()
+                };
+                let mut reasons = Vec::new();
+                for peer in candidates {
+                    let (delay, lost) = network.draw();
+                    SimTypeConfig::sleep(delay).await;
+                    let raft = match network.route(id, incarnation, peer) {
+                        Ok(raft) if !lost => raft,
+                        Ok(_) => {
+                            reasons.push(format!("n{}: message lost", peer.0));
+                            continue;
+                        }
+                        Err(e) => {
+                            reasons.push(format!("n{}: {e}", peer.0));
+                            continue;
+                        }
+                    };
+                    let applied = raft.metrics().borrow_watched().last_applied.map(|l| l.index);
+                    match logs.get(&peer) {
+                        Some(log) if applied.is_some_and(|a| a >= through.0) => {
+                            // A gap of the serving member's own log is copied with its facts.
+                            for (a, t) in history.gaps_within(peer, after.0, through.0) {
+                                history.gap(id, a.max(after.0), t.min(through.0));
+                            }
+                            return Ok(FactsCollector::collect(after, skip, through, log.events()));
+                        }
+                        _ => reasons.push(format!("n{}: has not applied {}", peer.0, through.0)),
+                    }
                 }
-                let applied = raft.metrics().borrow_watched().last_applied.map(|l| l.index);
-                if applied.is_none_or(|a| a < through.0) {
-                    return Err(format!("n{} has not applied {}", leader.0, through.0));
-                }
-                let log = logs.get(&leader).ok_or("no such node")?;
-                Ok(FactsCollector::collect(after, skip, through, log.events()))
+                Err(if reasons.is_empty() {
+                    "no other member".to_owned()
+                } else {
+                    reasons.join("; ")
+                })
             };
             let result = answer.await;
             if let Err(reason) = &result {

@@ -226,6 +226,13 @@ impl History {
         self.lock().gaps.entry(node).or_default().push((after, through));
     }
 
+    /// The gaps `node` recorded that overlap `after ..= through`.
+    pub(crate) fn gaps_within(&self, node: NodeId, after: u64, through: u64) -> Vec<(u64, u64)> {
+        let record = self.lock();
+        let gaps = record.gaps.get(&node).map(Vec::as_slice).unwrap_or_default();
+        gaps.iter().filter(|(a, t)| *a <= through && *t >= after).copied().collect()
+    }
+
     /// Whether `node` recorded a gap covering `index`.
     pub(crate) fn in_gap(&self, node: NodeId, index: u64) -> bool {
         self.lock()

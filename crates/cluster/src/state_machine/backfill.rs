@@ -4,7 +4,7 @@
 //! snapshot covers, so it never derives their facts: its event log would jump from the last
 //! index it applied itself to *S* + 1, and its offline replay, its API and its sinks would lack
 //! that stretch of history for good. Before the snapshot is installed, the member asks a peer
-//! (the leader, which built the snapshot from the same entries) for exactly those facts
+//! (the leader first, which built the snapshot from the same entries) for exactly those facts
 //! ([`crate::AdminRequest::Facts`]) and appends them to its own log, in chunks, then syncs:
 //!
 //! ```text
@@ -14,7 +14,7 @@
 //! ```
 //! The facts are the leader's records, unchanged (observation time and source included):
 //! replicated facts are the same on every replica by construction. The fill is best effort:
-//! when no peer can serve them (the leader's own log was purged, or it is unreachable), the
+//! when no peer can serve them (their logs were purged, or they are unreachable), the
 //! snapshot is installed anyway, the gap stays and is logged and counted
 //! (`mempulse_cluster_snapshot_backfill_failures_total`), as before this existed. So does a
 //! fill still running after [`crate::BACKFILL_DEADLINE`] (a learner joining a long history
