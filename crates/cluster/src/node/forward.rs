@@ -280,11 +280,15 @@ impl RaftNode {
             loop {
                 {
                     let m = metrics.borrow_watched();
-                    let now = m.current_leader;
-                    if m.running_state.is_err()
-                        || now != seen
-                        || now.is_some_and(|leader| leader != tried)
-                    {
+                    let membership = m.membership_config.membership();
+                    let view = LeaderView {
+                        stopped: m.running_state.is_err(),
+                        seen,
+                        now: m.current_leader,
+                        tried,
+                        me: self.service.id,
+                    };
+                    if view.worth_retrying(|leader| membership.get_node(&leader).is_some()) {
                         return;
                     }
                 }
@@ -301,6 +305,31 @@ impl RaftNode {
             Some(leader) => ClientError::LeaderUnreachable { leader_id: Some(leader) },
             None => ClientError::ForwardToLeader { leader_id: self.leader(), leader: None },
         }
+    }
+}
+
+/// What a waiting retry sees of the leader.
+#[derive(Clone, Copy, Debug)]
+struct LeaderView {
+    stopped: bool,
+    /// The leader when the wait began.
+    seen: Option<NodeId>,
+    /// The leader now.
+    now: Option<NodeId>,
+    /// The node the last attempt went to.
+    tried: NodeId,
+    me: NodeId,
+}
+
+impl LeaderView {
+    /// Whether to end the wait and try again now: the node stops, the leader changed, or a
+    /// leader other than `tried` can be reached (this node, or a member whose address it
+    /// knows). A leader heard of before the membership naming it was applied is not reachable
+    /// yet: retrying at once would spin through the attempts in a moment.
+    fn worth_retrying(&self, known: impl Fn(NodeId) -> bool) -> bool {
+        let reachable =
+            |leader: NodeId| leader != self.tried && (leader == self.me || known(leader));
+        self.stopped || self.now != self.seen || self.now.is_some_and(reachable)
     }
 }
 
@@ -332,4 +361,33 @@ fn forwarded(kind: ForwardKind, outcome: &'static str) {
         ForwardKind::Admin => "admin",
     };
     metrics::counter!(FORWARDED_TOTAL, "request" => request, "outcome" => outcome).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_waits_for_a_leader_it_cannot_reach_yet() {
+        let view = LeaderView {
+            stopped: false,
+            seen: Some(NodeId(1)),
+            now: Some(NodeId(1)),
+            tried: NodeId(2),
+            me: NodeId(2),
+        };
+        // Node 2 tried itself and knows leader 1 only by name: wait (no busy loop).
+        assert!(!view.worth_retrying(|_| false));
+        // Once the membership naming node 1 is applied, go.
+        assert!(view.worth_retrying(|id| id == NodeId(1)));
+        // The same leader as the one tried: wait for a change.
+        assert!(!LeaderView { tried: NodeId(1), ..view }.worth_retrying(|_| true));
+        // A change of leader, this node leading, or stopping: go.
+        assert!(LeaderView { now: Some(NodeId(3)), ..view }.worth_retrying(|_| false));
+        assert!(
+            LeaderView { now: Some(NodeId(2)), seen: Some(NodeId(2)), tried: NodeId(1), ..view }
+                .worth_retrying(|_| false)
+        );
+        assert!(LeaderView { stopped: true, ..view }.worth_retrying(|_| false));
+    }
 }
