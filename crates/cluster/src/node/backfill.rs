@@ -10,7 +10,7 @@ use openraft::{RaftMetrics, async_runtime::WatchReceiver, type_config::alias::Wa
 
 use crate::{
     AdminReply, AdminRequest, ClusterNode, FactSource, FactsChunk, network::Forwarder,
-    types::TypeConfig,
+    state_machine::ask_order, types::TypeConfig,
 };
 
 /// Asks members for replicated facts through the node's forwarder. Holds the metrics watch
@@ -27,17 +27,11 @@ impl PeerFacts {
     fn candidates(&self) -> Vec<(NodeId, ClusterNode)> {
         let m = self.metrics.borrow_watched();
         let membership = m.membership_config.membership();
-        let leader = m.current_leader.filter(|l| *l != self.id);
-        let mut out: Vec<(NodeId, ClusterNode)> = leader
-            .and_then(|l| membership.get_node(&l).map(|node| (l, node.clone())))
+        let order = ask_order(self.id, m.current_leader, membership.nodes().map(|(id, _)| *id));
+        order
             .into_iter()
-            .collect();
-        for (id, node) in membership.nodes() {
-            if *id != self.id && Some(*id) != leader {
-                out.push((*id, node.clone()));
-            }
-        }
-        out
+            .filter_map(|id| membership.get_node(&id).map(|node| (id, node.clone())))
+            .collect()
     }
 }
 

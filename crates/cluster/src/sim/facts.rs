@@ -11,7 +11,7 @@ use mempulse_primitives::{NodeId, RaftIndex};
 use openraft::{async_runtime::WatchReceiver, type_config::TypeConfigExt};
 
 use super::{disk::SimEventLog, history::History, network::SimNetwork};
-use crate::{FactSource, FactsChunk, FactsCollector, SimTypeConfig};
+use crate::{FactSource, FactsChunk, FactsCollector, SimTypeConfig, state_machine::ask_order};
 
 /// One incarnation's source.
 pub(crate) struct SimFacts {
@@ -35,16 +35,11 @@ impl FactSource for SimFacts {
         Box::pin(async move {
             let answer = async {
                 let me = network.route(id, incarnation, id).map_err(|e| e.to_string())?;
-                // The leader first, then the other members in id order.
                 let candidates: Vec<NodeId> = {
                     let metrics = me.metrics();
                     let m = metrics.borrow_watched();
-                    let leader = m.current_leader.filter(|l| *l != id);
-                    let others = m.membership_config.membership().nodes().map(|(n, _)| *n);
-                    leader
-                        .into_iter()
-                        .chain(others.filter(|n| *n != id && Some(*n) != leader))
-                        .collect()
+                    let members = m.membership_config.membership().nodes().map(|(n, _)| *n);
+                    ask_order(id, m.current_leader, members)
                 };
                 let mut reasons = Vec::new();
                 for peer in candidates {

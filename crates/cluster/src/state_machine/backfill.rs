@@ -21,7 +21,7 @@
 //! whose leader still holds it all): the leader waits for the install only so long.
 
 use futures_util::future::BoxFuture;
-use mempulse_primitives::{Event, RaftIndex};
+use mempulse_primitives::{Event, NodeId, RaftIndex};
 
 use super::{FactSink, SinkError, WrittenThrough};
 use crate::admin::FactsChunk;
@@ -44,6 +44,18 @@ pub trait FactSource: Send + Sync + 'static {
         skip: u32,
         through: RaftIndex,
     ) -> BoxFuture<'static, Result<FactsChunk, String>>;
+}
+
+/// The members a fill asks, in order: the leader first (it built the snapshot from the same
+/// entries), then the other `members` in the order given (id order); never `me`.
+pub(crate) fn ask_order(
+    me: NodeId,
+    leader: Option<NodeId>,
+    members: impl IntoIterator<Item = NodeId>,
+) -> Vec<NodeId> {
+    let leader = leader.filter(|l| *l != me);
+    let others = members.into_iter().filter(|n| *n != me && Some(*n) != leader);
+    leader.into_iter().chain(others).collect()
 }
 
 /// Where the facts a member holds end: every fact of the indexes before `after` and the first
@@ -307,6 +319,15 @@ mod tests {
         let filled = fill(&peer, &sink, from, RaftIndex(9), &expired).await.unwrap();
         assert_eq!(filled, Filled { facts: 2, complete: false });
         assert_eq!(sink.events(), vec![fact(5, 1), fact(5, 2)]);
+    }
+
+    #[test]
+    fn the_leader_is_asked_first_then_the_others_and_never_oneself() {
+        let members = || (1..=4).map(NodeId);
+        let ids = |v: Vec<NodeId>| v.into_iter().map(|n| n.0).collect::<Vec<_>>();
+        assert_eq!(ids(ask_order(NodeId(2), Some(NodeId(3)), members())), vec![3, 1, 4]);
+        assert_eq!(ids(ask_order(NodeId(2), None, members())), vec![1, 3, 4]);
+        assert_eq!(ids(ask_order(NodeId(2), Some(NodeId(2)), members())), vec![1, 3, 4]);
     }
 
     #[test]

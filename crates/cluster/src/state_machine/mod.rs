@@ -34,7 +34,7 @@ use openraft::{
 
 #[cfg(feature = "sim")]
 pub(crate) use self::sink::written_through;
-pub(crate) use self::snapshot::SnapshotStore;
+pub(crate) use self::{backfill::ask_order, snapshot::SnapshotStore};
 pub use self::{
     backfill::{BACKFILL_FACTS_TOTAL, BACKFILL_FAILURES_TOTAL, FactSource},
     reinstall::{MempoolExport, MempoolReinstaller, ReinstallError, Reinstalled},
