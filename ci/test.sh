@@ -7,6 +7,15 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# A one-off build on a fresh machine: incremental artifacts would only take disk (gigabytes).
+export CARGO_INCREMENTAL=0
+
+# Free space where the build and the tests write; the log shows it if a step runs out.
+disk() { df -h "${CARGO_TARGET_DIR:-target}" "${TMPDIR:-/tmp}" 2>/dev/null | awk '!seen[$0]++'; }
+mkdir -p "${CARGO_TARGET_DIR:-target}"
+step "disk before the build"
+disk
+
 step "install test prerequisites"
 ci/install.sh
 
@@ -20,6 +29,9 @@ step "clickhouse server (mempulse-sink-clickhouse's tests; stopped on exit)"
 MEMPULSE_CLICKHOUSE_URL="$(ci/clickhouse.sh start)"
 export MEMPULSE_CLICKHOUSE_URL
 trap 'ci/clickhouse.sh stop' EXIT
+
+step "disk before the tests"
+disk
 
 step "nextest"
 cargo nextest run --workspace --all-features --locked --profile ci

@@ -3,7 +3,7 @@
 //! 1. **generate** (untimed): `events` events from `senders` senders of the realistic mix of
 //!    `mempulse_replay::test_utils::generate` (lane receipts and drops, admissions,
 //!    replacements, promotions, evictions, blocks with inclusions, reorgs), written to a fresh
-//!    log (64 MiB segments) and synced.
+//!    log (64 MiB segments unless `--segment-bytes` says otherwise) and synced.
 //! 2. **warm**: open the log read-only and replay it from genesis (WAL reads, CRC checks,
 //!    `Event::from_bytes`, apply, digest points every `every` seqs); the page cache holds the
 //!    files (they were just written and read once untimed). Best of `reps`.
@@ -28,12 +28,10 @@ use mempulse_replay::{
     CheckpointStore, ReplayConfig, Replayer, replay_wal, resume,
     test_utils::{MixConfig, generate, write_wal},
 };
+use mempulse_wal::{DEFAULT_SEGMENT_SIZE_BYTES, MAX_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES};
 use serde_json::{Value, json};
 
 use crate::report::Report;
-
-/// Segment size of the generated log.
-const SEGMENT_BYTES: u64 = 64 << 20;
 
 /// Arguments of `mempulse-bench replay`.
 #[derive(Debug, clap::Args)]
@@ -64,6 +62,9 @@ pub(crate) struct Args {
     /// log is generated into a temp dir and removed.
     #[arg(long)]
     wal: Option<PathBuf>,
+    /// Segment size of the generated log (the event log's default, 64 MiB, when omitted).
+    #[arg(long, default_value_t = DEFAULT_SEGMENT_SIZE_BYTES, value_parser = clap::value_parser!(u64).range(MIN_SEGMENT_SIZE_BYTES..=MAX_SEGMENT_SIZE_BYTES))]
+    segment_bytes: u64,
 }
 
 /// Time spent by the calling thread: on a CPU, and runnable but waiting for one (from
@@ -147,9 +148,10 @@ fn ms(d: Duration) -> f64 {
 /// # Errors
 /// Fails if the log cannot be written or read, or a replay disagrees with another.
 pub(crate) fn run(args: &Args) -> anyhow::Result<Report> {
-    let work = tempfile_dir()?;
-    let wal_dir = args.wal.clone().unwrap_or_else(|| work.join("wal"));
-    let ckpt_dir = work.join("checkpoints");
+    // Removed when the run ends, whether it succeeds or fails.
+    let work = tempfile::Builder::new().prefix("mempulse-bench-replay-").tempdir()?;
+    let wal_dir = args.wal.clone().unwrap_or_else(|| work.path().join("wal"));
+    let ckpt_dir = work.path().join("checkpoints");
     let (payload_bytes, reused) = prepare_log(args, &wal_dir)?;
     let file_bytes = mempulse_wal::stats(&wal_dir)?.file_bytes;
     let config = ReplayConfig { digest_every_events: args.every, ..ReplayConfig::default() };
@@ -193,11 +195,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Report> {
     ensure!(replayer.open_digest() == reference.open_digest(), "checkpoint start-up disagrees");
     let (_, from_genesis) = replay_genesis(&wal_dir, config)?;
 
-    fs::remove_dir_all(&work)?;
+    work.close()?;
     let fields = json!({
         "events": args.events,
         "bytes": payload_bytes,
         "file_bytes": file_bytes,
+        "segment_bytes": args.segment_bytes,
         "events_per_s_warm": per_s(args.events, warm.wall),
         "events_per_s_warm_cpu": per_s(args.events, warm.thread.cpu),
         "warm_runqueue_wait_ms": ms(warm.thread.wait),
@@ -228,7 +231,7 @@ fn prepare_log(args: &Args, dir: &Path) -> anyhow::Result<(u64, bool)> {
         "events": args.events,
         "seed": args.seed,
         "senders": args.senders,
-        "segment_bytes": SEGMENT_BYTES,
+        "segment_bytes": args.segment_bytes,
     });
     if let Ok(text) = fs::read_to_string(&stamp) {
         let found: Value = serde_json::from_str(&text)?;
@@ -250,19 +253,9 @@ fn prepare_log(args: &Args, dir: &Path) -> anyhow::Result<(u64, bool)> {
     let mix = MixConfig { seed: args.seed, senders: args.senders, ..MixConfig::default() };
     let events = generate(&mix, n)?;
     let payload_bytes: u64 = events.iter().map(|e| Event::to_bytes(e).len() as u64).sum();
-    write_wal(dir, &events, SEGMENT_BYTES)?;
+    write_wal(dir, &events, args.segment_bytes)?;
     fs::write(&stamp, json!({ "log": want, "bytes": payload_bytes }).to_string())?;
     Ok((payload_bytes, false))
-}
-
-/// A fresh work directory under the system temp dir, named by the process id.
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("mempulse-bench-replay-{}", std::process::id()));
-    if dir.exists() {
-        fs::remove_dir_all(&dir)?;
-    }
-    fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 #[cfg(test)]
@@ -279,6 +272,7 @@ mod tests {
             tail: 500,
             reps: 1,
             wal: None,
+            segment_bytes: 1 << 20,
         };
         let Report::Measured(fields) = run(&args).unwrap() else {
             unreachable!("replay is always measured");

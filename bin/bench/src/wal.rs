@@ -25,6 +25,8 @@ use rand::rngs::SmallRng;
 use rand::{RngCore as _, SeedableRng as _};
 use serde_json::{Map, Value, json};
 
+use mempulse_wal::{MAX_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES};
+
 use crate::report::Report;
 
 /// Upper bound on `records * size`: the payloads are generated in memory before timing.
@@ -58,6 +60,9 @@ pub(crate) struct Args {
     /// them back (unsynced runs only; 0 turns it off; mempulse only; its default when omitted).
     #[arg(long)]
     writeback_bytes: Option<u64>,
+    /// Size of mempulse's segment files (mempulse only; its default, 64 MiB, when omitted).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(MIN_SEGMENT_SIZE_BYTES..=MAX_SEGMENT_SIZE_BYTES))]
+    segment_bytes: Option<u64>,
     /// Seed of the payload generator.
     #[arg(long, default_value_t = 0x6d65_6d70)]
     seed: u64,
@@ -137,6 +142,8 @@ pub(crate) struct LogOptions<'a> {
     pub(crate) preallocate: Option<PreallocateMode>,
     /// Background writeback threshold, when the run asks for one.
     pub(crate) writeback_bytes: Option<u64>,
+    /// Segment size, when the run asks for one.
+    pub(crate) segment_bytes: Option<u64>,
 }
 
 impl LogOptions<'_> {
@@ -147,6 +154,8 @@ impl LogOptions<'_> {
             "--preallocate"
         } else if self.writeback_bytes.is_some() {
             "--writeback-bytes"
+        } else if self.segment_bytes.is_some() {
+            "--segment-bytes"
         } else {
             return None;
         };
@@ -222,6 +231,7 @@ fn parameters(args: &Args) -> Map<String, Value> {
         "sync": args.sync.as_str(),
         "preallocate": args.preallocate.map(PreallocateMode::as_str),
         "writeback_bytes": args.writeback_bytes,
+        "segment_bytes": args.segment_bytes,
         "seed": args.seed,
     });
     match fields {
@@ -259,6 +269,7 @@ fn measure<L: LogUnderTest>(args: &Args) -> anyhow::Result<Report> {
         sync: args.sync,
         preallocate: args.preallocate,
         writeback_bytes: args.writeback_bytes,
+        segment_bytes: args.segment_bytes,
     };
     if let Some(reason) = L::unsupported(&options) {
         return Ok(Report::unsupported(fields, &reason));

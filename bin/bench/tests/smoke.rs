@@ -81,19 +81,40 @@ fn assert_measured_with(implementation: &str, sync: &str, extra: &[&str]) {
     assert!(line["dir_bytes"].as_u64().is_some_and(|b| b >= RECORDS * 100), "{line:?}");
 }
 
+/// mempulse's runs use 1 MiB segments (its default, 64 MiB, preallocated twice over in every
+/// run, would put hundreds of MiB on the test machine's disk at once).
+const SEGMENT: [&str; 2] = ["--segment-bytes", "1048576"];
+
 #[test]
 fn mempulse_measures_every_field() {
-    assert_measured("mempulse", "never");
-    assert_measured("mempulse", "always");
+    assert_measured_with("mempulse", "never", &SEGMENT);
+    assert_measured_with("mempulse", "always", &SEGMENT);
     for mode in ["zero-fill", "fallocate", "recycle"] {
-        assert_measured_with("mempulse", "never", &["--preallocate", mode]);
+        assert_measured_with("mempulse", "never", &[SEGMENT[0], SEGMENT[1], "--preallocate", mode]);
     }
 }
 
 #[test]
 fn mempulse_sequencer_measures_every_field() {
-    assert_measured("mempulse-seq", "never");
-    assert_measured("mempulse-seq", "always");
+    assert_measured_with("mempulse-seq", "never", &SEGMENT);
+    assert_measured_with("mempulse-seq", "always", &SEGMENT);
+}
+
+#[test]
+fn the_segment_size_is_reported_and_refused_by_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let output =
+        run_wal(dir.path(), &["--impl", "mempulse", "--sync", "never", SEGMENT[0], SEGMENT[1]]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(json_line(&output)["segment_bytes"], 1_048_576);
+    let dir = tempfile::tempdir().unwrap();
+    let output =
+        run_wal(dir.path(), &["--impl", "raft-engine", "--sync", "never", SEGMENT[0], SEGMENT[1]]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(json_line(&output)["error"].as_str().is_some_and(|e| e.contains("--segment-bytes")));
+    let output =
+        run_wal(dir.path(), &["--impl", "mempulse", "--sync", "never", SEGMENT[0], "1024"]);
+    assert_eq!(output.status.code(), Some(2), "below the smallest segment: a usage error");
 }
 
 #[test]

@@ -147,7 +147,8 @@ mod tests {
 
     fn log(records: &[Vec<u8>]) -> (tempfile::TempDir, WalReader) {
         let dir = tempfile::tempdir().unwrap();
-        let mut wal = Wal::open(WalConfig::new(dir.path())).unwrap();
+        let mut wal =
+            Wal::open(WalConfig::new(dir.path()).with_segment_size_bytes(1 << 20)).unwrap();
         wal.append(records).unwrap();
         let reader = wal.reader();
         (dir, reader)

@@ -10,7 +10,7 @@
 //!   production path sees; the pipelining of writes and syncs only pays off with several
 //!   producers in flight, which no peer here is given either.
 //!
-//! Both use the crate's default segment size; `--preallocate` picks `Preallocate` (the crate's
+//! Both use the crate's default segment size unless `--segment-bytes` sets one; `--preallocate` picks `Preallocate` (the crate's
 //! default when omitted). The scan is `WalReader::scan_with` from the first seq (payloads borrow
 //! the read buffer). Reopen is `Wal::open` on the same directory (plus starting the sequencer
 //! for `mempulse-seq`).
@@ -33,6 +33,9 @@ fn config(options: &LogOptions<'_>) -> WalConfig {
     let mut config = WalConfig::new(options.dir).with_sync(sync);
     if let Some(bytes) = options.writeback_bytes {
         config = config.with_writeback_bytes(bytes);
+    }
+    if let Some(bytes) = options.segment_bytes {
+        config = config.with_segment_size_bytes(bytes);
     }
     match options.preallocate {
         None => config,

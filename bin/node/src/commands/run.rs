@@ -7,8 +7,8 @@ use std::{process::ExitCode, sync::Arc, time::Duration};
 use anyhow::{Context, bail};
 use mempulse_api::{MetricsRender, Services, WalEventLog, router};
 use mempulse_cluster::{
-    LogStoreConfig, NodeConfig as RaftNodeConfig, PeerClient, RaftNode, SINK_FULL_WAIT_MAX,
-    TcpConfig, TcpTransport, WalFactSink,
+    NodeConfig as RaftNodeConfig, PeerClient, RaftNode, SINK_FULL_WAIT_MAX, TcpConfig,
+    TcpTransport, WalFactSink,
 };
 use mempulse_net::{FactWriter, Ingest, IngestHandle};
 use mempulse_primitives::ValidatorId;
@@ -124,7 +124,7 @@ async fn start_member(
     let members = cluster.members()?;
     let raft_dir = config.raft_dir();
     let node_config = RaftNodeConfig::new(id, &raft_dir)
-        .with_log(LogStoreConfig::new(&raft_dir))
+        .with_log(cluster.log_store(&raft_dir)?)
         .with_raft(cluster.raft()?)
         .with_apply_fault(wiring::mempool_test_fault()?);
     let tcp = TcpConfig::new(id, cluster.listen_addr()?, config.tls.security()?)

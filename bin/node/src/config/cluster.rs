@@ -1,11 +1,19 @@
 //! `[cluster]` and `[tls]`: who this node is in its Raft cluster, who its peers are, the Raft
 //! timings, and how node-to-node traffic is protected.
 
-use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::{Context, bail, ensure};
-use mempulse_cluster::{ClusterNode, RaftConfig, Security, TlsIdentity};
+use mempulse_cluster::{
+    BatchConfig, ClusterNode, LogStoreConfig, RaftConfig, Security, TlsIdentity,
+};
 use mempulse_primitives::NodeId;
+use mempulse_wal::MAX_SEGMENT_SIZE_BYTES;
 use serde::Deserialize;
 
 /// Raft port of the embedded default (on 127.0.0.1).
@@ -45,6 +53,8 @@ pub(crate) struct ClusterSection {
     pub(crate) log_kept_after_snapshot_entries: u64,
     /// A follower further behind than this many entries is sent a snapshot.
     pub(crate) snapshot_catch_up_lag_entries: u64,
+    /// Size of each Raft log segment file; purging after a snapshot frees whole segments.
+    pub(crate) log_segment_size_bytes: u64,
 }
 
 impl Default for ClusterSection {
@@ -65,6 +75,7 @@ impl Default for ClusterSection {
             snapshot_every_entries: raft.snapshot_logs_since_last,
             log_kept_after_snapshot_entries: raft.max_in_snapshot_log_to_keep,
             snapshot_catch_up_lag_entries: raft.replication_lag_threshold,
+            log_segment_size_bytes: LogStoreConfig::default().segment_size_bytes,
         }
     }
 }
@@ -112,6 +123,19 @@ impl ClusterSection {
             }
         }
         Ok(members)
+    }
+
+    /// The Raft log's configuration, in `raft_dir`, with the segment size checked: an entry
+    /// (up to the write batcher's byte limit) must fit in half a segment.
+    pub(crate) fn log_store(&self, raft_dir: &Path) -> anyhow::Result<LogStoreConfig> {
+        let size = self.log_segment_size_bytes;
+        let min = 2 * BatchConfig::default().tx_bytes_max;
+        ensure!(
+            (min..=MAX_SEGMENT_SIZE_BYTES).contains(&size),
+            "cluster log-segment-size-bytes must be in {min}..={MAX_SEGMENT_SIZE_BYTES} (twice \
+             the largest Raft entry and up), got {size}"
+        );
+        Ok(LogStoreConfig::new(raft_dir).with_segment_size_bytes(size))
     }
 
     /// The Raft timings.
@@ -273,6 +297,21 @@ mod tests {
         c.raft_addr = "127.0.0.1:7000".into();
         c.node_id = 0;
         assert!(c.members().is_err(), "id 0");
+    }
+
+    #[test]
+    fn the_raft_log_segment_size_is_configurable_and_checked() {
+        let mut c = ClusterSection::default();
+        let log = c.log_store(Path::new("/r")).unwrap();
+        assert_eq!(log.segment_size_bytes, 64 << 20);
+        assert_eq!(log.dir, Path::new("/r"));
+        c.log_segment_size_bytes = 8 << 20;
+        assert_eq!(c.log_store(Path::new("/r")).unwrap().segment_size_bytes, 8 << 20);
+        for bad in [0, (8 << 20) - 1, MAX_SEGMENT_SIZE_BYTES + 1] {
+            c.log_segment_size_bytes = bad;
+            let error = c.log_store(Path::new("/r")).unwrap_err().to_string();
+            assert!(error.contains("log-segment-size-bytes"), "{error}");
+        }
     }
 
     #[test]

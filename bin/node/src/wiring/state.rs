@@ -377,7 +377,7 @@ mod tests {
 
     /// A log of `n` replicated facts, Raft index `i` on seqs `2i - 1` and `2i`.
     fn log(dir: &Path, n: u64) -> WalReader {
-        let mut wal = Wal::open(WalConfig::new(dir)).unwrap();
+        let mut wal = Wal::open(WalConfig::new(dir).with_segment_size_bytes(1 << 20)).unwrap();
         let events: Vec<Vec<u8>> = (1..=n)
             .map(|seq| {
                 let event = Event {

@@ -10,7 +10,7 @@ use mempulse_schedule::{Round, Schedule, ValidatorsConfig};
 
 use crate::{
     failover_load::{CALL_TIMEOUT, pool_hashes, send_raw, transaction, try_http},
-    support::{Process, free_ports, wait_until},
+    support::{LOG_SEGMENT_BYTES, Process, SEGMENT_BYTES, free_ports, wait_until},
 };
 
 /// Slot duration of the test's validators file.
@@ -46,7 +46,9 @@ fn start(dir: &Path, id: u64, ports: [u16; 3]) -> Node {
     let data = dir.join(format!("data-{id}"));
     let validators = dir.join("validators.toml");
     let toml = format!(
-        "data-dir = {data:?}\n[cluster]\nnode-id = {id}\nraft-addr = \"127.0.0.1:{raft}\"\n\
+        "data-dir = {data:?}\n[wal]\nsegment-size-bytes = {SEGMENT_BYTES}\n\
+         [cluster]\nnode-id = {id}\nraft-addr = \"127.0.0.1:{raft}\"\n\
+         log-segment-size-bytes = {LOG_SEGMENT_BYTES}\n\
          [api]\nhttp-addr = \"127.0.0.1:{http}\"\n\
          [schedule]\nvalidators = {validators:?}\nvalidator-id = {id}\n\
          [blocks]\nproduce = true\n"

@@ -8,7 +8,9 @@ use std::{net::SocketAddr, path::Path, process::Command};
 
 use serde_json::Value;
 
-use super::support::{BIN, Process, free_ports, http, wait_until};
+use super::support::{
+    BIN, LOG_SEGMENT_BYTES, Process, SEGMENT_BYTES, free_ports, http, wait_until,
+};
 
 /// Node ids per validator (ids are unique across the deployment).
 const LAYOUT: [(u64, [u64; 2]); 2] = [(1, [1, 2]), (2, [4, 5])];
@@ -57,8 +59,8 @@ fn node_toml(
     let certs = root.join("certs");
     format!(
         "data-dir = {data:?}\n[api]\nhttp-addr = \"127.0.0.1:{http}\"\n\
-         [wal]\nsegment-size-bytes = 1048576\n\
-         [cluster]\nnode-id = {id}\nraft-addr = \"127.0.0.1:{raft}\"\npeers = [{peers}]\n\
+         [wal]\nsegment-size-bytes = {SEGMENT_BYTES}\n\
+         [cluster]\nnode-id = {id}\nlog-segment-size-bytes = {LOG_SEGMENT_BYTES}\nraft-addr = \"127.0.0.1:{raft}\"\npeers = [{peers}]\n\
          bootstrap = {bootstrap}\nheartbeat-interval-ms = 50\nelection-timeout-min-ms = 300\n\
          election-timeout-max-ms = 600\n\
          [stream]\nlisten-addr = \"127.0.0.1:{stream}\"\n\

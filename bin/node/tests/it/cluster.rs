@@ -11,7 +11,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::support::{BIN, Process, free_ports, wait_until};
+use crate::support::{BIN, LOG_SEGMENT_BYTES, Process, SEGMENT_BYTES, free_ports, wait_until};
 
 /// One node's files and, while it runs, its process.
 pub(crate) struct Node {
@@ -176,8 +176,8 @@ fn node_toml(
     format!(
         "data-dir = {data:?}\n\
          [api]\nhttp-addr = \"127.0.0.1:{http}\"\n\
-         [wal]\nsegment-size-bytes = 1048576\n\
-         [cluster]\nnode-id = {id}\nraft-addr = \"127.0.0.1:{port}\"\npeers = [{peers}]\n\
+         [wal]\nsegment-size-bytes = {SEGMENT_BYTES}\n\
+         [cluster]\nnode-id = {id}\nlog-segment-size-bytes = {LOG_SEGMENT_BYTES}\nraft-addr = \"127.0.0.1:{port}\"\npeers = [{peers}]\n\
          bootstrap = {bootstrap}\nheartbeat-interval-ms = 50\nelection-timeout-min-ms = 300\n\
          election-timeout-max-ms = 600\nsend-timeout-ms = 200\n\
          [tls]\nca-cert = {ca:?}\nnode-cert = {cert:?}\nnode-key = {key:?}\n",

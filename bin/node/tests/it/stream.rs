@@ -14,7 +14,9 @@ use mempulse_net::{CloseReason, STREAM_PROTOCOL_VERSION, StreamFrame};
 use mempulse_primitives::NodeId;
 use serde_json::{Value, json};
 
-use crate::support::{BIN, DEADLINE, Process, Single, free_ports, http, wait_until};
+use crate::support::{
+    BIN, DEADLINE, LOG_SEGMENT_BYTES, Process, SEGMENT_BYTES, Single, free_ports, http, wait_until,
+};
 
 /// The stream listener's address, from the node's "node started" line.
 fn stream_addr(process: &Process) -> String {
@@ -185,7 +187,8 @@ impl TlsCluster {
             let config = root.path().join(format!("node-{id}.toml"));
             let toml = format!(
                 "data-dir = {data:?}\n[api]\nhttp-addr = \"127.0.0.1:{http}\"\n\
-                 [cluster]\nnode-id = {id}\nraft-addr = \"127.0.0.1:{port}\"\npeers = [{peers}]\n\
+                 [wal]\nsegment-size-bytes = {SEGMENT_BYTES}\n\
+                 [cluster]\nnode-id = {id}\nlog-segment-size-bytes = {LOG_SEGMENT_BYTES}\nraft-addr = \"127.0.0.1:{port}\"\npeers = [{peers}]\n\
                  bootstrap = {boot}\nheartbeat-interval-ms = 50\nelection-timeout-min-ms = 300\n\
                  election-timeout-max-ms = 600\n\
                  [tls]\nca-cert = {ca:?}\nnode-cert = {cert:?}\nnode-key = {key:?}\n",

@@ -17,6 +17,11 @@ use mempulse_primitives::{Address, Fees, Nonce, Tx, TxHash, TxType};
 use serde_json::Value;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_mempulse");
+/// Segment sizes of the event log and of the Raft log (its smallest: a Raft entry must fit in
+/// half a segment) of the nodes the tests start: each log keeps up to two preallocated
+/// segments, and tests run many nodes at once on one disk.
+pub(crate) const SEGMENT_BYTES: u64 = 1 << 20;
+pub(crate) const LOG_SEGMENT_BYTES: u64 = 8 << 20;
 /// Bound of every wait (a debug build on a loaded 2-core machine).
 pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
 /// Pause between two polls of a bounded loop (pacing only: every loop has a deadline).
@@ -182,7 +187,8 @@ impl Single {
         let data = dir.path().join("data");
         let config = dir.path().join("node.toml");
         let toml = format!(
-            "data-dir = {data:?}\n[cluster]\nraft-addr = \"127.0.0.1:{}\"\n\
+            "data-dir = {data:?}\n[wal]\nsegment-size-bytes = {SEGMENT_BYTES}\n\
+             [cluster]\nraft-addr = \"127.0.0.1:{}\"\nlog-segment-size-bytes = {LOG_SEGMENT_BYTES}\n\
              [api]\nhttp-addr = \"127.0.0.1:{}\"\n{extra}",
             ports[0], ports[1]
         );

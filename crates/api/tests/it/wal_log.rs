@@ -20,7 +20,7 @@ fn payload(i: u8) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scans_and_waits_over_a_real_log() {
     let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::open(WalConfig::new(dir.path())).unwrap();
+    let wal = Wal::open(WalConfig::new(dir.path()).with_segment_size_bytes(1 << 20)).unwrap();
     let handle = Sequencer::start(wal, SequencerConfig::default()).unwrap();
     let log = WalEventLog::from_sequencer(&handle);
     assert!(log.read_after(Seq(0), 10).await.unwrap().is_empty());

@@ -39,7 +39,7 @@ fn event_log(disk: &SimStorage) -> (Arc<dyn FactSink>, SequencerHandle) {
 
 async fn start(dir: &TempDir, sink: Arc<dyn FactSink>, net: &InProcessNetwork) -> RaftNode {
     let config = NodeConfig::new(NODE, dir.path())
-        .with_log(LogStoreConfig::new(dir.path()))
+        .with_log(LogStoreConfig::new(dir.path()).with_segment_size_bytes(1 << 20))
         .with_raft(raft_config())
         .with_batch(batch_config());
     RaftNode::start(config, sink, net).await.unwrap()

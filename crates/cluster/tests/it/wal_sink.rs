@@ -25,7 +25,7 @@ fn replicated(index: u64, n: u64) -> Event {
 }
 
 fn open(dir: &std::path::Path) -> (WalFactSink, SequencerHandle) {
-    open_with(WalConfig::new(dir))
+    open_with(WalConfig::new(dir).with_segment_size_bytes(1 << 20))
 }
 
 fn open_with(config: WalConfig) -> (WalFactSink, SequencerHandle) {

@@ -173,7 +173,10 @@ pub(crate) fn event(seq: u64) -> Event {
 
 /// Appends the events of seqs `from..=to` to the log in `dir` (created if absent), synced.
 pub(crate) fn write_log(dir: &Path, from: u64, to: u64) {
-    let mut wal = Wal::open(WalConfig::new(dir).with_sync(SyncPolicy::Never)).unwrap();
+    let mut wal = Wal::open(
+        WalConfig::new(dir).with_segment_size_bytes(1 << 20).with_sync(SyncPolicy::Never),
+    )
+    .unwrap();
     assert_eq!(wal.last_seq(), Seq(from - 1), "the log must end just before {from}");
     let mut seq = from;
     while seq <= to {

@@ -150,7 +150,10 @@ async fn resumes_after_the_highest_exported_seq() {
 async fn follows_a_live_log_until_shutdown_and_until_the_sequencer_stops() {
     let db = TestDb::new("live").await;
     let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::open(WalConfig::new(dir.path()).with_sync(SyncPolicy::Never)).unwrap();
+    let wal = Wal::open(
+        WalConfig::new(dir.path()).with_segment_size_bytes(1 << 20).with_sync(SyncPolicy::Never),
+    )
+    .unwrap();
     let seq = Sequencer::start(wal, SequencerConfig::default()).unwrap();
     let append = |from: u64, to: u64| {
         let records = (from..=to).map(|s| event(s).to_bytes()).collect();
@@ -193,7 +196,7 @@ async fn each_batch_is_one_insert_and_one_part() {
     let dir = tempfile::tempdir().unwrap();
     // An empty log: the run creates the table and exports nothing.
     std::fs::create_dir_all(dir.path()).unwrap();
-    drop(Wal::open(WalConfig::new(dir.path())).unwrap());
+    drop(Wal::open(WalConfig::new(dir.path()).with_segment_size_bytes(1 << 20)).unwrap());
     let empty = run(db.config(), offline(dir.path()), std::future::pending()).await.unwrap();
     assert_eq!(empty.rows, 0);
     // With merges stopped, every INSERT leaves exactly the parts it wrote.

@@ -19,7 +19,8 @@ pub(crate) const SOURCE_ID_BASE: u64 = 1000;
 pub(crate) const VALIDATOR_POWER: u64 = 10;
 /// Loopback ports each node listens on: Raft, HTTP API, stream/peer listener.
 const PORTS_PER_NODE: usize = 3;
-/// Event-log segment size of the devnet nodes (nine nodes on one disk: small segments).
+/// Event-log and Raft-log segment size of the devnet nodes (nine nodes on one disk: small
+/// segments).
 const SEGMENT_SIZE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// How many of what the devnet runs, and how.
@@ -249,6 +250,7 @@ impl Plan {
              data-dir = {data}\nchain-id = {chain}\n\n\
              [wal]\nsegment-size-bytes = {SEGMENT_SIZE_BYTES}\n\n\
              [cluster]\nnode-id = {id}\nraft-addr = \"{raft}\"\nraft-dir = {raft_dir}\n\
+             log-segment-size-bytes = {SEGMENT_SIZE_BYTES}\n\
              peers = [{peers}]\nbootstrap = {bootstrap}\n\
              heartbeat-interval-ms = {hb}\nelection-timeout-min-ms = {emin}\n\
              election-timeout-max-ms = {emax}\nsend-timeout-ms = {send}\n\n\
