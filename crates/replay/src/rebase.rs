@@ -106,7 +106,7 @@ impl Replayer {
         let (mut reapplied, mut failure) = (0_u64, None);
         reader
             .scan_with(from, limit, |seq, payload| {
-                let event = match Event::from_bytes_without_receipt_bodies(payload) {
+                let event = match Event::from_bytes_without_tx_bodies(payload) {
                     Ok(event) => event,
                     Err(source) => {
                         failure = Some(Error::Decode { seq, source });

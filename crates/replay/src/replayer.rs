@@ -17,7 +17,9 @@ use crate::{
 /// A transaction in the pool view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PooledTx<'a> {
-    /// The transaction, as its `tx_admitted` fact carried it.
+    /// The transaction, as its `tx_admitted` fact carried it but for its raw bytes: `raw` is
+    /// empty and `encoded_size` gives their length. The bytes stay in the event log, at the
+    /// seq of that fact (`Replayer::lifecycle` names it).
     pub tx: &'a Tx,
     /// Pending or queued.
     pub subpool: Subpool,
@@ -167,14 +169,14 @@ impl Replayer {
     }
 
     /// Decodes a stored payload and applies it. The decode has the checks and errors of
-    /// `Event::from_bytes` but skips copying a lane receipt's raw bytes
-    /// (`Event::from_bytes_without_receipt_bodies`): the replayer keeps only its hash.
+    /// `Event::from_bytes` but skips copying the raw bytes of a lane receipt or an admission
+    /// (`Event::from_bytes_without_tx_bodies`): the replayer keeps neither.
     ///
     /// # Errors
     /// [`Error::Decode`] when the payload is not an event (the state is unchanged), otherwise as
     /// [`Replayer::apply`].
     pub fn apply_payload(&mut self, seq: Seq, payload: &[u8]) -> Result<Option<DigestPoint>> {
-        let event = Event::from_bytes_without_receipt_bodies(payload)
+        let event = Event::from_bytes_without_tx_bodies(payload)
             .map_err(|source| Error::Decode { seq, source })?;
         self.apply_owned(seq, event)
     }

@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use mempulse_primitives::{
     Address, Decode, DecodeError, Digest, Encode, EventKind, Height, Nonce, RaftIndex, Reader, Seq,
     Subpool, Tx, TxHash,
+    codec::{decode_tx_without_raw, encode_tx_without_raw},
 };
 
 use crate::{
@@ -37,6 +38,8 @@ use crate::{
 /// A transaction in the pool view.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Pooled {
+    /// Without its raw bytes (`raw` is empty, `encoded_size` gives their length): they stay in
+    /// the event log, at the seq of its `tx_admitted` fact, and nothing derived reads them.
     /// Boxed: slots and reopen-window entries move inside `BTreeMap` nodes on every insert and
     /// remove, and a pointer moves far cheaper than the ~150-byte transaction.
     pub(crate) tx: Box<Tx>,
@@ -47,7 +50,10 @@ pub(crate) struct Pooled {
 }
 
 impl Pooled {
-    pub(crate) fn new(tx: Box<Tx>, subpool: Subpool) -> Self {
+    pub(crate) fn new(mut tx: Box<Tx>, subpool: Subpool) -> Self {
+        if !tx.raw.is_empty() {
+            tx.raw = Default::default();
+        }
         let entry = slot_entry(&tx.sender, tx.nonce, &tx.hash, subpool);
         Self { tx, subpool, entry }
     }
@@ -374,7 +380,7 @@ impl ReplicatedState {
                 None => out.push(0),
                 Some(p) => {
                     out.push(1);
-                    p.tx.encode(out);
+                    encode_tx_without_raw(&p.tx, out);
                     p.subpool.encode(out);
                 }
             }
@@ -436,10 +442,11 @@ pub(crate) fn put_count(out: &mut Vec<u8>, len: usize) {
     mempulse_primitives::codec::put_len(out, len);
 }
 
-/// A pooled transaction as written in a slot: the transaction then the subpool code.
+/// A pooled transaction as written in a slot: the transaction without its raw bytes
+/// (`encode_tx_without_raw`), then the subpool code.
 impl Decode for Pooled {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self::new(Box::new(Tx::decode(r)?), Subpool::decode(r)?))
+        Ok(Self::new(Box::new(decode_tx_without_raw(r)?), Subpool::decode(r)?))
     }
 }
 

@@ -11,7 +11,10 @@
 
 use std::collections::BTreeMap;
 
-use mempulse_primitives::{Decode, DecodeError, Encode, Height, Reader, Tx, TxHash};
+use mempulse_primitives::{
+    Decode, DecodeError, Encode, Height, Reader, Tx, TxHash,
+    codec::{decode_tx_without_raw, encode_tx_without_raw},
+};
 
 use crate::{
     config::{REOPEN_BODIES_MAX, REOPEN_WINDOW_HEIGHTS},
@@ -71,7 +74,7 @@ impl ReopenWindow {
         }
     }
 
-    /// Appends `u32 n | n × (height u64, Tx)`, ascending by hash.
+    /// Appends `u32 n | n × (height u64, Tx without its raw bytes)`, ascending by hash.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         let mut held: Vec<&TxHash> = self
             .by_height
@@ -87,7 +90,7 @@ impl ReopenWindow {
         for hash in held {
             if let Some((height, tx)) = self.bodies.get(hash) {
                 height.encode(out);
-                tx.encode(out);
+                encode_tx_without_raw(tx, out);
             }
         }
     }
@@ -101,7 +104,7 @@ impl ReopenWindow {
         for _ in 0..count {
             let offset = r.position();
             let height = Height::decode(r)?;
-            let tx = Tx::decode(r)?;
+            let tx = decode_tx_without_raw(r)?;
             if last.is_some_and(|last| last >= tx.hash) {
                 return Err(DecodeError::InvalidValue { offset, what: "replay included body" });
             }

@@ -30,6 +30,7 @@ mod tx;
 use bytes::Bytes;
 
 pub use reader::Reader;
+pub use tx::{decode_tx_without_raw, encode_tx_without_raw};
 
 use crate::DecodeError;
 

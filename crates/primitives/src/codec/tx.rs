@@ -67,6 +67,39 @@ impl Decode for Tx {
     }
 }
 
+/// Writes a [`Tx`]'s fields as [`Encode`] does, with a `u32` `encoded_size` in place of the raw
+/// bytes: for stores of transactions whose bytes live elsewhere (the replayed pool view keeps
+/// them in the event log). [`decode_tx_without_raw`] reads it back.
+pub fn encode_tx_without_raw(tx: &Tx, out: &mut Vec<u8>) {
+    tx.hash.encode(out);
+    tx.sender.encode(out);
+    tx.nonce.encode(out);
+    tx.gas_limit.encode(out);
+    tx.fees.encode(out);
+    tx.tx_type.encode(out);
+    tx.chain_id.encode(out);
+    tx.encoded_size.encode(out);
+}
+
+/// Reads what [`encode_tx_without_raw`] wrote: a [`Tx`] with an empty `raw` and its
+/// `encoded_size`.
+///
+/// # Errors
+/// Any [`DecodeError`] of its fields.
+pub fn decode_tx_without_raw(r: &mut Reader<'_>) -> Result<Tx, DecodeError> {
+    Ok(Tx {
+        hash: TxHash::decode(r)?,
+        sender: Address::decode(r)?,
+        nonce: Nonce::decode(r)?,
+        gas_limit: r.u64()?,
+        fees: Fees::decode(r)?,
+        tx_type: TxType::decode(r)?,
+        chain_id: Option::<u64>::decode(r)?,
+        encoded_size: r.u32()?,
+        raw: Bytes::new(),
+    })
+}
+
 /// Reads a [`Tx`]; with `keep_raw` false the raw bytes are checked and skipped (`raw` is left
 /// empty, `encoded_size` still gives their length), which spares an allocation and a copy.
 pub(super) fn decode_tx(r: &mut Reader<'_>, keep_raw: bool) -> Result<Tx, DecodeError> {
@@ -104,6 +137,24 @@ mod tests {
             chain_id,
             encoded_size: 3,
             raw: Bytes::from_static(&[0x02, 0xc0, 0x80]),
+        }
+    }
+
+    #[test]
+    fn a_tx_without_raw_keeps_every_other_field_and_its_size() {
+        for tx in [sample(Some(1)), sample(None)] {
+            let mut out = Vec::new();
+            super::encode_tx_without_raw(&tx, &mut out);
+            let mut r = crate::Reader::new(&out);
+            let back = super::decode_tx_without_raw(&mut r).unwrap();
+            r.finish().unwrap();
+            assert_eq!(back, Tx { raw: Bytes::new(), ..tx.clone() });
+            assert_eq!(back.encoded_size, 3);
+            for cut in 0..out.len() {
+                assert!(
+                    super::decode_tx_without_raw(&mut crate::Reader::new(&out[..cut])).is_err()
+                );
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 //! ```text
 //! offset  field          type      meaning
 //! 0       magic          [8]       b"MPREPLAY"
-//! 8       format         u16 LE    CHECKPOINT_FORMAT_VERSION (1)
+//! 8       format         u16 LE    CHECKPOINT_FORMAT_VERSION (2)
 //! 10      rule           u16 LE    RULE_VERSION of the writer
 //! 12      schema         u8        mempulse_primitives::SCHEMA_VERSION of the writer
 //! 13      reserved       [3]       zero
@@ -23,13 +23,15 @@
 //!   replicated     u64 height, u64 replicated_events, u64 anomalies, u64 last_index,
 //!                  u64 last_seq,
 //!                  u32 n | n × slot, ascending by (sender, nonce):
-//!                      [20] sender, u64 nonce, Option<(Tx, u8 subpool)> current,
+//!                      [20] sender, u64 nonce, Option<(TxFields, u8 subpool)> current,
 //!                      u32 replaced_total, u32 k | k × [32] replaced (oldest first)
-//!                  u32 n | n × (u64 height, Tx), ascending by hash       reopen window
+//!                  u32 n | n × (u64 height, TxFields), ascending by hash  reopen window
 //!   lifecycle      u64 pruned_through,
 //!                  u32 n | n × entry      live, in the slot order above
 //!                  u32 n | n × entry      finished, ascending by (last_seq, hash)
 //!                  entry = [32] hash, u32 omitted, u64 last_seq, u32 k | k × u64 (seq << 8 | kind)
+//!   TxFields       a Tx's encoding with a u32 encoded_size in place of its raw bytes
+//!                  (`encode_tx_without_raw`): the pool view keeps no transaction bytes
 //! ```
 //! Loading checks, in order: length, magic, format, CRC, rule and schema versions, the seq in
 //! the file name, a strict decode of the body (every byte used, every list in order), and that
@@ -45,7 +47,8 @@ use crate::{
 };
 
 /// Version of the checkpoint file layout.
-pub const CHECKPOINT_FORMAT_VERSION: u16 = 1;
+/// Version 2: transactions without their raw bytes (version 1 carried them).
+pub const CHECKPOINT_FORMAT_VERSION: u16 = 2;
 
 /// First bytes of every checkpoint file.
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"MPREPLAY";
