@@ -16,7 +16,10 @@ use std::{
 use anyhow::{Context, ensure};
 use serde_json::Value;
 
-use crate::procs::{Proc, START_DEADLINE, free_ports, http_json, wait_for};
+use crate::{
+    interrupt::WorkDir,
+    procs::{Proc, START_DEADLINE, free_ports, http_json, wait_for},
+};
 
 /// How the report names the etcd client.
 pub(crate) const ETCD_CLIENT: &str = "http-json-gateway";
@@ -69,7 +72,7 @@ pub(crate) struct EtcdCluster {
     bin: PathBuf,
     members: Vec<Member>,
     /// Declared last: dropped after the members' processes are killed.
-    _root: tempfile::TempDir,
+    _root: WorkDir,
 }
 
 impl EtcdCluster {
@@ -78,7 +81,7 @@ impl EtcdCluster {
     /// # Errors
     /// Fails if no temp dir or free ports are available.
     pub(crate) fn create(bin: &Path, timings: EtcdTimings) -> anyhow::Result<Self> {
-        let root = tempfile::Builder::new().prefix("mempulse-bench-etcd-").tempdir()?;
+        let root = WorkDir::new("mempulse-bench-etcd-")?;
         let ports = free_ports(2 * MEMBERS)?;
         let (clients, peers) = ports.split_at(MEMBERS);
         let initial = peers

@@ -8,6 +8,7 @@ mod etcd;
 mod failover;
 mod http_client;
 mod ingest;
+mod interrupt;
 mod load;
 mod mempool;
 mod nodes;
@@ -63,7 +64,9 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    let report = match Cli::parse().command {
+    let cli = Cli::parse();
+    interrupt::watch()?;
+    let report = match cli.command {
         Command::Wal(args) => wal::run(&args)?,
         Command::Mempool(args) => mempool::run(&args)?,
         Command::Recover(args) => recover::run(&args)?,

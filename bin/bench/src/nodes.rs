@@ -17,7 +17,10 @@ use std::{
 
 use anyhow::{Context, ensure};
 
-use crate::procs::{Proc, START_DEADLINE, free_ports, http_json, wait_for};
+use crate::{
+    interrupt::WorkDir,
+    procs::{Proc, START_DEADLINE, free_ports, http_json, wait_for},
+};
 
 /// `[ingest] source-rate-per-s` and `source-burst` of bench nodes: no per-source throttling.
 pub(crate) const THROTTLE_OFF: u32 = 1_000_000_000;
@@ -80,7 +83,7 @@ pub(crate) struct MempulseCluster {
     bin: PathBuf,
     nodes: Vec<Node>,
     /// Declared last: dropped after `nodes`, whose processes must be gone first.
-    _root: tempfile::TempDir,
+    _root: WorkDir,
 }
 
 impl MempulseCluster {
@@ -90,9 +93,9 @@ impl MempulseCluster {
     /// Fails on a node count other than 1 or 3, or when `mempulse cert` fails.
     pub(crate) fn create(bin: &Path, options: &NodeOptions) -> anyhow::Result<Self> {
         ensure!(matches!(options.nodes, 1 | 3), "--nodes must be 1 or 3, got {}", options.nodes);
-        let mut root = tempfile::Builder::new().prefix("mempulse-bench-").tempdir()?;
+        let mut root = WorkDir::new("mempulse-bench-")?;
         if std::env::var_os(KEEP_ENV).is_some() {
-            root.disable_cleanup(true);
+            root.keep();
             eprintln!("{KEEP_ENV}: cluster files kept in {}", root.path().display());
         }
         let certs = root.path().join("certs");

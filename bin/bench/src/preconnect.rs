@@ -45,6 +45,7 @@ use mempulse_net::{CHAIN_ID_DEFAULT, TransferGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::{
+    interrupt::{Stop, Tracked, WorkDir},
     procs::{POLL_PACE, START_DEADLINE, http_json, mempulse_bin},
     report::Report,
 };
@@ -96,9 +97,9 @@ pub(crate) struct Args {
 /// cluster's facts cannot be read, or a source left no report.
 pub(crate) fn run(args: &Args) -> anyhow::Result<Report> {
     let bin = mempulse_bin(args.mempulse.as_deref())?;
-    let mut root = tempfile::Builder::new().prefix("mempulse-bench-preconnect-").tempdir()?;
+    let mut root = WorkDir::new("mempulse-bench-preconnect-")?;
     if std::env::var_os(KEEP_ENV).is_some() {
-        root.disable_cleanup(true);
+        root.keep();
         eprintln!("{KEEP_ENV}: devnet files kept in {}", root.path().display());
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -204,6 +205,8 @@ fn unix_ms() -> u64 {
 /// The `mempulse devnet` process, its JSON lines read on a thread.
 struct Devnet {
     child: Option<Child>,
+    /// Registered while it runs: an interrupted bench sends it SIGTERM so it stops its nodes.
+    _tracked: Tracked,
     lines: Arc<Mutex<Vec<Value>>>,
     reader: Option<JoinHandle<()>>,
     log: PathBuf,
@@ -213,7 +216,8 @@ impl Devnet {
     fn start(bin: &Path, args: &Args, root: &Path) -> anyhow::Result<Self> {
         let log = root.join("devnet.log");
         let stderr = std::fs::File::create(&log).context("creating the devnet's log")?;
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        command
             .args(["devnet", "--json", "--sources", "2"])
             .args(["--source-subscribe", "default,reactive"])
             .args(["--validators", &args.validators.to_string()])
@@ -227,9 +231,9 @@ impl Devnet {
             .arg(root.join("devnet"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .context("starting mempulse devnet")?;
+            .stderr(stderr);
+        let (mut child, tracked) =
+            Tracked::spawn(&mut command, Stop::Term).context("starting mempulse devnet")?;
         let out = child.stdout.take().context("the devnet's stdout")?;
         let lines: Arc<Mutex<Vec<Value>>> = Arc::default();
         let sink = Arc::clone(&lines);
@@ -241,7 +245,7 @@ impl Devnet {
                 }
             }
         });
-        Ok(Self { child: Some(child), lines, reader: Some(reader), log })
+        Ok(Self { child: Some(child), _tracked: tracked, lines, reader: Some(reader), log })
     }
 
     fn lines(&self) -> std::sync::MutexGuard<'_, Vec<Value>> {

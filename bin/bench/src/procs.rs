@@ -17,7 +17,10 @@ use std::{
 use anyhow::{Context, bail, ensure};
 use serde_json::Value;
 
-use crate::http_client::HttpConn;
+use crate::{
+    http_client::HttpConn,
+    interrupt::{Stop, Tracked},
+};
 
 /// Bound on a node (or cluster) becoming ready, including a replay of a prefilled log.
 pub(crate) const START_DEADLINE: Duration = Duration::from_secs(120);
@@ -63,6 +66,8 @@ pub(crate) struct Proc {
     name: String,
     child: Option<Child>,
     log: PathBuf,
+    /// Registered while it runs, so an interrupted bench kills it too.
+    tracked: Option<Tracked>,
 }
 
 impl Proc {
@@ -76,13 +81,11 @@ impl Proc {
             .append(true)
             .open(log)
             .with_context(|| format!("opening {}", log.display()))?;
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(file))
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        Ok(Self { name: name.to_owned(), child: Some(child), log: log.to_path_buf() })
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::from(file));
+        let (child, tracked) =
+            Tracked::spawn(&mut command, Stop::Kill).with_context(|| format!("starting {name}"))?;
+        let tracked = Some(tracked);
+        Ok(Self { name: name.to_owned(), child: Some(child), log: log.to_path_buf(), tracked })
     }
 
     /// Whether it runs (started and not reaped).
@@ -98,6 +101,7 @@ impl Proc {
         if let Some(mut child) = self.child.take() {
             child.kill().with_context(|| format!("kill -9 {}", self.name))?;
             child.wait().with_context(|| format!("reaping {}", self.name))?;
+            self.tracked = None;
         }
         Ok(())
     }
@@ -113,6 +117,7 @@ impl Proc {
         };
         if let Some(status) = exited {
             self.child = None;
+            self.tracked = None;
             bail!("{} exited ({status}); its log ends with:\n{}", self.name, self.log_tail());
         }
         Ok(())

@@ -31,7 +31,7 @@ use mempulse_replay::{
 use mempulse_wal::{DEFAULT_SEGMENT_SIZE_BYTES, MAX_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES};
 use serde_json::{Value, json};
 
-use crate::report::Report;
+use crate::{interrupt::WorkDir, report::Report};
 
 /// Arguments of `mempulse-bench replay`.
 #[derive(Debug, clap::Args)]
@@ -149,7 +149,7 @@ fn ms(d: Duration) -> f64 {
 /// Fails if the log cannot be written or read, or a replay disagrees with another.
 pub(crate) fn run(args: &Args) -> anyhow::Result<Report> {
     // Removed when the run ends, whether it succeeds or fails.
-    let work = tempfile::Builder::new().prefix("mempulse-bench-replay-").tempdir()?;
+    let work = WorkDir::new("mempulse-bench-replay-")?;
     let wal_dir = args.wal.clone().unwrap_or_else(|| work.path().join("wal"));
     let ckpt_dir = work.path().join("checkpoints");
     let (payload_bytes, reused) = prepare_log(args, &wal_dir)?;
@@ -195,7 +195,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Report> {
     ensure!(replayer.open_digest() == reference.open_digest(), "checkpoint start-up disagrees");
     let (_, from_genesis) = replay_genesis(&wal_dir, config)?;
 
-    work.close()?;
+    drop(work);
     let fields = json!({
         "events": args.events,
         "bytes": payload_bytes,

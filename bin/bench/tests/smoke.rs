@@ -207,3 +207,47 @@ fn mempool_rejects_a_zero_pool_size() {
     assert_eq!(output.status.code(), Some(2), "clap usage error");
     assert!(output.stdout.is_empty());
 }
+
+/// The temp dirs under `tmp` whose names start with `prefix`.
+fn dirs_named(tmp: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(tmp)
+        .expect("read the temp dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
+#[test]
+fn an_interrupted_run_removes_its_temp_dir_and_exits_with_the_signal() {
+    for (signal, code) in [("TERM", 143), ("INT", 130)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = Command::new(BIN)
+            .args(["replay", "--events", "5000000", "--segment-bytes", "1048576"])
+            .env("TMPDIR", tmp.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The work dir exists once the run is under way (the generation takes far longer).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while dirs_named(tmp.path(), "mempulse-bench-replay-").is_empty() {
+            assert!(std::time::Instant::now() < deadline, "no work dir appeared");
+            assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let pid = child.id().to_string();
+        assert!(
+            Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap().success()
+        );
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "SIG{signal}: {stderr}");
+        assert!(stderr.contains("removed 1 temp dir(s)"), "SIG{signal}: {stderr}");
+        assert!(output.stdout.is_empty(), "no report for an interrupted run");
+        assert_eq!(
+            dirs_named(tmp.path(), "mempulse-bench-replay-"),
+            Vec::<std::path::PathBuf>::new()
+        );
+    }
+}
