@@ -46,13 +46,7 @@ const TX_FIXED_LEN: usize = 32 + 20 + 8 + 8 + 32 + 1 + 1 + 4;
 
 impl Encode for Tx {
     fn encode(&self, out: &mut Vec<u8>) {
-        self.hash.encode(out);
-        self.sender.encode(out);
-        self.nonce.encode(out);
-        self.gas_limit.encode(out);
-        self.fees.encode(out);
-        self.tx_type.encode(out);
-        self.chain_id.encode(out);
+        encode_fields(self, out);
         put_len(out, self.raw.len());
         out.extend_from_slice(&self.raw);
     }
@@ -67,10 +61,8 @@ impl Decode for Tx {
     }
 }
 
-/// Writes a [`Tx`]'s fields as [`Encode`] does, with a `u32` `encoded_size` in place of the raw
-/// bytes: for stores of transactions whose bytes live elsewhere (the replayed pool view keeps
-/// them in the event log). [`decode_tx_without_raw`] reads it back.
-pub fn encode_tx_without_raw(tx: &Tx, out: &mut Vec<u8>) {
+/// Every field before the raw bytes.
+fn encode_fields(tx: &Tx, out: &mut Vec<u8>) {
     tx.hash.encode(out);
     tx.sender.encode(out);
     tx.nonce.encode(out);
@@ -78,6 +70,29 @@ pub fn encode_tx_without_raw(tx: &Tx, out: &mut Vec<u8>) {
     tx.fees.encode(out);
     tx.tx_type.encode(out);
     tx.chain_id.encode(out);
+}
+
+/// Reads what [`encode_fields`] wrote into a [`Tx`] with an empty `raw` and an `encoded_size`
+/// of 0, for the caller to fill.
+fn decode_fields(r: &mut Reader<'_>) -> Result<Tx, DecodeError> {
+    Ok(Tx {
+        hash: TxHash::decode(r)?,
+        sender: Address::decode(r)?,
+        nonce: Nonce::decode(r)?,
+        gas_limit: r.u64()?,
+        fees: Fees::decode(r)?,
+        tx_type: TxType::decode(r)?,
+        chain_id: Option::<u64>::decode(r)?,
+        encoded_size: 0,
+        raw: Bytes::new(),
+    })
+}
+
+/// Writes a [`Tx`]'s fields as [`Encode`] does, with a `u32` `encoded_size` in place of the raw
+/// bytes: for stores of transactions whose bytes live elsewhere (the replayed pool view keeps
+/// them in the event log). [`decode_tx_without_raw`] reads it back.
+pub fn encode_tx_without_raw(tx: &Tx, out: &mut Vec<u8>) {
+    encode_fields(tx, out);
     tx.encoded_size.encode(out);
 }
 
@@ -87,36 +102,24 @@ pub fn encode_tx_without_raw(tx: &Tx, out: &mut Vec<u8>) {
 /// # Errors
 /// Any [`DecodeError`] of its fields.
 pub fn decode_tx_without_raw(r: &mut Reader<'_>) -> Result<Tx, DecodeError> {
-    Ok(Tx {
-        hash: TxHash::decode(r)?,
-        sender: Address::decode(r)?,
-        nonce: Nonce::decode(r)?,
-        gas_limit: r.u64()?,
-        fees: Fees::decode(r)?,
-        tx_type: TxType::decode(r)?,
-        chain_id: Option::<u64>::decode(r)?,
-        encoded_size: r.u32()?,
-        raw: Bytes::new(),
-    })
+    let mut tx = decode_fields(r)?;
+    tx.encoded_size = r.u32()?;
+    Ok(tx)
 }
 
 /// Reads a [`Tx`]; with `keep_raw` false the raw bytes are checked and skipped (`raw` is left
 /// empty, `encoded_size` still gives their length), which spares an allocation and a copy.
 pub(super) fn decode_tx(r: &mut Reader<'_>, keep_raw: bool) -> Result<Tx, DecodeError> {
-    let hash = TxHash::decode(r)?;
-    let sender = Address::decode(r)?;
-    let nonce = Nonce::decode(r)?;
-    let gas_limit = r.u64()?;
-    let fees = Fees::decode(r)?;
-    let tx_type = TxType::decode(r)?;
-    let chain_id = Option::<u64>::decode(r)?;
+    let mut tx = decode_fields(r)?;
     let raw = r.byte_string()?;
     // `byte_string` read a u32 prefix, so the length always fits; the error arm is only
     // there because the types cannot say so.
-    let encoded_size = u32::try_from(raw.len())
+    tx.encoded_size = u32::try_from(raw.len())
         .map_err(|_| DecodeError::InvalidValue { offset: r.position(), what: "tx.raw" })?;
-    let raw = if keep_raw { Bytes::copy_from_slice(raw) } else { Bytes::new() };
-    Ok(Tx { hash, sender, nonce, gas_limit, fees, tx_type, chain_id, encoded_size, raw })
+    if keep_raw {
+        tx.raw = Bytes::copy_from_slice(raw);
+    }
+    Ok(tx)
 }
 
 #[cfg(test)]
