@@ -198,6 +198,11 @@ async fn start_front(
         history: history.clone(),
         log: sequencer.clone(),
         fence: fence_rx.clone(),
+        dirs: vec![
+            ("events", config.event_log()?.dir),
+            ("raft", config.raft_dir()),
+            ("checkpoints", config.checkpoint_dir()),
+        ],
     });
     let services = Services {
         txs: Arc::new(LaneSubmit::new(ingest.clone())),

@@ -22,7 +22,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use openraft::async_runtime::WatchReceiver as _;
 use tokio::sync::watch;
 
-use super::History;
+use super::{History, disk};
 
 /// Raft term this node is in.
 pub(crate) const TERM: &str = "mempulse_cluster_term";
@@ -158,15 +158,20 @@ pub(crate) struct Observed {
     pub(crate) log: SequencerHandle,
     /// The fence state.
     pub(crate) fence: watch::Receiver<FenceState>,
+    /// The node's directories (event log, Raft, checkpoints) by their `dir` label.
+    pub(crate) dirs: disk::Dirs,
 }
 
 /// Starts the observers: one following leader changes as openraft reports them, one sampling
-/// the rest every [`SAMPLE_INTERVAL`], one following the fence state. Each ends by itself: the
-/// first two with the member, the last with the fence's sender.
+/// the rest every [`SAMPLE_INTERVAL`], one measuring the directories (`disk`), one following
+/// the fence state. Each ends by itself: the first three with the member, the last with the
+/// fence's sender.
 pub(crate) fn observe(observed: Observed) {
     if let Some(node) = observed.node.upgrade() {
         count_leader_changes(&node);
     }
+    disk::register(&observed.dirs);
+    disk::watch(observed.dirs.clone(), observed.node.clone());
     tokio::spawn(mempulse_api::metrics::track_fence(observed.fence.clone()));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SAMPLE_INTERVAL);

@@ -4,6 +4,7 @@
 
 mod admission;
 mod blocks;
+mod disk;
 mod fence;
 mod history;
 mod metrics;

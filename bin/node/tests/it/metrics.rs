@@ -12,7 +12,7 @@ use mempulse_net::{
 use mempulse_primitives::TxType;
 use serde_json::{Value, json};
 
-use crate::support::{Single, wait_until};
+use crate::support::{LOG_SEGMENT_BYTES, SEGMENT_BYTES, Single, wait_until};
 
 /// Metric names used in the `expr` of every rule in `docs/alerts.yml`.
 fn alert_metrics() -> BTreeSet<String> {
@@ -89,9 +89,12 @@ fn every_metric_the_alert_rules_read_exists_and_the_node_gauges_follow_its_state
         let pending = value(&text, "mempulse_mempool_pool_txs{subpool=\"pending\"}")?;
         // An idle event log syncs (and publishes) within its interval.
         let synced = value(&text, "mempulse_event_log_unsynced_records")? == 0.0;
+        // The directories are measured every 10 s, the first time at start.
+        let measured = value(&text, "mempulse_dir_bytes{dir=\"raft\"}")? > 0.0;
         (pending >= f64::from(senders)
             && value(&text, "mempulse_replay_lag_events")? == 0.0
-            && synced)
+            && synced
+            && measured)
             .then_some(text)
     });
     let after = exposed(&text);
@@ -104,6 +107,17 @@ fn every_metric_the_alert_rules_read_exists_and_the_node_gauges_follow_its_state
     assert_eq!(value(&text, "mempulse_api_fenced"), Some(0.0));
     assert!(value(&text, "mempulse_cluster_commit_index").unwrap() >= 1.0);
     assert!(text.contains("mempulse_wal_fsync_duration_seconds_bucket{"), "buckets, not quantiles");
+    // The disk gauges measure the node's directories: each log holds at least its active
+    // (preallocated) segment, and every filesystem has room.
+    for (dir, at_least) in [("events", SEGMENT_BYTES), ("raft", LOG_SEGMENT_BYTES)] {
+        let free = value(&text, &format!("mempulse_disk_free_bytes{{dir=\"{dir}\"}}")).unwrap();
+        let size = value(&text, &format!("mempulse_disk_size_bytes{{dir=\"{dir}\"}}")).unwrap();
+        let bytes = value(&text, &format!("mempulse_dir_bytes{{dir=\"{dir}\"}}")).unwrap();
+        assert!(free > 0.0 && free <= size, "{dir}: free {free}, size {size}");
+        #[expect(clippy::cast_precision_loss, reason = "a segment size as a gauge value")]
+        let at_least = at_least as f64;
+        assert!(bytes >= at_least, "{dir}: {bytes} bytes, below one segment");
+    }
 
     // The state root, and an offline replay of the whole log that agrees with it.
     let (status, root) = node.get_json("/v1/state-root");
