@@ -191,3 +191,59 @@ fn a_failed_write_keeps_the_previous_checkpoints_and_leaves_no_temp_file_behind(
     // Newer than the log's end: left alone.
     assert!(reopened.load_newest_valid(config(500), Some(Seq(999))).unwrap().loaded.is_none());
 }
+
+/// One intact checkpoint file (at seq 1000 of [`events`]), written once for every case.
+fn intact_checkpoint() -> &'static [u8] {
+    static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BYTES.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let events = events();
+        let mut r = Replayer::new(config(500));
+        apply_all(&mut r, 1, &events[..1000]);
+        CheckpointStore::open(dir.path(), 1).unwrap().write(&r).unwrap();
+        std::fs::read(path_of(dir.path(), 1000)).unwrap()
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+
+    /// A checkpoint edited anywhere (bytes changed, or cut short) and resealed with a valid
+    /// CRC, as a buggy writer or a peer sending one could produce: loading it either succeeds
+    /// with a state that hashes to its header's digest (edits outside the replicated state) or
+    /// is a bad-input error naming the defect; it never panics.
+    #[test]
+    fn an_edited_resealed_checkpoint_loads_or_is_a_defect(
+        edits in proptest::collection::vec(
+            (proptest::prelude::any::<proptest::sample::Index>(), 1..=255u8),
+            1..6,
+        ),
+        cut in proptest::option::of(proptest::prelude::any::<proptest::sample::Index>()),
+    ) {
+        let mut bytes = intact_checkpoint().to_vec();
+        let body = bytes.len() - 4;
+        for (at, flip) in &edits {
+            let at = at.index(body);
+            if let Some(b) = bytes.get_mut(at) {
+                *b ^= flip;
+            }
+        }
+        if let Some(cut) = cut {
+            bytes.truncate(cut.index(body).max(1));
+            bytes.extend_from_slice(&[0; 4]);
+        }
+        let n = bytes.len() - 4;
+        let crc = crc32c::crc32c(&bytes[..n]);
+        bytes[n..].copy_from_slice(&crc.to_le_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(path_of(dir.path(), 1000), &bytes).unwrap();
+        let store = CheckpointStore::open(dir.path(), 1).unwrap();
+        match store.load(Seq(1000), config(500)) {
+            Ok((meta, loaded)) => proptest::prop_assert_eq!(loaded.last_seq(), meta.seq),
+            Err(err) => {
+                proptest::prop_assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
+                proptest::prop_assert!(err.is_bad_input(), "{err}");
+            }
+        }
+    }
+}
