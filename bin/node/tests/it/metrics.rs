@@ -117,6 +117,9 @@ fn every_metric_the_alert_rules_read_exists_and_the_node_gauges_follow_its_state
         #[expect(clippy::cast_precision_loss, reason = "a segment size as a gauge value")]
         let at_least = at_least as f64;
         assert!(bytes >= at_least, "{dir}: {bytes} bytes, below one segment");
+        // Both logs use the configured small segments (a default 64 MiB segment is already
+        // larger than this): the active one and one prepared ahead, plus metadata.
+        assert!(bytes < 4.0 * at_least, "{dir}: {bytes} bytes for segments of {at_least}");
     }
 
     // The state root, and an offline replay of the whole log that agrees with it.
