@@ -36,7 +36,7 @@ use mempulse_wal::{FsStorage, Storage};
 use openraft::{RaftMetrics, async_runtime::WatchReceiver, type_config::alias::WatchReceiverOf};
 
 use crate::{
-    ClusterNode, TypeConfig,
+    ClusterNode, MembershipObserver, TypeConfig,
     error::{Error, MetaCorruptKind, MetaOp, Result},
     meta::read_all,
 };
@@ -204,18 +204,13 @@ impl NodeIdentity {
         }
     }
 
-    /// Forgets the peers that are not members of this node's latest membership (blocking:
-    /// call off the async workers), so a removed member that is added back is met anew.
-    /// Nothing is forgotten while the node has no membership.
+    /// Forgets the peers outside `members` (blocking: call off the async workers), so a removed
+    /// member that is added back is met anew; nothing when `members` is empty. A late call only
+    /// forgets more: a peer met anew is bound again.
     ///
     /// # Errors
     /// [`Error::MetaIo`] when the file cannot be replaced; the records are then unchanged.
-    pub(crate) fn forget_removed(&self) -> Result<()> {
-        let Some(metrics) = self.metrics.get() else { return Ok(()) };
-        let members: BTreeSet<NodeId> = {
-            let m = metrics.borrow_watched();
-            m.membership_config.membership().nodes().map(|(id, _)| *id).collect()
-        };
+    pub(crate) fn forget_not_in(&self, members: &BTreeSet<NodeId>) -> Result<()> {
         if members.is_empty() {
             return Ok(());
         }
@@ -250,26 +245,37 @@ impl NodeIdentity {
     }
 }
 
-/// Forgets removed members ([`NodeIdentity::forget_removed`]) after every membership change
-/// the node's metrics show, until the node stops.
-pub(crate) async fn forget_removed_members(identity: Arc<NodeIdentity>) {
-    let Some(mut metrics) = identity.metrics.get().cloned() else { return };
-    let mut seen = None;
-    loop {
-        let current = *metrics.borrow_watched().membership_config.log_id();
-        if current != seen {
-            seen = current;
-            let task = Arc::clone(&identity);
-            match tokio::task::spawn_blocking(move || task.forget_removed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::error!(%error, "cannot forget removed members"),
-                Err(error) => tracing::error!(%error, "forget task failed"),
-            }
+/// Memberships waiting for the forgetting task (membership changes are rare; past this many
+/// waiting, one is forgotten out of order instead).
+const MEMBERSHIPS_QUEUED_MAX: usize = 64;
+
+/// The state machine's [`MembershipObserver`] for `identity`: every membership applied (or
+/// installed with a snapshot) goes, in log order, to one task that forgets the peers outside
+/// it ([`NodeIdentity::forget_not_in`], on the blocking pool), so a member removed and added
+/// back is met anew however fast the two changes follow each other. (Sampling the Raft
+/// metrics instead could see only the membership after both, and then a wiped member added
+/// back would stay refused.) The task ends with the state machine.
+pub(crate) fn forget_removed_members(identity: Arc<NodeIdentity>) -> MembershipObserver {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<BTreeSet<NodeId>>(MEMBERSHIPS_QUEUED_MAX);
+    let forget = |identity: Arc<NodeIdentity>, members: BTreeSet<NodeId>| async move {
+        match tokio::task::spawn_blocking(move || identity.forget_not_in(&members)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "cannot forget removed members"),
+            Err(error) => tracing::error!(%error, "forget task failed"),
         }
-        if metrics.changed().await.is_err() {
-            return;
+    };
+    let queued = Arc::clone(&identity);
+    tokio::spawn(async move {
+        while let Some(members) = rx.recv().await {
+            forget(Arc::clone(&queued), members).await;
         }
-    }
+    });
+    Arc::new(move |members| {
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(members)) = tx.try_send(members) {
+            // Out of order, which only forgets more (see `forget_not_in`).
+            tokio::spawn(forget(Arc::clone(&identity), members));
+        }
+    })
 }
 
 /// A random non-zero incarnation from the TLS provider's secure random source (it names a life

@@ -184,10 +184,10 @@ pub use node::{ClusterRaft, NodeConfig, NodeService, RaftNode, ReadConsistency, 
 pub use request::ClusterRequest;
 pub use state_machine::{
     ApplyFault, BACKFILL_FACTS_TOTAL, BACKFILL_FAILURES_TOTAL, ClusterSnapshot,
-    ClusterStateMachine, FactSink, FactSource, FactSourceSlot, MemorySink, MempoolExport,
-    MempoolReinstaller, ReinstallError, Reinstalled, SNAPSHOT_FILE_VERSION, SinkError, SinkFuture,
-    SnapshotBuilder, SnapshotError, StateHandle, StateView, WalFactSink, WrittenThrough,
-    facts_in_log,
+    ClusterStateMachine, FactSink, FactSource, FactSourceSlot, MembershipObserver, MembershipSlot,
+    MemorySink, MempoolExport, MempoolReinstaller, ReinstallError, Reinstalled,
+    SNAPSHOT_FILE_VERSION, SinkError, SinkFuture, SnapshotBuilder, SnapshotError, StateHandle,
+    StateView, WalFactSink, WrittenThrough, facts_in_log,
 };
 pub use transport::{
     PeerClient, Security, TcpConfig, TcpConnection, TcpFactory, TcpTransport, TlsIdentity,

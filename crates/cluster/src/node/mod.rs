@@ -264,6 +264,9 @@ impl RaftNode {
         let log_closed = store.take_closed();
         let state = state_machine.handle();
         let fact_source = state_machine.fact_source();
+        let _ = state_machine
+            .membership_observer()
+            .set(crate::identity::forget_removed_members(Arc::clone(&identity)));
         let reinstaller = MempoolReinstaller::new(state.clone(), store.reader());
         transport.attach_identity(id, Arc::clone(&identity));
         let network = transport.connect(id, config.raft.send_timeout);
@@ -276,7 +279,6 @@ impl RaftNode {
             timeout: BACKFILL_CHUNK_TIMEOUT,
         }));
         identity.watch(raft.metrics());
-        tokio::spawn(crate::identity::forget_removed_members(Arc::clone(&identity)));
         let (writes, queue) = mpsc::channel(config.batch.queue_capacity);
         let batcher = tokio::spawn(batcher::run(raft.clone(), queue, config.batch));
         let service = NodeService {

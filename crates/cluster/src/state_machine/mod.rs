@@ -19,13 +19,14 @@ mod snapshot;
 mod wal_sink;
 
 use std::{
+    collections::BTreeSet,
     fmt, io,
     sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError},
 };
 
 use futures_util::{Stream, TryStreamExt};
 use mempulse_mempool::{Command, Mempool, MempoolConfig};
-use mempulse_primitives::{Event, Origin, RaftIndex, Source, UnixMillis};
+use mempulse_primitives::{Event, NodeId, Origin, RaftIndex, Source, UnixMillis};
 use openraft::{
     OptionalSend, RaftSnapshotBuilder,
     storage::{ApplyResponder, EntryResponder, RaftStateMachine},
@@ -109,10 +110,20 @@ pub struct ClusterStateMachine {
     fault: Option<ApplyFault>,
     /// Where the facts a snapshot covers come from when one is installed, once the node set it.
     fact_source: FactSourceSlot,
+    /// Told the members of every membership applied or installed, once the node set it.
+    membership_observer: MembershipSlot,
 }
 
 /// The [`FactSource`] a node gives its state machine once its network exists.
 pub type FactSourceSlot = Arc<OnceLock<Arc<dyn FactSource>>>;
+
+/// Called with the members (voters and learners) of every membership the state machine
+/// applies, in log order, or installs with a snapshot: unlike a sample of the Raft metrics, it
+/// misses none (a member removed and added back between two samples included).
+pub type MembershipObserver = Arc<dyn Fn(BTreeSet<NodeId>) + Send + Sync>;
+
+/// The [`MembershipObserver`] a node gives its state machine.
+pub type MembershipSlot = Arc<OnceLock<MembershipObserver>>;
 
 /// A test-only fault that makes this member's state machine diverge on purpose: the first
 /// transaction of the first `AddTxs` command in an entry at or above `first_index` is applied
@@ -183,6 +194,7 @@ impl ClusterStateMachine {
             current: Arc::new(Mutex::new(current)),
             fault: None,
             fact_source: FactSourceSlot::default(),
+            membership_observer: MembershipSlot::default(),
         })
     }
 
@@ -204,6 +216,19 @@ impl ClusterStateMachine {
     #[must_use]
     pub fn fact_source(&self) -> FactSourceSlot {
         Arc::clone(&self.fact_source)
+    }
+
+    /// Who is told each membership this state machine applies or installs (set it before
+    /// the Raft node starts).
+    #[must_use]
+    pub fn membership_observer(&self) -> MembershipSlot {
+        Arc::clone(&self.membership_observer)
+    }
+
+    fn observe_membership(&self, membership: &StoredMembership) {
+        if let Some(observer) = self.membership_observer.get() {
+            observer(membership.membership().nodes().map(|(id, _)| *id).collect());
+        }
     }
 
     /// The entries a snapshot being installed covers are never applied here: fills their
@@ -252,6 +277,7 @@ impl ClusterStateMachine {
             Payload::Blank => return (ApplyResponse::empty(index), Vec::new()),
             Payload::Membership(membership) => {
                 state.membership = StoredMembership::new(Some(entry.log_id), membership);
+                self.observe_membership(&state.membership);
                 return (ApplyResponse::empty(index), Vec::new());
             }
             Payload::Normal(request) => request,
@@ -459,6 +485,7 @@ impl<C: ClusterTypeConfig> RaftStateMachine<C> for ClusterStateMachine {
             Ok((state, snapshot))
         })
         .await?;
+        self.observe_membership(&state.membership);
         *self.state.lock() = state;
         *lock_current(&self.current) = Some((meta.clone(), snapshot));
         tracing::info!("snapshot installed");
