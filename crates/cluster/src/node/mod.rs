@@ -264,9 +264,8 @@ impl RaftNode {
         let log_closed = store.take_closed();
         let state = state_machine.handle();
         let fact_source = state_machine.fact_source();
-        let _ = state_machine
-            .membership_observer()
-            .set(crate::identity::forget_removed_members(Arc::clone(&identity)));
+        let memberships = state_machine.membership_observer();
+        let _ = memberships.set(crate::identity::forget_removed_members(Arc::clone(&identity)));
         let reinstaller = MempoolReinstaller::new(state.clone(), store.reader());
         transport.attach_identity(id, Arc::clone(&identity));
         let network = transport.connect(id, config.raft.send_timeout);
@@ -279,6 +278,16 @@ impl RaftNode {
             timeout: BACKFILL_CHUNK_TIMEOUT,
         }));
         identity.watch(raft.metrics());
+        // One sweep at start against the log's latest membership: a crash can cut short the
+        // forgetting of a membership applied before it.
+        if let Some(observe) = memberships.get() {
+            let metrics = raft.metrics();
+            let members: BTreeSet<NodeId> = {
+                let m = metrics.borrow_watched();
+                m.membership_config.membership().nodes().map(|(id, _)| *id).collect()
+            };
+            observe(members);
+        }
         let (writes, queue) = mpsc::channel(config.batch.queue_capacity);
         let batcher = tokio::spawn(batcher::run(raft.clone(), queue, config.batch));
         let service = NodeService {
