@@ -168,6 +168,8 @@ pub enum ErrorCode {
     TooManyStreams,
     /// The request did not finish in time.
     Timeout,
+    /// The client stopped sending its request body before the request timeout.
+    RequestTimeout,
     /// The node is not ready (no leader, or not caught up).
     NotReady,
     /// An internal error; the details are in the node's log.
@@ -201,6 +203,7 @@ impl ErrorCode {
             Self::Unavailable => "UNAVAILABLE",
             Self::TooManyStreams => "TOO_MANY_STREAMS",
             Self::Timeout => "TIMEOUT",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
             Self::NotReady => "NOT_READY",
             Self::Internal => "INTERNAL",
         }
@@ -225,6 +228,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Purged => StatusCode::GONE,
             Self::Conflict => StatusCode::CONFLICT,
             Self::SelfFenced

@@ -54,6 +54,7 @@
 
 mod config;
 mod consistency;
+mod deadline;
 mod error;
 mod hex;
 pub mod metrics;

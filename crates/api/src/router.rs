@@ -4,7 +4,7 @@ use std::{future::Future, io, net::SocketAddr, time::Duration};
 
 use axum::{
     Extension, Router,
-    extract::{MatchedPath, Request, State},
+    extract::{MatchedPath, Request},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -15,6 +15,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::{
     ApiConfig, ApiError, ErrorCode, Services,
+    deadline::deadline,
     metrics::ApiMetrics,
     routes::{blocks, digests, events, pool, status, stream, stream::StopSignal, txs},
     rpc,
@@ -87,15 +88,6 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this route")
-}
-
-/// Answers 503 `TIMEOUT` when a request's handler (body reading included) takes too long. A
-/// live tail's handler returns at once, so its stream is not limited.
-async fn deadline(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(ErrorCode::Timeout, "request timed out").into_response(),
-    }
 }
 
 /// Counts requests by route template and status class.

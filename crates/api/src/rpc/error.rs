@@ -89,6 +89,7 @@ impl From<ApiError> for RpcError {
             | ErrorCode::NotFound
             | ErrorCode::RouteNotFound
             | ErrorCode::MethodNotAllowed
+            | ErrorCode::RequestTimeout
             | ErrorCode::Purged
             | ErrorCode::Conflict
             | ErrorCode::InvalidTx => SERVER_ERROR,
