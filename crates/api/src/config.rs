@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::ServeOptions;
+
 /// Largest request body any route reads, in bytes (JSON-RPC, `POST /v1/txs`, block routes).
 pub const BODY_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
 /// Time a request may take from its first byte to its response head.
@@ -50,6 +52,15 @@ pub const REPLAY_POINTS_MAX_DEFAULT: u64 = 10_000;
 pub const REPLAY_EVERY_DEFAULT: u64 = 1_000;
 /// How long `serve` waits for open connections after shutdown is signalled.
 pub const SHUTDOWN_GRACE_DEFAULT: Duration = Duration::from_secs(5);
+/// Time a connection has to deliver a whole request head (request line and headers), counted
+/// from its opening or from the end of its previous response. A client that sends part of a
+/// head and stalls (slowloris) is cut off after it, and so is a keep-alive connection that
+/// stays idle that long.
+pub const HEADER_READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
+/// Connections served at once. With that many open the server accepts no more (new ones wait
+/// in the kernel's listen backlog) until one closes: far below a node's file descriptor limit,
+/// far above what wallets, operators and the chain adapter open.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 4_096;
 
 /// Limits and timeouts of the API. [`Default`] is the embedded default.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,6 +112,11 @@ pub struct ApiConfig {
     pub replay_every_default: u64,
     /// How long `serve` waits for open connections after shutdown is signalled.
     pub shutdown_grace: Duration,
+    /// Time a connection has to deliver a whole request head (also how long an idle
+    /// keep-alive connection is kept).
+    pub header_read_timeout: Duration,
+    /// Connections served at once (`0` counts as 1); further ones wait to be accepted.
+    pub connections_max: usize,
 }
 
 impl Default for ApiConfig {
@@ -129,6 +145,20 @@ impl Default for ApiConfig {
             replay_points_max: REPLAY_POINTS_MAX_DEFAULT,
             replay_every_default: REPLAY_EVERY_DEFAULT,
             shutdown_grace: SHUTDOWN_GRACE_DEFAULT,
+            header_read_timeout: HEADER_READ_TIMEOUT_DEFAULT,
+            connections_max: CONNECTIONS_MAX_DEFAULT,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// What [`crate::serve_with`] needs of this configuration.
+    #[must_use]
+    pub const fn serve_options(&self) -> ServeOptions {
+        ServeOptions {
+            shutdown_grace: self.shutdown_grace,
+            header_read_timeout: self.header_read_timeout,
+            connections_max: self.connections_max,
         }
     }
 }

@@ -22,8 +22,10 @@
 //!   acknowledged records; the live tail starts from disk and follows the durable seq, with
 //!   `id:` = seq, so a reconnect with `Last-Event-ID` has no gap and no duplicate.
 //! - **Bounded.** Bodies, batches, transactions per request, page sizes, records scanned per
-//!   request, live-tail buffers and concurrent live tails all have limits in [`ApiConfig`];
-//!   a slow live-tail client is cut off with a reason instead of buffered without bound.
+//!   request, live-tail buffers, concurrent live tails, open connections and the time a
+//!   connection has to send a request head all have limits in [`ApiConfig`]; a slow live-tail
+//!   client is cut off with a reason instead of buffered without bound, and a client that
+//!   stalls mid-head (slowloris) is disconnected.
 //! - **Bad input never panics.** Every input is parsed into typed values with a JSON error
 //!   `{code, message}` ([`ErrorCode`]); a panic in a handler would still answer 500.
 //! - **Fenced nodes refuse state.** Routes that write or read current state answer 503
@@ -62,6 +64,7 @@ mod openapi;
 mod router;
 mod routes;
 mod rpc;
+mod serve;
 mod service;
 mod state;
 #[cfg(any(test, feature = "test-utils"))]
@@ -69,18 +72,19 @@ pub mod test_utils;
 mod wal_log;
 
 pub use config::{
-    ApiConfig, BLOCK_TXS_MAX_DEFAULT, BODY_BYTES_MAX_DEFAULT, EVENTS_LIMIT_DEFAULT,
-    EVENTS_LIMIT_MAX_DEFAULT, EVENTS_READ_BATCH_DEFAULT, EVENTS_SCAN_RECORDS_MAX_DEFAULT,
-    LIFECYCLE_EVENTS_MAX_DEFAULT, NONCE_UPDATES_MAX_DEFAULT, READY_APPLY_LAG_MAX_DEFAULT,
-    REORG_BLOCKS_MAX_DEFAULT, REPLAY_EVENTS_MAX_DEFAULT, REPLAY_EVERY_DEFAULT,
-    REPLAY_POINTS_MAX_DEFAULT, REQUEST_TIMEOUT_DEFAULT, RPC_BATCH_MAX_DEFAULT,
-    SHUTDOWN_GRACE_DEFAULT, STREAM_BUFFER_EVENTS_DEFAULT, STREAM_CONNECTIONS_MAX_DEFAULT,
-    STREAM_KEEP_ALIVE_DEFAULT, STREAM_STALL_TIMEOUT_DEFAULT, TXPOOL_CONTENT_TXS_MAX_DEFAULT,
-    TXS_PER_REQUEST_MAX_DEFAULT,
+    ApiConfig, BLOCK_TXS_MAX_DEFAULT, BODY_BYTES_MAX_DEFAULT, CONNECTIONS_MAX_DEFAULT,
+    EVENTS_LIMIT_DEFAULT, EVENTS_LIMIT_MAX_DEFAULT, EVENTS_READ_BATCH_DEFAULT,
+    EVENTS_SCAN_RECORDS_MAX_DEFAULT, HEADER_READ_TIMEOUT_DEFAULT, LIFECYCLE_EVENTS_MAX_DEFAULT,
+    NONCE_UPDATES_MAX_DEFAULT, READY_APPLY_LAG_MAX_DEFAULT, REORG_BLOCKS_MAX_DEFAULT,
+    REPLAY_EVENTS_MAX_DEFAULT, REPLAY_EVERY_DEFAULT, REPLAY_POINTS_MAX_DEFAULT,
+    REQUEST_TIMEOUT_DEFAULT, RPC_BATCH_MAX_DEFAULT, SHUTDOWN_GRACE_DEFAULT,
+    STREAM_BUFFER_EVENTS_DEFAULT, STREAM_CONNECTIONS_MAX_DEFAULT, STREAM_KEEP_ALIVE_DEFAULT,
+    STREAM_STALL_TIMEOUT_DEFAULT, TXPOOL_CONTENT_TXS_MAX_DEFAULT, TXS_PER_REQUEST_MAX_DEFAULT,
 };
 pub use consistency::Consistency;
 pub use error::{ApiError, ErrorCode, Limit, ServiceError, Unavailable};
-pub use router::{ROUTES, router, serve};
+pub use router::{ROUTES, router};
+pub use serve::{ServeOptions, serve, serve_with};
 pub use service::{
     BlockOps, BlockOutcome, BuildRequest, CatalogNode, ClusterInfo, ClusterView, EventLog,
     FenceState, MetricsRender, OrphanedRaw, PoolContent, PoolQuery, PoolStatus, Refusal,

@@ -22,6 +22,16 @@ pub const STREAMS_ENDED_TOTAL: &str = "mempulse_api_streams_ended_total";
 pub const BLOCK_BUILD_DURATION_SECONDS: &str = "mempulse_api_block_build_duration_seconds";
 /// `1` while the node is fenced (design rule 6), `0` while it serves.
 pub const FENCED: &str = "mempulse_api_fenced";
+/// HTTP connections open now.
+pub const CONNECTIONS_OPEN: &str = "mempulse_api_connections_open";
+/// Connections the server keeps open at most (`connections_max`).
+pub const CONNECTIONS_MAX: &str = "mempulse_api_connections_max";
+/// Times the accept loop found every connection slot taken and waited for one to close
+/// (clients meanwhile wait in the listen backlog).
+pub const CONNECTIONS_LIMITED_TOTAL: &str = "mempulse_api_connections_limited_total";
+/// Connections closed because a request head did not arrive within `header_read_timeout`
+/// (a keep-alive connection that stays idle that long is closed without being counted).
+pub const HEADER_TIMEOUTS_TOTAL: &str = "mempulse_api_header_timeouts_total";
 
 static DESCRIBE: Once = Once::new();
 
@@ -31,6 +41,10 @@ pub fn register() {
     let _ = ApiMetrics::get();
     let _ = metrics::histogram!(BLOCK_BUILD_DURATION_SECONDS);
     metrics::gauge!(FENCED).set(0.0);
+    metrics::gauge!(CONNECTIONS_OPEN).set(0.0);
+    let _ = metrics::gauge!(CONNECTIONS_MAX);
+    metrics::counter!(CONNECTIONS_LIMITED_TOTAL).absolute(0);
+    metrics::counter!(HEADER_TIMEOUTS_TOTAL).absolute(0);
 }
 
 /// Publishes `fence` as the [`FENCED`] gauge until its sender is dropped.
@@ -61,6 +75,18 @@ impl ApiMetrics {
                 "block build request to proposal"
             );
             metrics::describe_gauge!(FENCED, Unit::Count, "1 while the node is fenced");
+            metrics::describe_gauge!(CONNECTIONS_OPEN, Unit::Count, "http connections open");
+            metrics::describe_gauge!(CONNECTIONS_MAX, Unit::Count, "http connections kept at most");
+            metrics::describe_counter!(
+                CONNECTIONS_LIMITED_TOTAL,
+                Unit::Count,
+                "accepts delayed because every connection slot was taken"
+            );
+            metrics::describe_counter!(
+                HEADER_TIMEOUTS_TOTAL,
+                Unit::Count,
+                "connections closed for a request head not received in time"
+            );
         });
         Self
     }
@@ -83,5 +109,26 @@ impl ApiMetrics {
 
     pub(crate) fn stream_ended(self, reason: &'static str) {
         metrics::counter!(STREAMS_ENDED_TOTAL, "reason" => reason).increment(1);
+    }
+
+    pub(crate) fn connections_max(self, slots: usize) {
+        let slots = u32::try_from(slots).unwrap_or(u32::MAX);
+        metrics::gauge!(CONNECTIONS_MAX).set(f64::from(slots));
+    }
+
+    pub(crate) fn connection_opened(self) {
+        metrics::gauge!(CONNECTIONS_OPEN).increment(1.0);
+    }
+
+    pub(crate) fn connection_closed(self) {
+        metrics::gauge!(CONNECTIONS_OPEN).decrement(1.0);
+    }
+
+    pub(crate) fn connections_limited(self) {
+        metrics::counter!(CONNECTIONS_LIMITED_TOTAL).increment(1);
+    }
+
+    pub(crate) fn header_timeout(self) {
+        metrics::counter!(HEADER_TIMEOUTS_TOTAL).increment(1);
     }
 }

@@ -1,23 +1,19 @@
-//! The route table, the middleware every route shares, and the server loop.
-
-use std::{future::Future, io, net::SocketAddr, time::Duration};
+//! The route table and the middleware every route shares (the server loop is in `serve`).
 
 use axum::{
-    Extension, Router,
+    Router,
     extract::{MatchedPath, Request},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
-    serve::ListenerExt as _,
 };
-use tokio::{net::TcpListener, sync::watch};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::{
     ApiConfig, ApiError, ErrorCode, Services,
     deadline::deadline,
     metrics::ApiMetrics,
-    routes::{blocks, digests, events, pool, status, stream, stream::StopSignal, txs},
+    routes::{blocks, digests, events, pool, status, stream, txs},
     rpc,
     state::AppState,
 };
@@ -47,7 +43,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// The API's router: every route with its limits, timeouts and JSON errors, over `services`.
 ///
-/// Serve it with [`serve`], or drive it in-process with `tower::ServiceExt::oneshot`.
+/// Serve it with [`crate::serve_with`] (or [`crate::serve`]), or drive it in-process with `tower::ServiceExt::oneshot`.
 pub fn router(config: ApiConfig, services: Services) -> Router {
     let timeout = config.request_timeout;
     let state = AppState::new(config, services);
@@ -96,58 +92,6 @@ async fn count(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     ApiMetrics::get().request(route.as_deref(), response.status());
     response
-}
-
-/// Serves `router` on `listener` until `shutdown` completes, then ends live tails (their
-/// final event says `shutting_down`), stops accepting, and waits up to `grace` for open
-/// requests.
-///
-/// # Errors
-/// The listener's IO error.
-pub async fn serve<F>(
-    listener: TcpListener,
-    router: Router,
-    shutdown: F,
-    grace: Duration,
-) -> io::Result<()>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let app = router.layer(Extension(StopSignal(stop_rx.clone())));
-    let signal = {
-        let stop_tx = stop_tx.clone();
-        async move {
-            shutdown.await;
-            tracing::info!("api shutting down");
-            stop_tx.send_replace(true);
-        }
-    };
-    // Replies and live-tail events go out as soon as they are written, not held back by
-    // Nagle's algorithm waiting for the client's acknowledgement of the previous segment.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "TCP_NODELAY not set on an API connection");
-        }
-    });
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(signal);
-    let mut stopping = stop_rx;
-    let drained = async move {
-        if stopping.wait_for(|s| *s).await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        tokio::time::sleep(grace).await;
-    };
-    let result = tokio::select! {
-        result = server.into_future() => result,
-        () = drained => {
-            tracing::warn!(grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX), "api connections still open after the grace period");
-            Ok(())
-        }
-    };
-    drop(stop_tx);
-    result
 }
 
 #[cfg(test)]

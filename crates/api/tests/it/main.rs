@@ -9,6 +9,7 @@
 
 mod bad_input;
 mod catalog;
+mod connections;
 mod consistency;
 mod events;
 mod helpers;
