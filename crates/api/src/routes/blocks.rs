@@ -9,14 +9,19 @@
 
 use std::{collections::BTreeSet, time::Instant};
 
-use axum::{Json, body::Body, extract::State, http::HeaderMap};
+use axum::{
+    Json,
+    body::Body,
+    extract::{Query, State, rejection::QueryRejection},
+    http::HeaderMap,
+};
 use bytes::Bytes;
 use mempulse_mempool::{BlockLimits, CommitBlock};
 use mempulse_primitives::{Address, EventKind, Height, Nonce, ValidatorId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::json_body;
+use super::{NoParams, json_body, no_params};
 use crate::{
     ApiError, BlockOutcome, BuildRequest, ErrorCode, OrphanedRaw, ReorgRequest,
     hex::{parse_bytes, parse_hash},
@@ -140,11 +145,15 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::InvalidBody, message)
 }
 
+/// The JSON body of a block command, after the checks every one of them makes: no query
+/// parameters, not fenced, a JSON content type.
 async fn read_json<T: serde::de::DeserializeOwned>(
     state: &AppState,
+    query: Result<Query<NoParams>, QueryRejection>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
+    no_params(query)?;
     state.check_fence()?;
     if media_type(headers).as_deref() != Some("application/json") {
         return Err(ApiError::new(
@@ -162,16 +171,17 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     request_body = BuildBody,
     responses(
         (status = 200, description = "The proposal and its `block_proposed` fact", body = BlockResponse),
-        (status = 400, description = "Invalid body", body = crate::error::ErrorBody),
+        (status = 400, description = "Invalid body, or a query parameter (the route takes none)", body = crate::error::ErrorBody),
         (status = 503, description = "Fenced or unavailable", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn build(
     State(state): State<AppState>,
+    query: Result<Query<NoParams>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<BlockResponse>, ApiError> {
-    let body: BuildBody = read_json(&state, &headers, body).await?;
+    let body: BuildBody = read_json(&state, query, &headers, body).await?;
     if body.max_bytes == Some(0) || body.max_gas == Some(0) {
         return Err(invalid("max_bytes and max_gas must be at least 1 (or null for unlimited)"));
     }
@@ -191,17 +201,18 @@ pub(crate) async fn build(
     request_body = CommitBody,
     responses(
         (status = 200, description = "The facts the commit derived", body = BlockResponse),
-        (status = 400, description = "Invalid body", body = crate::error::ErrorBody),
+        (status = 400, description = "Invalid body, or a query parameter (the route takes none)", body = crate::error::ErrorBody),
         (status = 409, description = "Height not above the pool's", body = crate::error::ErrorBody),
         (status = 503, description = "Fenced or unavailable", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn commit(
     State(state): State<AppState>,
+    query: Result<Query<NoParams>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<BlockResponse>, ApiError> {
-    let body: CommitBody = read_json(&state, &headers, body).await?;
+    let body: CommitBody = read_json(&state, query, &headers, body).await?;
     if body.height == 0 {
         return Err(invalid("height must be at least 1"));
     }
@@ -237,17 +248,18 @@ pub(crate) async fn commit(
     request_body = ReorgBody,
     responses(
         (status = 200, description = "The facts the reorg derived", body = BlockResponse),
-        (status = 400, description = "Invalid body or orphaned transaction", body = crate::error::ErrorBody),
+        (status = 400, description = "Invalid body or orphaned transaction, or a query parameter (the route takes none)", body = crate::error::ErrorBody),
         (status = 409, description = "The pool refuses the reorg", body = crate::error::ErrorBody),
         (status = 503, description = "Fenced or unavailable", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn reorg(
     State(state): State<AppState>,
+    query: Result<Query<NoParams>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<BlockResponse>, ApiError> {
-    let body: ReorgBody = read_json(&state, &headers, body).await?;
+    let body: ReorgBody = read_json(&state, query, &headers, body).await?;
     let config = &state.config;
     if body.orphaned.is_empty() {
         return Err(invalid("orphaned must name at least one block"));

@@ -13,7 +13,7 @@ use mempulse_primitives::{Digest, RaftIndex, Seq};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{events::query_error, parse_digits};
+use super::{parse_digits, query_error};
 use crate::{
     ApiError, ErrorCode, ReplayPoint, ReplayReport, ReplayRequest, ServiceError, StateRoot,
     StateRootLookup, state::AppState,

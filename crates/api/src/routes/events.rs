@@ -18,7 +18,7 @@ use mempulse_primitives::{Event, Seq, SequencedEvent};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{KindFilter, parse_cursor, parse_kinds, parse_limit};
+use super::{KindFilter, parse_cursor, parse_kinds, parse_limit, query_error};
 use crate::{ApiError, ErrorCode, state::AppState};
 
 /// Header carrying the `next` cursor (also set on NDJSON responses, which have no envelope).
@@ -71,11 +71,6 @@ impl ScanParams {
         let kinds = query.kinds.as_deref().map(parse_kinds).transpose()?.unwrap_or(KindFilter::ALL);
         Ok(Self { after, limit, kinds })
     }
-}
-
-/// Maps a query-string rejection to `INVALID_QUERY`.
-pub(crate) fn query_error(rejection: &QueryRejection) -> ApiError {
-    ApiError::new(ErrorCode::InvalidQuery, rejection.body_text())
 }
 
 /// A page of durable events after a cursor.

@@ -8,10 +8,29 @@ pub(crate) mod status;
 pub(crate) mod stream;
 pub(crate) mod txs;
 
+use axum::extract::{Query, rejection::QueryRejection};
 use mempulse_primitives::{KindCode, Seq};
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, de::DeserializeOwned};
 
 use crate::{ApiError, ErrorCode};
+
+/// Maps a query-string rejection (an unknown or repeated parameter, a value of the wrong
+/// type) to `INVALID_QUERY`.
+pub(crate) fn query_error(rejection: &QueryRejection) -> ApiError {
+    ApiError::new(ErrorCode::InvalidQuery, rejection.body_text())
+}
+
+/// The query of a `/v1` route that takes no parameters: every parameter is unknown, so the
+/// route answers `INVALID_QUERY` for it as the routes with parameters do for theirs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoParams {}
+
+/// `Err(INVALID_QUERY)` when a route that takes no parameters got some (an empty query string
+/// passes).
+pub(crate) fn no_params(query: Result<Query<NoParams>, QueryRejection>) -> Result<(), ApiError> {
+    query.map(|_| ()).map_err(|e| query_error(&e))
+}
 
 /// Parses a JSON body: bad syntax is `INVALID_JSON`, the wrong shape `INVALID_BODY`.
 pub(crate) fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

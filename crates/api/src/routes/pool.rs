@@ -12,7 +12,7 @@ use mempulse_primitives::RaftIndex;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::events::query_error;
+use super::query_error;
 use crate::{ApiError, Consistency, ErrorCode, hex::parse_hash, rpc::tx_object, state::AppState};
 
 /// Query of the pool routes.

@@ -1,18 +1,26 @@
 //! `GET /v1/cluster`, `GET /v1/catalog`, `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /v1/openapi.json`.
 //!
+//! Query strings: `/v1/cluster` and `/v1/catalog` take no parameters and refuse any with 400
+//! `INVALID_QUERY`, as every `/v1` route refuses one it does not know; the probes, `/metrics`
+//! and the OpenAPI document ignore the query string (probes and scrapers may add their own).
+//!
 //! Fencing: `/readyz` answers 503 `SELF_FENCED` (a fenced node must leave load balancers);
 //! the others keep answering, since they describe the node rather than its state.
 
 use axum::{
     Json,
-    extract::State,
+    extract::{Query, State, rejection::QueryRejection},
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
 use utoipa::{OpenApi as _, ToSchema};
 
-use crate::{ApiError, ErrorCode, state::AppState};
+use crate::{
+    ApiError, ErrorCode,
+    routes::{NoParams, no_params},
+    state::AppState,
+};
 
 /// One cluster member.
 #[derive(Debug, Serialize, ToSchema)]
@@ -67,8 +75,15 @@ pub(crate) struct ScheduleBody {
 
 /// Cluster status: members, leader, term, commit and applied index, and the proposer schedule.
 #[utoipa::path(get, path = "/v1/cluster", tag = "node",
-    responses((status = 200, description = "This node's view of its cluster", body = ClusterBody)))]
-pub(crate) async fn cluster(State(state): State<AppState>) -> Json<ClusterBody> {
+    responses(
+        (status = 200, description = "This node's view of its cluster", body = ClusterBody),
+        (status = 400, description = "A query parameter (the route takes none)", body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn cluster(
+    State(state): State<AppState>,
+    query: Result<Query<NoParams>, QueryRejection>,
+) -> Result<Json<ClusterBody>, ApiError> {
+    no_params(query)?;
     let view = state.services.cluster.status();
     let members = view
         .members
@@ -80,7 +95,7 @@ pub(crate) async fn cluster(State(state): State<AppState>) -> Json<ClusterBody> 
             voter: view.voters.contains(id),
         })
         .collect();
-    Json(ClusterBody {
+    Ok(Json(ClusterBody {
         node: view.node.0,
         role: view.role,
         leader: view.leader.map(|l| l.0),
@@ -95,7 +110,7 @@ pub(crate) async fn cluster(State(state): State<AppState>) -> Json<ClusterBody> 
             validator: s.validator.get(),
             tags: s.tags,
         }),
-    })
+    }))
 }
 
 /// One node of the peer catalog.
@@ -130,8 +145,15 @@ pub(crate) struct CatalogBody {
 
 /// The peer catalog: every node's latest announcement (validator, addresses, tags, role).
 #[utoipa::path(get, path = "/v1/catalog", tag = "node",
-    responses((status = 200, description = "The peer catalog", body = CatalogBody)))]
-pub(crate) async fn catalog(State(state): State<AppState>) -> Json<CatalogBody> {
+    responses(
+        (status = 200, description = "The peer catalog", body = CatalogBody),
+        (status = 400, description = "A query parameter (the route takes none)", body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn catalog(
+    State(state): State<AppState>,
+    query: Result<Query<NoParams>, QueryRejection>,
+) -> Result<Json<CatalogBody>, ApiError> {
+    no_params(query)?;
     let nodes = state
         .services
         .cluster
@@ -149,7 +171,7 @@ pub(crate) async fn catalog(State(state): State<AppState>) -> Json<CatalogBody> 
             age_ms: n.age_ms,
         })
         .collect();
-    Json(CatalogBody { nodes })
+    Ok(Json(CatalogBody { nodes }))
 }
 
 /// Status of a probe.

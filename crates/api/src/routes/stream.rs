@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use utoipa::IntoParams;
 
-use super::{KindFilter, events::decode_record, events::query_error, parse_cursor, parse_kinds};
+use super::{KindFilter, events::decode_record, parse_cursor, parse_kinds, query_error};
 use crate::{ApiError, ErrorCode, EventLog, ServiceError, state::AppState};
 
 /// Set by `serve` when shutdown begins: live tails end with `reason: shutting_down` so the

@@ -9,7 +9,10 @@ use std::net::SocketAddr;
 use axum::{
     Json,
     body::Body,
-    extract::{ConnectInfo, Extension, Path, State, rejection::PathRejection},
+    extract::{
+        ConnectInfo, Extension, Path, Query, State,
+        rejection::{PathRejection, QueryRejection},
+    },
     http::HeaderMap,
 };
 use bytes::Bytes;
@@ -20,6 +23,7 @@ use utoipa::ToSchema;
 use crate::{
     ApiError, ErrorCode, TxVerdict,
     hex::{parse_bytes, parse_hash},
+    routes::{NoParams, no_params},
     rpc::geth_message,
     state::{AppState, media_type, read_body},
 };
@@ -77,7 +81,7 @@ pub(crate) struct SubmitResponse {
     ),
     responses(
         (status = 200, description = "One result per transaction", body = SubmitResponse),
-        (status = 400, description = "Malformed body, bad hex or too many transactions", body = crate::error::ErrorBody),
+        (status = 400, description = "Malformed body, bad hex, too many transactions, or a query parameter (the route takes none)", body = crate::error::ErrorBody),
         (status = 413, description = "Body too large", body = crate::error::ErrorBody),
         (status = 415, description = "Unsupported content type", body = crate::error::ErrorBody),
         (status = 503, description = "Fenced or unavailable", body = crate::error::ErrorBody),
@@ -86,9 +90,11 @@ pub(crate) struct SubmitResponse {
 pub(crate) async fn submit(
     State(state): State<AppState>,
     client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    query: Result<Query<NoParams>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<SubmitResponse>, ApiError> {
+    no_params(query)?;
     let state = state.for_client(client);
     state.check_fence()?;
     let kind = media_type(&headers);
@@ -205,17 +211,19 @@ pub(crate) struct LifecycleResponse {
     params(("hash" = String, Path, description = "0x-prefixed 32-byte transaction hash")),
     responses(
         (status = 200, description = "Facts in seq order", body = LifecycleResponse),
-        (status = 400, description = "Not a 32-byte hex hash", body = crate::error::ErrorBody),
+        (status = 400, description = "Not a 32-byte hex hash, or a query parameter (the route takes none)", body = crate::error::ErrorBody),
         (status = 404, description = "The log knows nothing of the transaction", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn lifecycle(
     State(state): State<AppState>,
     hash: Result<Path<String>, PathRejection>,
+    query: Result<Query<NoParams>, QueryRejection>,
 ) -> Result<Json<LifecycleResponse>, ApiError> {
     let Path(text) = hash.map_err(|e| ApiError::new(ErrorCode::InvalidHash, e.body_text()))?;
     let hash =
         parse_hash(&text).map_err(|e| ApiError::new(ErrorCode::InvalidHash, e.to_string()))?;
+    no_params(query)?;
     let max = state.config.lifecycle_events_max;
     let mut events = state.services.history.lifecycle(hash, max.saturating_add(1)).await?;
     if events.is_empty() {

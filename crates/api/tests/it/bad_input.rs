@@ -137,6 +137,15 @@ fn cases() -> Vec<Case> {
         case("33-byte hash", "GET", format!("/v1/txs/{}", hash_of(66))).bad("INVALID_HASH"),
         case("non-hex hash", "GET", format!("/v1/txs/0x{}", "z".repeat(64))).bad("INVALID_HASH"),
         case("non-UTF-8 hash", "GET", "/v1/txs/%FF%FE").bad("INVALID_HASH"),
+        case("lifecycle repeated parameter", "GET", format!("/v1/txs/{h64}?x=1&x=2")).bad("INVALID_QUERY"),
+        case("lifecycle consistency", "GET", format!("/v1/txs/{h64}?consistency=weak")).bad("INVALID_QUERY"),
+        // Routes that take no parameters refuse any, as the others refuse unknown ones.
+        case("cluster unknown parameter", "GET", "/v1/cluster?bogus=1").bad("INVALID_QUERY"),
+        case("catalog unknown parameter", "GET", "/v1/catalog?after=-1").bad("INVALID_QUERY"),
+        case("submit parameter", "POST", "/v1/txs?raw=0x01").typed("application/octet-stream", vec![1, 2]).bad("INVALID_QUERY"),
+        case("build parameter", "POST", "/v1/blocks/build?proposer=1").json(r#"{"proposer":1}"#).bad("INVALID_QUERY"),
+        case("commit parameter", "POST", "/v1/blocks/commit?height=1").json(r#"{"height":1,"txs":[]}"#).bad("INVALID_QUERY"),
+        case("reorg parameter", "POST", "/v1/reorg?x=1").json(r#"{"fork_height":1,"orphaned":[{"height":2,"txs":[]}]}"#).bad("INVALID_QUERY"),
         // GET /v1/pool, /v1/pool/txs/{hash}: read consistency.
         case("unknown consistency", "GET", "/v1/pool?consistency=strong").bad("INVALID_CONSISTENCY"),
         case("empty consistency", "GET", "/v1/pool?consistency=").bad("INVALID_CONSISTENCY"),
@@ -312,4 +321,7 @@ async fn every_bad_input_gets_its_code_and_the_server_stays_up() {
         assert_eq!(get(&app, "/healthz").await.status, StatusCode::OK, "{name}: server down after");
     }
     assert!(node.pool.submitted.lock().unwrap().is_empty(), "no bad input reached the pool");
+    assert!(node.blocks.builds.lock().unwrap().is_empty(), "no bad build reached the pool");
+    assert!(node.blocks.commits.lock().unwrap().is_empty(), "no bad commit reached the pool");
+    assert!(node.blocks.reorgs.lock().unwrap().is_empty(), "no bad reorg reached the pool");
 }

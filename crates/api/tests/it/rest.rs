@@ -216,3 +216,25 @@ async fn every_route_in_the_table_is_served() {
         assert_ne!(code.as_deref(), Some("METHOD_NOT_ALLOWED"), "{method} {path}");
     }
 }
+
+#[tokio::test]
+async fn an_empty_query_is_no_parameter_and_non_v1_routes_ignore_the_query() {
+    let node = TestNode::default();
+    let tx = sample_tx(mempulse_primitives::TxType::Legacy, 2, 0);
+    node.log.append_kind(EventKind::TxAdmitted { tx: tx.clone(), subpool: Subpool::Pending });
+    let app = app(&node);
+    let lifecycle = format!("/v1/txs/{}?", tx.hash);
+    for uri in ["/v1/cluster?", "/v1/catalog?", lifecycle.as_str()] {
+        let answer = get(&app, uri).await;
+        assert_eq!(answer.status, StatusCode::OK, "{uri}: {:?}", answer.json());
+    }
+    // Probes, scrapers and JSON-RPC clients may add parameters of their own.
+    for uri in
+        ["/healthz?probe=1", "/readyz?x=1&x=2", "/metrics?format=text", "/v1/openapi.json?v=3"]
+    {
+        assert_eq!(get(&app, uri).await.status, StatusCode::OK, "{uri}");
+    }
+    let rpc = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"});
+    let answer = post_json(&app, "/rpc?apikey=x", &rpc).await;
+    assert_eq!(answer.json()["result"], json!("0x1"));
+}
