@@ -5,6 +5,7 @@
 //! (as geth); 204 when every call was a notification; 503 for a single call refused because
 //! the node is fenced or unavailable; 200 otherwise, with JSON-RPC errors in the body.
 
+mod envelope;
 mod error;
 mod methods;
 mod render;
@@ -18,8 +19,10 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
+use envelope::{Body as RpcBody, Envelope, is_valid_id};
 use futures_util::future::join_all;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value, value::RawValue};
 
 pub(crate) use error::geth_message;
 use error::{PARSE_ERROR, RpcError};
@@ -34,22 +37,36 @@ use crate::{
 const JSON_MEDIA_TYPES: [&str; 3] =
     ["application/json", "application/json-rpc", "application/jsonrequest"];
 
-/// One answered call: its id and its result or error.
+/// One answered call: its id (the JSON text the client sent) and its result or error.
 struct Reply {
-    id: Value,
+    id: Box<RawValue>,
     outcome: Result<Value, RpcError>,
 }
 
+/// A response object as it is written.
+#[derive(Serialize)]
+struct ReplyBody<'a> {
+    jsonrpc: &'static str,
+    /// Written as the client sent it.
+    id: &'a RawValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<Value>,
+}
+
 impl Reply {
-    fn to_json(&self) -> Value {
-        match &self.outcome {
-            Ok(result) => json!({ "jsonrpc": "2.0", "id": self.id, "result": result }),
-            Err(e) => json!({ "jsonrpc": "2.0", "id": self.id, "error": e.to_json() }),
-        }
+    fn body(&self) -> ReplyBody<'_> {
+        let (result, error) = match &self.outcome {
+            Ok(result) => (Some(result), None),
+            Err(e) => (None, Some(e.to_json())),
+        };
+        ReplyBody { jsonrpc: "2.0", id: &self.id, result, error }
     }
 
-    fn error(id: Value, err: RpcError) -> Self {
-        Self { id, outcome: Err(err) }
+    /// An error answered with id `null` (the call had no valid id).
+    fn anonymous(err: RpcError) -> Self {
+        Self { id: RawValue::NULL.to_owned(), outcome: Err(err) }
     }
 }
 
@@ -99,13 +116,12 @@ async fn handle_inner(
         }
     }
     let bytes = read_body(headers, body, state.config.body_bytes_max).await?;
-    let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
-        let err = RpcError::new(PARSE_ERROR, "parse error");
-        return Ok(single(&Reply::error(Value::Null, err)));
+    let Ok(body) = serde_json::from_slice::<RpcBody>(&bytes) else {
+        return Ok(single(&Reply::anonymous(RpcError::new(PARSE_ERROR, "parse error"))));
     };
-    Ok(match value {
-        Value::Array(calls) => batch(state, calls).await,
-        call => match call_one(state, call).await {
+    Ok(match body {
+        RpcBody::Batch(calls) => batch(state, calls).await,
+        RpcBody::Single(call) => match call_one(state, call).await {
             Some(reply) => single(&reply),
             None => StatusCode::NO_CONTENT.into_response(),
         },
@@ -117,12 +133,12 @@ fn single(reply: &Reply) -> Response {
         Err(e) if e.unavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::OK,
     };
-    (status, Json(reply.to_json())).into_response()
+    (status, Json(reply.body())).into_response()
 }
 
-async fn batch(state: &AppState, calls: Vec<Value>) -> Response {
+async fn batch(state: &AppState, calls: Vec<Envelope>) -> Response {
     if calls.is_empty() {
-        return single(&Reply::error(Value::Null, RpcError::invalid_request("empty batch")));
+        return single(&Reply::anonymous(RpcError::invalid_request("empty batch")));
     }
     if calls.len() > state.config.rpc_batch_max {
         let err = RpcError::invalid_request(format!(
@@ -130,56 +146,60 @@ async fn batch(state: &AppState, calls: Vec<Value>) -> Response {
             calls.len(),
             state.config.rpc_batch_max
         ));
-        return single(&Reply::error(Value::Null, err));
+        return single(&Reply::anonymous(err));
     }
     let replies = join_all(calls.into_iter().map(|c| call_one(state, c))).await;
-    let out: Vec<Value> = replies.iter().flatten().map(Reply::to_json).collect();
+    let out: Vec<ReplyBody<'_>> = replies.iter().flatten().map(Reply::body).collect();
     if out.is_empty() {
         return StatusCode::NO_CONTENT.into_response();
     }
-    Json(Value::Array(out)).into_response()
+    Json(out).into_response()
 }
 
 /// A validated request object.
 struct Call {
-    /// `None` for a notification.
-    id: Option<Value>,
+    /// `None` for a notification; otherwise the id as sent.
+    id: Option<Box<RawValue>>,
     method: String,
     params: Value,
 }
 
 /// Validates the envelope; an invalid one is answered with id `null` (or its id when valid).
-fn parse_call(value: Value) -> Result<Call, Reply> {
-    let Value::Object(mut obj) = value else {
-        return Err(Reply::error(Value::Null, RpcError::invalid_request("invalid request")));
+fn parse_call(envelope: Envelope) -> Result<Call, Reply> {
+    let Envelope::Object { id, members } = envelope else {
+        return Err(Reply::anonymous(RpcError::invalid_request("invalid request")));
     };
-    let id = obj.remove("id");
-    let reply_id = match &id {
-        None | Some(Value::Null) => Value::Null,
-        Some(v @ (Value::String(_) | Value::Number(_))) => v.clone(),
-        Some(_) => {
-            return Err(Reply::error(Value::Null, RpcError::invalid_request("invalid id")));
-        }
-    };
-    let invalid =
-        |message: &str| Reply::error(reply_id.clone(), RpcError::invalid_request(message));
-    match obj.get("jsonrpc") {
-        Some(Value::String(v)) if v == "2.0" => {}
-        _ => return Err(invalid("invalid request: jsonrpc must be \"2.0\"")),
+    if id.as_deref().is_some_and(|id| !is_valid_id(id)) {
+        return Err(Reply::anonymous(RpcError::invalid_request("invalid id")));
     }
-    let Some(Value::String(method)) = obj.remove("method") else {
-        return Err(invalid("invalid request: method must be a string"));
-    };
-    let params = match obj.remove("params") {
-        None | Some(Value::Null) => Value::Array(Vec::new()),
-        Some(p @ (Value::Array(_) | Value::Object(_))) => p,
-        Some(_) => return Err(invalid("invalid request: params must be an array or object")),
-    };
-    Ok(Call { id, method, params })
+    match method_and_params(members) {
+        Ok((method, params)) => Ok(Call { id, method, params }),
+        Err(message) => Err(Reply {
+            id: id.unwrap_or_else(|| RawValue::NULL.to_owned()),
+            outcome: Err(RpcError::invalid_request(message)),
+        }),
+    }
 }
 
-async fn call_one(state: &AppState, value: Value) -> Option<Reply> {
-    let call = match parse_call(value) {
+/// The method and params of a call whose `jsonrpc` is `"2.0"`, or why the call is invalid.
+fn method_and_params(mut members: Map<String, Value>) -> Result<(String, Value), &'static str> {
+    match members.get("jsonrpc") {
+        Some(Value::String(v)) if v == "2.0" => {}
+        _ => return Err("invalid request: jsonrpc must be \"2.0\""),
+    }
+    let Some(Value::String(method)) = members.remove("method") else {
+        return Err("invalid request: method must be a string");
+    };
+    let params = match members.remove("params") {
+        None | Some(Value::Null) => Value::Array(Vec::new()),
+        Some(p @ (Value::Array(_) | Value::Object(_))) => p,
+        Some(_) => return Err("invalid request: params must be an array or object"),
+    };
+    Ok((method, params))
+}
+
+async fn call_one(state: &AppState, envelope: Envelope) -> Option<Reply> {
+    let call = match parse_call(envelope) {
         Ok(call) => call,
         Err(reply) => return Some(reply),
     };

@@ -247,3 +247,59 @@ async fn json_rpc_content_types_follow_geth() {
     assert_eq!(refused.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(refused.code(), "UNSUPPORTED_MEDIA_TYPE");
 }
+
+/// Ids as clients send them, each with the exact text it must come back as.
+const IDS: [&str; 7] = [
+    "18446744073709551617",
+    "1e2",
+    "-42",
+    "-0.50",
+    "123456789012345678901234567890.000",
+    r#""a\"b\\c\u00e9\n""#,
+    "null",
+];
+
+#[tokio::test]
+async fn ids_are_echoed_exactly_as_sent() {
+    let node = TestNode::default();
+    let app = app(&node);
+    for id in IDS {
+        let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"eth_chainId"}}"#);
+        let answer = post(&app, "/", "application/json", body).await;
+        let text = String::from_utf8_lossy(&answer.body).into_owned();
+        assert!(text.contains(&format!(r#""id":{id},"#)), "{id}: {text}");
+        assert_eq!(answer.json()["result"], json!("0x1"), "{id}");
+    }
+    // Errors echo the id too (an invalid envelope with a valid id, an unknown method).
+    let body = r#"{"jsonrpc":"1.0","id":1e2,"method":"eth_chainId"}"#;
+    let text =
+        String::from_utf8_lossy(&post(&app, "/", "application/json", body).await.body).into_owned();
+    assert!(text.contains(r#""id":1e2,"#) && text.contains("-32600"), "{text}");
+
+    let calls: Vec<String> = IDS
+        .iter()
+        .map(|id| format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"eth_mine"}}"#))
+        .collect();
+    let answer = post(&app, "/rpc", "application/json", format!("[{}]", calls.join(","))).await;
+    let text = String::from_utf8_lossy(&answer.body).into_owned();
+    let replies = answer.json();
+    assert_eq!(replies.as_array().unwrap().len(), IDS.len(), "{text}");
+    let mut rest = text.as_str();
+    for id in IDS {
+        let at = rest.find(&format!(r#""id":{id},"#)).unwrap_or_else(|| panic!("{id}: {text}"));
+        rest = &rest[at..];
+    }
+    assert!(replies.as_array().unwrap().iter().all(|r| r["error"]["code"] == json!(-32601)));
+}
+
+#[tokio::test]
+async fn ids_that_are_not_a_string_number_or_null_are_refused() {
+    let node = TestNode::default();
+    let app = app(&node);
+    for id in ["{}", "[1]", "true", "false"] {
+        let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"eth_chainId"}}"#);
+        let reply = post(&app, "/", "application/json", body).await.json();
+        assert_eq!(reply["error"]["code"], json!(-32600), "{id}");
+        assert_eq!(reply["id"], Value::Null, "{id}");
+    }
+}
