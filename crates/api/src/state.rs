@@ -1,5 +1,5 @@
-//! State shared by every handler, and the helpers they all use: the fence check and bounded
-//! body reading.
+//! State shared by every handler, and the helpers they all use: the fence check, the content
+//! type, and bounded body reading.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -60,6 +60,23 @@ pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
     Some(essence)
 }
 
+/// Most bytes of a received header an error message quotes.
+const QUOTED_HEADER_BYTES_MAX: usize = 64;
+
+/// The `Content-Type` as received, for an error message: in quotes, with every byte outside
+/// printable ASCII escaped (`\xff`, `\t`, `\"`), cut after 64 bytes (`...` after the quote
+/// says so); `(none)` when the header is absent. Unlike [`media_type`] it shows a value that
+/// does not parse (`;;;/`, bytes that are not ASCII) as it came.
+pub(crate) fn received_content_type(headers: &HeaderMap) -> String {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return "(none)".to_owned();
+    };
+    let bytes = value.as_bytes();
+    let shown = bytes.get(..QUOTED_HEADER_BYTES_MAX).unwrap_or(bytes);
+    let cut = if shown.len() < bytes.len() { "..." } else { "" };
+    format!("\"{}\"{cut}", shown.escape_ascii())
+}
+
 /// Reads a whole body of at most `limit` bytes. A declared `Content-Length` above the limit is
 /// refused before reading; a body that grows past it is refused as soon as it does.
 pub(crate) async fn read_body(
@@ -89,4 +106,28 @@ pub(crate) async fn read_body(
         out.extend_from_slice(&chunk);
     }
     Ok(out.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn shown(value: &[u8]) -> String {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_bytes(value).unwrap());
+        received_content_type(&headers)
+    }
+
+    #[test]
+    fn content_types_are_shown_as_received_and_escaped() {
+        assert_eq!(received_content_type(&HeaderMap::new()), "(none)");
+        assert_eq!(shown(b"image/png"), r#""image/png""#);
+        assert_eq!(shown(b";;;/"), r#"";;;/""#);
+        assert_eq!(shown("t\u{e9}xt/\"x\"".as_bytes()), r#""t\xc3\xa9xt/\"x\"""#);
+        assert_eq!(shown(&[b'a', 0xff, b'\t', b'b']), r#""a\xff\tb""#);
+        let long = shown(&[b'x'; 100]);
+        assert_eq!(long, format!("\"{}\"...", "x".repeat(64)));
+    }
 }

@@ -26,7 +26,7 @@ use crate::{
     ApiError, BlockOutcome, BuildRequest, ErrorCode, OrphanedRaw, ReorgRequest,
     hex::{parse_bytes, parse_hash},
     metrics::ApiMetrics,
-    state::{AppState, media_type, read_body},
+    state::{AppState, media_type, read_body, received_content_type},
 };
 
 /// Body of `POST /v1/blocks/build`.
@@ -158,7 +158,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     if media_type(headers).as_deref() != Some("application/json") {
         return Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
-            "content type must be application/json",
+            format!("content type {} is not application/json", received_content_type(headers)),
         ));
     }
     let bytes = read_body(headers, body, state.config.body_bytes_max).await?;

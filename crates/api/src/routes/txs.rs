@@ -25,7 +25,7 @@ use crate::{
     hex::{parse_bytes, parse_hash},
     routes::{NoParams, no_params},
     rpc::geth_message,
-    state::{AppState, media_type, read_body},
+    state::{AppState, media_type, read_body, received_content_type},
 };
 
 /// JSON body of `POST /v1/txs`: exactly one of `raw` or `raws`.
@@ -108,13 +108,13 @@ pub(crate) async fn submit(
         }
         Some("application/json") => parse_json(&bytes)?,
         Some("text/plain") => parse_text(&bytes)?,
-        other => {
+        _ => {
             return Err(ApiError::new(
                 ErrorCode::UnsupportedMediaType,
                 format!(
-                    "content type {:?} is not one of application/octet-stream, \
+                    "content type {} is not one of application/octet-stream, \
                      application/json, text/plain",
-                    other.unwrap_or_default()
+                    received_content_type(&headers)
                 ),
             ));
         }

@@ -30,7 +30,7 @@ pub(crate) use render::tx_object;
 
 use crate::{
     ApiError, ErrorCode,
-    state::{AppState, media_type, read_body},
+    state::{AppState, media_type, read_body, received_content_type},
 };
 
 /// Content types geth accepts for JSON-RPC.
@@ -103,17 +103,14 @@ async fn handle_inner(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    match media_type(headers) {
-        Some(t) if JSON_MEDIA_TYPES.contains(&t.as_str()) => {}
-        other => {
-            return Err(ApiError::new(
-                ErrorCode::UnsupportedMediaType,
-                format!(
-                    "invalid content type {:?}, only application/json is supported",
-                    other.unwrap_or_default()
-                ),
-            ));
-        }
+    if !media_type(headers).is_some_and(|t| JSON_MEDIA_TYPES.contains(&t.as_str())) {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!(
+                "invalid content type {}, only application/json is supported",
+                received_content_type(headers)
+            ),
+        ));
     }
     let bytes = read_body(headers, body, state.config.body_bytes_max).await?;
     let Ok(body) = serde_json::from_slice::<RpcBody>(&bytes) else {

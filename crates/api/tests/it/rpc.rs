@@ -303,3 +303,26 @@ async fn ids_that_are_not_a_string_number_or_null_are_refused() {
         assert_eq!(reply["id"], Value::Null, "{id}");
     }
 }
+
+#[tokio::test]
+async fn a_content_type_that_does_not_parse_is_shown_as_received() {
+    let node = TestNode::default();
+    let app = app(&node);
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#;
+    let cases = [
+        ("/", b";;;/".to_vec(), r#"";;;/""#.to_owned()),
+        ("/v1/txs", "applicati\u{f6}n/json".into(), r#""applicati\xc3\xb6n/json""#.to_owned()),
+        ("/v1/reorg", vec![b'x'; 300], format!("\"{}\"... is", "x".repeat(64))),
+    ];
+    for (uri, value, shown) in cases {
+        let request = axum::http::Request::post(uri)
+            .header("content-type", axum::http::HeaderValue::from_bytes(&value).unwrap())
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        let answer = crate::helpers::send(&app, request).await;
+        assert_eq!(answer.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{uri}");
+        let message = answer.json()["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(&shown), "{uri}: {message}");
+        assert!(!message.contains(r#""""#), "{uri}: {message}");
+    }
+}
