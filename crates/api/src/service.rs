@@ -366,8 +366,11 @@ pub trait StateRoots: Send + Sync + 'static {
     /// [`ServiceError::LimitExceeded`] when the replay would apply more events or report more
     /// points than the request allows; [`ServiceError::BeyondLog`] when `from` is past the
     /// last durable seq; [`ServiceError::Purged`] when the range was purged;
-    /// [`ServiceError::Unavailable`] when too many replays run already; another
-    /// [`ServiceError`] when the log cannot be read.
+    /// [`ServiceError::Unavailable`] with [`Unavailable::Overloaded`] when a replay runs
+    /// already (the route answers that another replay is running); another [`ServiceError`]
+    /// when the log cannot be read.
+    ///
+    /// [`Unavailable::Overloaded`]: crate::Unavailable::Overloaded
     fn replay(&self, request: ReplayRequest) -> BoxFuture<'_, ServiceResult<ReplayReport>>;
 }
 

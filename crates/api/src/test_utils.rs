@@ -16,7 +16,7 @@ use mempulse_primitives::{
     Subpool, Tx, TxHash, UnixMillis,
 };
 use mempulse_wal::Record;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::{
     BlockOps, BlockOutcome, BuildRequest, ClusterInfo, ClusterView, EventLog, FenceState,
@@ -381,6 +381,12 @@ pub struct FakeStateRoots {
     pub first_seq: Mutex<Seq>,
     /// Every replay request, in order.
     pub requests: Mutex<Vec<ReplayRequest>>,
+    /// While `true`, a replay that started holds the one replay slot and waits until it turns
+    /// `false`: a long replay, for tests of concurrent ones.
+    pub hold: watch::Sender<bool>,
+    /// One replay at a time, as the node runs them; another meanwhile is refused with
+    /// [`Unavailable::Overloaded`].
+    replays: Semaphore,
 }
 
 impl Default for FakeStateRoots {
@@ -398,11 +404,19 @@ impl Default for FakeStateRoots {
             diverged: Mutex::default(),
             first_seq: Mutex::new(Seq(1)),
             requests: Mutex::default(),
+            hold: watch::channel(false).0,
+            replays: Semaphore::new(1),
         }
     }
 }
 
 impl FakeStateRoots {
+    /// Replays running now (0 or 1).
+    #[must_use]
+    pub fn replays_running(&self) -> usize {
+        1 - self.replays.available_permits().min(1)
+    }
+
     /// The fake digest after `seq`.
     #[must_use]
     pub fn digest_at(seq: Seq) -> Digest {
@@ -494,8 +508,16 @@ impl StateRoots for FakeStateRoots {
     }
 
     fn replay(&self, request: ReplayRequest) -> BoxFuture<'_, ServiceResult<ReplayReport>> {
-        let result = self.run(request);
-        async move { result }.boxed()
+        async move {
+            let Ok(_slot) = self.replays.try_acquire() else {
+                return Err(ServiceError::Unavailable(Unavailable::Overloaded));
+            };
+            let mut hold = self.hold.subscribe();
+            // The sender lives in `self`, so the wait ends only when the hold is released.
+            let _released = hold.wait_for(|held| !*held).await;
+            self.run(request)
+        }
+        .boxed()
     }
 }
 

@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{parse_digits, query_error};
 use crate::{
     ApiError, ErrorCode, ReplayPoint, ReplayReport, ReplayRequest, ServiceError, StateRoot,
-    StateRootLookup, state::AppState,
+    StateRootLookup, Unavailable, state::AppState,
 };
 
 /// Query of `GET /v1/state-root`.
@@ -264,7 +264,7 @@ impl ReplayBody {
         (status = 400, description = "Bad parameter, or more events or points than the limits", body = crate::error::ErrorBody),
         (status = 404, description = "`from` is past the last durable seq", body = crate::error::ErrorBody),
         (status = 410, description = "The range was purged", body = crate::error::ErrorBody),
-        (status = 503, description = "Too many replays running", body = crate::error::ErrorBody),
+        (status = 503, description = "Another replay is already running", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn replay(
@@ -281,6 +281,11 @@ pub(crate) async fn replay(
                  the events before it",
                 request.from.get() - 1
             ),
+        ),
+        // The only reason the node gives for a replay it cannot start now: one runs already.
+        ServiceError::Unavailable(Unavailable::Overloaded) => ApiError::new(
+            ErrorCode::Unavailable,
+            "another replay is already running on this node; retry when it ends",
         ),
         other => other.into(),
     })?;

@@ -8,7 +8,7 @@ use mempulse_api::{
 use mempulse_primitives::{FenceReason, Height, Seq, ValidatorId};
 use serde_json::json;
 
-use crate::helpers::{app, get};
+use crate::helpers::{DEADLINE, app, get};
 
 #[tokio::test]
 async fn state_root_reports_the_latest_or_the_digest_through_an_index() {
@@ -114,4 +114,36 @@ async fn the_cluster_view_shows_the_schedule_only_when_configured() {
         body["schedule"],
         json!({"height": 7, "proposer": 2, "validator": 1, "tags": ["proposer-next"]})
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_replay_while_one_runs_is_told_so() {
+    let node = TestNode::default();
+    let app = app(&node);
+    node.state.hold.send_replace(true);
+    let first = tokio::spawn({
+        let app = app.clone();
+        async move { get(&app, "/v1/replay?from=1&to=10").await }
+    });
+    tokio::time::timeout(DEADLINE, async {
+        while node.state.replays_running() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("the first replay never started");
+
+    let second = get(&app, "/v1/replay?from=1&to=10").await;
+    assert_eq!(
+        (second.status, second.code().as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
+    );
+    assert_eq!(second.headers["retry-after"], "1");
+    let message = second.json()["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("another replay is already running"), "{message}");
+
+    node.state.hold.send_replace(false);
+    let first = tokio::time::timeout(DEADLINE, first).await.unwrap().unwrap();
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(get(&app, "/v1/replay?from=1&to=10").await.status, StatusCode::OK);
 }
