@@ -192,6 +192,9 @@ pub enum CorruptKind {
     FrameTruncated,
     /// A sealed segment ends before its last seq.
     MissingRecords,
+    /// The active segment's frames stop here (unreadable or zeroed bytes), yet valid records
+    /// of the log follow: damage inside the log, not a torn write at its end.
+    RecordsAfterDamage,
 }
 
 impl CorruptKind {
@@ -208,6 +211,7 @@ impl CorruptKind {
             Self::FrameLength => "frame-length",
             Self::FrameTruncated => "frame-truncated",
             Self::MissingRecords => "missing-records",
+            Self::RecordsAfterDamage => "records-after-damage",
         }
     }
 }

@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, ops::ControlFlow, sync::Arc};
 use mempulse_primitives::Seq;
 
 use crate::{
-    codec::{self, HEADER_LEN},
+    codec::{self, HEADER_LEN, Peeked},
     error::{CorruptKind, Error, IoOp, Result},
     segment::{self, FileKind, Segment, Walk, WalkEnd, WalkFrom},
     storage::{Storage, read_full_at},
@@ -111,7 +111,78 @@ pub(crate) fn scan_tail(
             true
         }
     };
+    if walk.end != WalkEnd::Eof
+        && let Some((offset, seq)) =
+            live_record_after(seg, walk.offset, walk.next_seq, max_payload).map_err(read_err)?
+    {
+        tracing::error!(
+            segment = %seg.name,
+            end = walk.offset,
+            record_offset = offset,
+            record_seq = seq.0,
+            "wal damaged before its end: valid records follow unreadable bytes"
+        );
+        return Err(Error::corrupt(&seg.name, walk.offset, CorruptKind::RecordsAfterDamage));
+    }
     Ok(Tail { next_seq: walk.next_seq, end: walk.offset, torn })
+}
+
+/// Bytes after the end of the readable frames searched for records of the log.
+const SEARCH_BYTES: usize = 1 << 20;
+
+/// Seqs tried per candidate frame: a hole hides at most this many records.
+const SEARCH_SEQS: u64 = 512;
+
+/// The offset and seq of a valid frame of the log within [`SEARCH_BYTES`] after `end`, where
+/// the active segment's readable frames stop (seq `next` would come next).
+///
+/// The walk cannot tell a hole (zeroed or damaged bytes with records after them) from the end
+/// of what was written, since a frame's position is only known from the one before. So the
+/// bytes after the end are searched: every offset whose length field is plausible is tried as
+/// a frame of each seq from `next` on (as many as the gap could hide, at most [`SEARCH_SEQS`]).
+/// A frame's checksum covers its seq, so stale frames of a recycled or truncated segment (lower
+/// seqs) and preallocated zeros never match; a match means records the log wrote lie past
+/// damage, which recovery must not cut off.
+fn live_record_after(
+    seg: &Segment,
+    end: u64,
+    next: Seq,
+    max_payload: u64,
+) -> std::io::Result<Option<(u64, Seq)>> {
+    let room = usize::try_from(seg.end().saturating_sub(end)).unwrap_or(usize::MAX);
+    let mut bytes = vec![0u8; room.min(SEARCH_BYTES)];
+    let n = read_full_at(seg.file.as_ref(), &mut bytes, end)?;
+    bytes.truncate(n);
+    // The frame at `end` (seq `next`) is what the walk could not read; it takes at least a
+    // header and one byte, so the next frame starts after that.
+    let mut at = codec::FRAME_HEADER_LEN + 1;
+    while at + codec::FRAME_HEADER_LEN <= bytes.len() {
+        // A length field of zero cannot start a frame: skip runs of zeros a word at a time.
+        if bytes.get(at..at + 8).is_some_and(|w| w.iter().all(|b| *b == 0)) {
+            at += 5; // any frame start overlapping these 8 zero bytes has a zero length field
+            continue;
+        }
+        if let Some(found) = frame_at(&bytes, at, end, next, max_payload) {
+            return Ok(Some(found));
+        }
+        at += 1;
+    }
+    Ok(None)
+}
+
+/// The seq of a valid frame at `bytes[at..]` (`bytes` starts at segment offset `end`).
+fn frame_at(bytes: &[u8], at: usize, end: u64, next: Seq, max_payload: u64) -> Option<(u64, Seq)> {
+    let Peeked::Frame { size, crc } = codec::peek_frame(bytes.get(at..)?, max_payload) else {
+        return None;
+    };
+    let payload = bytes.get(at + codec::FRAME_HEADER_LEN..at + size)?;
+    let len = u32::try_from(payload.len()).ok()?;
+    let payload_crc = crc32c::crc32c(payload);
+    // The frames between `end` and here (seq `next` on) take at least a header and a byte each.
+    let hidden = (at / (codec::FRAME_HEADER_LEN + 1)) as u64;
+    (1..=hidden.min(SEARCH_SEQS)).map(|k| Seq(next.0.saturating_add(k))).find_map(|seq| {
+        (codec::frame_crc_from(seq, len, payload_crc) == crc).then_some((end + at as u64, seq))
+    })
 }
 
 /// Whether a valid frame for the seq after a bad frame follows it: then the bad frame is damage

@@ -85,6 +85,79 @@ fn damage_before_the_tail_is_an_error_with_location() {
     }
 }
 
+/// A log of `n` records whose active segment holds at least 12 frames, with its frames.
+fn active_with_frames() -> (SimStorage, String, Vec<(u64, usize, usize)>) {
+    let (n, base) =
+        (100..300).map(|n| (n, build(n))).find(|(n, b)| n - active_segment(b).1 >= 12).unwrap();
+    let (name, first) = active_segment(&base);
+    (base, name, frame_offsets(first, n))
+}
+
+fn expect_records_after_damage(image: &SimStorage, name: &str, at: usize) {
+    match open_sim(image, small_config(Preallocate::Fallocate)).unwrap_err() {
+        Error::Corrupt { segment, offset, kind } => {
+            assert_eq!((segment.as_str(), offset), (name, at as u64));
+            assert_eq!(kind, mempulse_wal::CorruptKind::RecordsAfterDamage);
+        }
+        other => panic!("unexpected {other}"),
+    }
+}
+
+#[test]
+fn zeroed_frames_with_records_after_them_are_an_error_not_the_end() {
+    let (base, name, frames) = active_with_frames();
+    let original = base.file_bytes(&name).unwrap();
+    // Zero one frame, two frames, and a run that starts and ends inside frames (a lost
+    // sector), each with valid frames after the hole.
+    let k = frames.len() - 8;
+    let (_, a, a_size) = frames[k];
+    let (_, b, b_size) = frames[k + 1];
+    for (from, to, walk_stops_at) in [(a, a + a_size, a), (a, b + b_size, a), (a + 3, b + 5, a)] {
+        let image = base.crash_image(CrashMode::KeepUnsynced);
+        let mut bytes = original.clone();
+        bytes[from..to].fill(0);
+        image.set_file_bytes(&name, bytes);
+        expect_records_after_damage(&image, &name, walk_stops_at);
+    }
+}
+
+#[test]
+fn consecutive_damaged_frames_before_valid_ones_are_an_error() {
+    let (base, name, frames) = active_with_frames();
+    let mut bytes = base.file_bytes(&name).unwrap();
+    let k = frames.len() - 8;
+    for (_, start, _) in &frames[k..k + 3] {
+        bytes[start + 9] ^= 0x10; // a payload byte of each of three frames in a row
+    }
+    base.set_file_bytes(&name, bytes);
+    expect_records_after_damage(&base, &name, frames[k].1);
+}
+
+#[test]
+fn zeros_and_stale_frames_after_the_end_are_not_damage() {
+    // Truncation leaves nothing readable behind; a log reopened after it, and after more
+    // appends over the cut, ends where its writer stopped.
+    let sim = SimStorage::new();
+    let mut wal = open_sim(&sim, small_config(Preallocate::Fallocate)).unwrap();
+    wal.append(&payloads(1, 150)).unwrap();
+    wal.sync().unwrap();
+    wal.truncate_after(Seq(120)).unwrap();
+    wal.append(&payloads(121, 5)).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let wal = open_sim(&sim, small_config(Preallocate::Fallocate)).unwrap();
+    assert_eq!(wal.last_seq(), Seq(125));
+    assert_log(&wal.reader(), 1, 125);
+    // A torn last frame stays a torn tail: nothing of the log follows it.
+    let (name, first) = active_segment(&sim);
+    let (_, start, size) = *frame_offsets(first, 125).last().unwrap();
+    let mut bytes = sim.file_bytes(&name).unwrap();
+    bytes[start + size - 1] ^= 0x01;
+    sim.set_file_bytes(&name, bytes);
+    let wal = open_sim(&sim, small_config(Preallocate::Fallocate)).unwrap();
+    assert_eq!(wal.last_seq(), Seq(124));
+}
+
 #[test]
 fn random_flips_in_sealed_segments_are_reported() {
     let seed = 0xC0FF_EE00_u64;
