@@ -8,10 +8,11 @@ mod cluster;
 mod fence;
 mod serve;
 mod stream;
+mod tls_files;
 
 use std::{path::PathBuf, time::Duration};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use mempulse_wal::{DEFAULT_SEGMENT_SIZE_BYTES, Preallocate, SyncPolicy, WalConfig};
 use serde::Deserialize;
 
@@ -129,6 +130,55 @@ impl NodeConfig {
         config.apply_cluster_flags(args)?;
         config.blocks.check(&config.schedule)?;
         Ok(config)
+    }
+
+    /// Checks every setting `run` uses (addresses, `[tls]` files, the validators file, the
+    /// cluster's members and timings, the bounds) without touching the data directory, so a
+    /// refused configuration leaves it exactly as it was.
+    ///
+    /// # Errors
+    /// The first bad setting, named with its key and value.
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        self.event_log()?;
+        self.api.check()?;
+        let stream_addr = self.stream.listen_addr()?;
+        self.stream.limits()?;
+        let cluster = &self.cluster;
+        let members = cluster.members()?;
+        cluster.log_store(&self.raft_dir())?;
+        cluster.raft()?;
+        let plaintext =
+            matches!(self.tls.security()?, mempulse_cluster::Security::InsecurePlaintextLoopback);
+        if plaintext {
+            let raft_addr = cluster.listen_addr()?;
+            ensure!(
+                raft_addr.ip().is_loopback(),
+                "[cluster] raft-addr {raft_addr} is not on loopback, and [tls] is plaintext \
+                 (set ca-cert, node-cert and node-key)"
+            );
+            ensure!(
+                stream_addr.ip().is_loopback(),
+                "[stream] listen-addr {stream_addr} is not on loopback, and [tls] is plaintext \
+                 (set ca-cert, node-cert and node-key)"
+            );
+            // A host name is checked when dialled (it may resolve to loopback).
+            for (id, member) in &members {
+                if let Ok(addr) = member.raft_addr.parse::<std::net::SocketAddr>() {
+                    ensure!(
+                        addr.ip().is_loopback(),
+                        "cluster peer {}@{addr} is not on loopback, and [tls] is plaintext",
+                        id.0
+                    );
+                }
+            }
+        }
+        self.ingest.config()?;
+        self.schedule.load()?;
+        self.schedule.slot()?;
+        if self.sink.clickhouse.is_enabled() {
+            self.sink.clickhouse.validate().context("invalid [sink.clickhouse] configuration")?;
+        }
+        Ok(())
     }
 
     fn apply_cluster_flags(&mut self, args: &RunArgs) -> anyhow::Result<()> {

@@ -42,6 +42,8 @@ const INGEST_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let config = NodeConfig::load(args)?;
+    // Everything is checked before the data directory is created or opened.
+    config.validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("mempulse-worker")

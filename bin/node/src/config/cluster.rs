@@ -224,6 +224,7 @@ impl TlsSection {
         let plaintext = self.insecure_plaintext_loopback;
         match (files, plaintext) {
             ([Some(ca), Some(cert), Some(key)], None | Some(false)) => {
+                super::tls_files::check(ca, cert, key)?;
                 let identity = TlsIdentity::from_files(ca, cert, key)
                     .context("loading the [tls] certificates")?;
                 Ok(Security::MutualTls(identity))

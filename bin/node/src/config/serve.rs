@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::Context;
+use anyhow::{Context, ensure};
 use mempulse_api::ApiConfig;
 use mempulse_net::{CheckConfig, IngestConfig, ThrottleConfig};
 use mempulse_replay::{CheckpointPolicy, DEFAULT_CHECKPOINTS_RETAINED};
@@ -16,6 +16,12 @@ use serde::Deserialize;
 
 /// HTTP port of the embedded default (on 127.0.0.1): the JSON-RPC port wallets expect.
 pub(crate) const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8545";
+
+/// Largest `[api] body-bytes-max` accepted (a request body is held in memory).
+pub(crate) const BODY_BYTES_MAX_LIMIT: usize = 256 << 20;
+
+/// Largest `[api] rpc-batch-max` accepted (a batch is answered in one response).
+pub(crate) const RPC_BATCH_MAX_LIMIT: usize = 100_000;
 
 /// `[api]` section.
 #[derive(Clone, Debug, Deserialize)]
@@ -49,6 +55,28 @@ impl ApiSection {
         self.http_addr
             .parse()
             .with_context(|| format!("[api] http-addr `{}` is not ip:port", self.http_addr))
+    }
+
+    /// Checks the section: the address is `ip:port`, a body holds at least one largest
+    /// transaction as hex in a JSON-RPC call and at most [`BODY_BYTES_MAX_LIMIT`], and the
+    /// timeout and batch bound are positive.
+    pub(crate) fn check(&self) -> anyhow::Result<()> {
+        self.listen_addr()?;
+        let hex_tx = usize::try_from(mempulse_net::TX_BYTES_MAX).unwrap_or(usize::MAX);
+        let min = hex_tx.saturating_mul(2).saturating_add(1024);
+        let body = self.body_bytes_max;
+        ensure!(
+            (min..=BODY_BYTES_MAX_LIMIT).contains(&body),
+            "[api] body-bytes-max must be in {min}..={BODY_BYTES_MAX_LIMIT} (one largest \
+             transaction as hex, up to 256 MiB), got {body}"
+        );
+        ensure!(self.request_timeout_ms > 0, "[api] request-timeout-ms must be at least 1");
+        ensure!(
+            (1..=RPC_BATCH_MAX_LIMIT).contains(&self.rpc_batch_max),
+            "[api] rpc-batch-max must be in 1..={RPC_BATCH_MAX_LIMIT}, got {}",
+            self.rpc_batch_max
+        );
+        Ok(())
     }
 
     /// The router's configuration.

@@ -82,3 +82,78 @@ fn wait_for(rx: &mpsc::Receiver<String>, needle: &str) -> Option<String> {
     }
     None
 }
+
+/// Runs `mempulse run` with `args` (and `config`, when given, as its `--config` file) against
+/// a data directory that does not exist yet; returns the exit code, stderr, and whether the
+/// data directory exists afterwards.
+fn run_refused(args: &[&str], config: Option<&str>) -> (Option<i32>, String, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut command = Command::new(BIN);
+    command.arg("run").arg("--data-dir").arg(&data).args(args).current_dir(dir.path());
+    if let Some(text) = config {
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, text).unwrap();
+        command.arg("--config").arg(path);
+    }
+    let mut child = command
+        .env_remove("RUST_LOG")
+        .env("MEMPULSE_HTTP_ADDR", "127.0.0.1:0")
+        .env("MEMPULSE_STREAM_ADDR", "127.0.0.1:0")
+        .env("MEMPULSE_RAFT_ADDR", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("`run {args:?}` did not exit: it accepted the configuration");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.code(), stderr, data.exists())
+}
+
+#[test]
+fn a_refused_configuration_creates_no_data_directory() {
+    let cases: &[(&[&str], Option<&str>, &str)] = &[
+        (&["--http-addr", "999.1.1.1:80"], None, "999.1.1.1:80"),
+        (&["--http-addr", "localhost"], None, "http-addr"),
+        (&["--http-addr", "127.0.0.1:70000"], None, "127.0.0.1:70000"),
+        (&["--stream-addr", "nope"], None, "listen-addr `nope`"),
+        (&["--node-id", "0"], None, "node-id"),
+        (&["--raft-addr", "garbage"], None, "raft-addr"),
+        (&["--raft-addr", "0.0.0.0:7400"], None, "not on loopback"),
+        (&["--peers", "1@127.0.0.1:9999"], None, "1@127.0.0.1:9999"),
+        (
+            &[],
+            Some("[schedule]\nvalidators = \"/nonexistent/v.toml\"\nvalidator-id = 1\n"),
+            "/nonexistent/v.toml",
+        ),
+        (&[], Some("[cluster]\nheartbeat-interval-ms = 500\n"), "timings"),
+        (&[], Some("[cluster]\nsnapshot-every-entries = 0\n"), "snapshot-every-entries"),
+        (&[], Some("[cluster]\nsend-timeout-ms = 0\n"), "send-timeout-ms"),
+        (&[], Some("[cluster]\nlog-segment-size-bytes = 4096\n"), "log-segment-size-bytes"),
+        (
+            &[],
+            Some(
+                "[tls]\nca-cert = \"/nonexistent/ca.pem\"\nnode-cert = \"/n.pem\"\nnode-key = \"/k.pem\"\n",
+            ),
+            "/nonexistent/ca.pem",
+        ),
+        (&[], Some("[api]\nbody-bytes-max = 0\n"), "body-bytes-max"),
+    ];
+    for (args, config, needle) in cases {
+        let (code, stderr, exists) = run_refused(args, *config);
+        assert_eq!(code, Some(2), "{args:?} {config:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?} {config:?}: no `{needle}` in {stderr}");
+        assert!(!exists, "{args:?} {config:?}: the data directory was created");
+    }
+}
