@@ -107,6 +107,7 @@ impl ClusterSection {
         let me = self.id()?;
         self.listen_addr()?;
         let mut members = BTreeMap::from([(me, ClusterNode::new(self.raft_addr.clone(), ""))]);
+        let mut addrs = BTreeMap::from([(addr_key(&self.raft_addr), me)]);
         for text in &self.peers {
             let peer = parse_peer(text)?;
             if peer.id == me {
@@ -117,10 +118,18 @@ impl ClusterSection {
                 );
                 continue;
             }
-            let node = ClusterNode::new(peer.addr, "");
-            if members.insert(peer.id, node).is_some() {
-                bail!("peer id {} is listed twice", peer.id.0);
+            if members.contains_key(&peer.id) {
+                bail!("cluster peers list id {} twice", peer.id.0);
             }
+            if let Some(other) = addrs.insert(addr_key(&peer.addr), peer.id) {
+                let whose = if other == me { " (this node's raft-addr)" } else { "" };
+                bail!(
+                    "cluster peer `{text}` has the raft address of node {}{whose}: every member \
+                     needs its own address, or the cluster can never elect a leader",
+                    other.0
+                );
+            }
+            members.insert(peer.id, ClusterNode::new(peer.addr, ""));
         }
         Ok(members)
     }
@@ -163,6 +172,12 @@ impl ClusterSection {
         )?;
         Ok(raft)
     }
+}
+
+/// The form of a `host:port` two members must not share: the socket address when it is one
+/// (so `[::1]:7` and `[0:0:0:0:0:0:0:1]:7` are the same), else the lowercased text.
+fn addr_key(addr: &str) -> String {
+    addr.parse::<SocketAddr>().map_or_else(|_| addr.to_ascii_lowercase(), |a| a.to_string())
 }
 
 /// Parses `id@host:port` strictly: a positive decimal id, a non-empty host (an IPv6 address in
@@ -292,6 +307,14 @@ mod tests {
         assert!(c.members().is_err(), "own id at another address");
         c.peers = vec!["2@a:1".into(), "2@b:1".into()];
         assert!(c.members().is_err(), "duplicate id");
+        c.peers = vec!["2@127.0.0.1:7001".into(), "3@127.0.0.1:7001".into()];
+        let error = c.members().unwrap_err().to_string();
+        assert!(error.contains("3@127.0.0.1:7001") && error.contains("node 2"), "{error}");
+        c.peers = vec!["2@127.0.0.1:7000".into()];
+        let error = c.members().unwrap_err().to_string();
+        assert!(error.contains("this node's raft-addr"), "{error}");
+        c.peers = vec!["2@Host-A:1".into(), "3@host-a:1".into()];
+        assert!(c.members().is_err(), "one host name in two cases");
         c.peers.clear();
         c.raft_addr = "localhost:7000".into();
         assert!(c.members().is_err(), "raft-addr must be an ip");
