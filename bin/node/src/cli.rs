@@ -30,7 +30,7 @@ pub(crate) enum Command {
     /// Run a node (the embedded default without `--config`).
     Run(RunArgs),
     /// Create a CA and node certificates (PEM) for a test cluster.
-    Cert(CertArgs),
+    Cert(CertCommand),
     /// Administer a running cluster over its authenticated transport.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -63,6 +63,18 @@ pub(crate) struct CertArgs {
     /// Extra names (DNS or IP) every node certificate is valid for, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "127.0.0.1,localhost")]
     pub(crate) hosts: Vec<String>,
+}
+
+/// Arguments of `mempulse cert`: what to issue, and whether existing files may be replaced.
+#[derive(Debug, Args)]
+pub(crate) struct CertCommand {
+    /// What to issue, and where.
+    #[command(flatten)]
+    pub(crate) cert: CertArgs,
+    /// Replace files already in `--out` (a new CA invalidates every certificate the old one
+    /// issued); without it the command refuses to overwrite anything.
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 /// Which node an admin command talks to, and as whom.

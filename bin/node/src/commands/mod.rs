@@ -19,7 +19,7 @@ use crate::cli::Command;
 pub(crate) fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(args) => run::run(&args),
-        Command::Cert(args) => cert::run(&args),
+        Command::Cert(command) => cert::write(&command.cert, command.force),
         Command::Cluster(cmd) => cluster::run(cmd),
         Command::Wal(cmd) => wal::run(cmd),
         Command::Schedule(args) => schedule::run(&args),
