@@ -23,6 +23,7 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             out.display()
         );
     }
+    super::wal::require_segments(&args.wal)?;
     let reader = mempulse_wal::open_reader(&args.wal)
         .with_context(|| format!("opening the log in {}", args.wal.display()))?;
     let config = ReplayConfig { digest_every_events: args.every, ..ReplayConfig::default() };

@@ -43,6 +43,7 @@ pub(crate) fn run(args: &VerifyStateArgs) -> anyhow::Result<ExitCode> {
 /// Replays the whole log from its first event (read-only), keeping every sealed digest up to
 /// [`INDEX_DIGESTS_MAX`].
 fn replay(args: &VerifyStateArgs) -> anyhow::Result<Replayer> {
+    super::wal::require_segments(&args.wal)?;
     let reader = mempulse_wal::open_reader(&args.wal)
         .with_context(|| format!("opening the log in {}", args.wal.display()))?;
     let first = reader.first_seq();

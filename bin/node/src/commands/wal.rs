@@ -3,17 +3,57 @@
 use std::{
     io::{BufWriter, Write},
     ops::ControlFlow,
+    path::Path,
     process::ExitCode,
 };
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use mempulse_primitives::{Event, Seq, SequencedEvent};
 use mempulse_wal::Error;
 use serde_json::json;
 
 use crate::cli::WalCommand;
 
+/// Suffix of an event-log segment file (`<20-digit first seq>.seg`).
+const SEGMENT_SUFFIX: &str = ".seg";
+
+/// Refuses a directory that holds no segment file: an empty or wrong directory would otherwise
+/// read as an empty log (`ok`, zero segments) and a replay of it as a state. Names the likely
+/// intended directory when `dir/events` exists (a node's data directory was given).
+///
+/// # Errors
+/// When `dir` cannot be listed or holds no segment file.
+pub(crate) fn require_segments(dir: &Path) -> anyhow::Result<()> {
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("listing the log directory {}", dir.display()))?;
+    for entry in entries {
+        let entry =
+            entry.with_context(|| format!("listing the log directory {}", dir.display()))?;
+        let name = entry.file_name();
+        let is_segment = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(SEGMENT_SUFFIX))
+            .is_some_and(|stem| stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()));
+        if is_segment {
+            return Ok(());
+        }
+    }
+    let events = dir.join("events");
+    if events.is_dir() {
+        bail!(
+            "{} holds no log segment file (*.seg): did you mean {}? (a node keeps its event log \
+             in <data-dir>/events)",
+            dir.display(),
+            events.display()
+        );
+    }
+    bail!("{} holds no log segment file (*.seg): not an event log directory", dir.display())
+}
+
 pub(crate) fn run(command: WalCommand) -> anyhow::Result<ExitCode> {
+    let (WalCommand::Verify { dir } | WalCommand::Stats { dir } | WalCommand::Dump { dir, .. }) =
+        &command;
+    require_segments(dir)?;
     match command {
         WalCommand::Verify { dir } => verify(&dir),
         WalCommand::Stats { dir } => {
@@ -72,6 +112,7 @@ fn verify(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
 fn dump(dir: &std::path::Path, from: Seq, limit: usize) -> anyhow::Result<ExitCode> {
     let reader =
         mempulse_wal::open_reader(dir).with_context(|| format!("opening {}", dir.display()))?;
+    require_events(&reader, dir)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut write_err = None;
@@ -99,6 +140,27 @@ fn dump(dir: &std::path::Path, from: Seq, limit: usize) -> anyhow::Result<ExitCo
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses a log whose first record does not decode as an event: another log in the same
+/// frame format (a node's Raft log) would otherwise print one decode error per record.
+fn require_events(reader: &mempulse_wal::WalReader, dir: &Path) -> anyhow::Result<()> {
+    let first = reader.first_seq();
+    let mut decoded = None;
+    reader
+        .scan_with(first, 1, |_, payload| {
+            decoded = Some(Event::from_bytes(payload).map(drop));
+            ControlFlow::Break(())
+        })
+        .with_context(|| format!("reading the first record of {}", dir.display()))?;
+    if let Some(Err(error)) = decoded {
+        bail!(
+            "{} is not an event log: its first record (seq {first}) does not decode as an event \
+             ({error}); a Raft log directory?",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 fn hex_string(bytes: &[u8]) -> String {

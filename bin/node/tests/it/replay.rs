@@ -219,7 +219,7 @@ fn bad_arguments_are_clear_errors() {
     let missing = dir.path().join("nope");
     let (code, _, err) = run(&["replay", "--wal", missing.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("opening the log in"), "{err}");
+    assert!(err.contains("log directory") && err.contains(missing.to_str().unwrap()), "{err}");
     let (code, _, err) = run(&["replay", "--wal", wal, "--every", "0"]);
     assert_eq!(code, 2);
     assert!(err.contains("--every"), "{err}");

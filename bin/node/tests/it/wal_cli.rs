@@ -121,3 +121,43 @@ fn bad_arguments_are_usage_errors_not_panics() {
     let (code, _, err) = run(&["wal", "dump", "x", "--from", "abc"]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn a_directory_without_segments_is_refused_with_a_hint() {
+    let data = tempfile::tempdir().unwrap();
+    write_log(&data.path().join("events"), 10);
+    let path = data.path().to_str().unwrap();
+    let hint = format!("did you mean {}", data.path().join("events").display());
+    for args in [
+        vec!["wal", "verify", path],
+        vec!["wal", "stats", path],
+        vec!["wal", "dump", path],
+        vec!["replay", "--wal", path, "--json"],
+        vec!["verify-state", "--wal", path, "--trusted-root", &"00".repeat(32), "--at", "6"],
+    ] {
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 2, "{args:?}: {out} {err}");
+        assert!(err.contains(&hint), "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+    }
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(&["wal", "verify", empty.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no log segment file"), "{err}");
+}
+
+#[test]
+fn dump_refuses_a_log_that_does_not_hold_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        WalConfig::new(dir.path()).with_segment_size_bytes(8 << 10).with_sync(SyncPolicy::Never);
+    let mut wal = Wal::open(config).unwrap();
+    // A record of another schema, as a Raft log holds.
+    wal.append(&[vec![2u8, 0, 0, 0, 1, 2, 3], vec![2u8, 9, 9]]).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let (code, out, err) = run(&["wal", "dump", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{out} {err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("is not an event log"), "{err}");
+}
