@@ -26,25 +26,35 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     super::wal::require_segments(&args.wal)?;
     let reader = mempulse_wal::open_reader(&args.wal)
         .with_context(|| format!("opening the log in {}", args.wal.display()))?;
+    if args.from_checkpoint.is_none() && reader.first_seq() > Seq(1) {
+        bail!(
+            "the log in {} starts at seq {}: its beginning was purged, so a replay from it is not \
+             the state from genesis; pass --from-checkpoint with a checkpoint at or after seq {}",
+            args.wal.display(),
+            reader.first_seq(),
+            reader.first_seq().get().saturating_sub(1)
+        );
+    }
     let config = ReplayConfig { digest_every_events: args.every, ..ReplayConfig::default() };
     let to = args.to.map(Seq);
     let source = args.from_checkpoint.as_deref().map(CheckpointStore::open_read_only);
     let resumed = resume(&reader, source.as_ref(), config, to).context("loading a checkpoint")?;
-    let sink = match &args.write_checkpoints {
-        Some(dir) => Some(
-            CheckpointStore::open(dir, usize::try_from(args.keep).unwrap_or(usize::MAX))
-                .with_context(|| format!("opening {}", dir.display()))?,
-        ),
-        None => None,
-    };
+    // Opened (and its directory created) at the first checkpoint written, not before.
+    let mut sink: Option<CheckpointStore> = None;
+    let retain = usize::try_from(args.keep).unwrap_or(usize::MAX);
     let mut replayer = resumed.replayer;
     let start = replayer.next_seq().unwrap_or(reader.first_seq());
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut write_err = None;
     let applied = replay_wal(&mut replayer, &reader, to, |r, point| {
-        if let Some(store) = &sink {
+        if let Some(dir) = &args.write_checkpoints {
+            let store = match sink.take() {
+                Some(store) => store,
+                None => CheckpointStore::open(dir, retain)?,
+            };
             store.write(r)?;
+            sink = Some(store);
         }
         if write_err.is_none()
             && let Err(e) = print_point(&mut out, point, args.json)

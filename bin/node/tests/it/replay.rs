@@ -230,3 +230,46 @@ fn bad_arguments_are_clear_errors() {
     assert_eq!(code, 2);
     assert!(err.contains("--wal"), "{err}");
 }
+
+#[test]
+fn replay_refuses_a_log_whose_beginning_was_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path());
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() > 1, "the log needs sealed segments");
+    std::fs::remove_file(&segments[0]).unwrap();
+    let first: u64 = segments[1].file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let (code, out, err) = run(&["replay", "--wal", dir.path().to_str().unwrap(), "--json"]);
+    assert_eq!(code, 2, "{out} {err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains(&format!("starts at seq {first}")) && err.contains("purged"), "{err}");
+}
+
+#[test]
+fn replay_creates_the_checkpoint_directory_only_when_it_writes_one() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path());
+    let out_dir = tempfile::tempdir().unwrap();
+    let deep = out_dir.path().join("deep/x");
+    let args = ["replay", "--wal", dir.path().to_str().unwrap(), "--every", "1000000000"];
+    let (code, out, err) =
+        run(&[&args[..], &["--write-checkpoints", deep.to_str().unwrap()]].concat());
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(!out_dir.path().join("deep").exists(), "created without a checkpoint to write");
+    let (code, out, err) = run(&[
+        "replay",
+        "--wal",
+        dir.path().to_str().unwrap(),
+        "--every",
+        "10",
+        "--write-checkpoints",
+        deep.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(deep.is_dir(), "no checkpoint written");
+}
