@@ -146,3 +146,25 @@ fn bad_input_exits_2_with_a_clear_message() {
     assert_eq!(code, 2);
     assert!(err.contains("--count"), "{err}");
 }
+
+#[test]
+fn the_last_heights_are_computed_at_once_by_the_schedules_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, FILE);
+    let started = std::time::Instant::now();
+    let (code, out, err) = run(&[
+        "--validators",
+        &path,
+        "--from-height",
+        "18446744073709551615",
+        "--count",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
+    let lines: Vec<serde_json::Value> =
+        out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "only one height is left: {out}");
+    assert_eq!(lines[0]["height"], 18_446_744_073_709_551_615_u64);
+}
