@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     match commands::dispatch(cli.command) {
         Ok(code) => code,
         Err(err) => {
-            tracing::error!(error = format!("{err:#}"), "command failed");
+            // Printed once, whatever `RUST_LOG` filters (not also logged: both go to stderr).
             eprintln!("error: {err:#}");
             ExitCode::from(2)
         }

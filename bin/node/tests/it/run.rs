@@ -150,10 +150,29 @@ fn a_refused_configuration_creates_no_data_directory() {
         ),
         (&[], Some("[api]\nbody-bytes-max = 0\n"), "body-bytes-max"),
     ];
+    let (_, stderr, _) = run_refused(&["--http-addr", "nope"], None);
+    assert_eq!(stderr.matches("http-addr `nope`").count(), 1, "printed more than once: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "colour codes on a pipe: {stderr:?}");
     for (args, config, needle) in cases {
         let (code, stderr, exists) = run_refused(args, *config);
         assert_eq!(code, Some(2), "{args:?} {config:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?} {config:?}: no `{needle}` in {stderr}");
         assert!(!exists, "{args:?} {config:?}: the data directory was created");
     }
+}
+
+#[test]
+fn log_lines_are_plain_text_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["cert", "--nodes", "1", "--out"])
+        .arg(dir.path().join("certs"))
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("node certificate written"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "colour codes on a pipe: {stderr:?}");
 }
