@@ -190,8 +190,9 @@ pub use state_machine::{
     StateView, WalFactSink, WrittenThrough, facts_in_log,
 };
 pub use transport::{
-    PeerClient, Security, TcpConfig, TcpConnection, TcpFactory, TcpTransport, TlsIdentity,
-    TransportError, WIRE_VERSION, certificate_names_node, handshake_refusal,
+    CallFailure, NotSentReason, PeerClient, Security, TcpConfig, TcpConnection, TcpFactory,
+    TcpTransport, TlsIdentity, TransportError, WIRE_VERSION, certificate_names_node,
+    handshake_refusal,
 };
 #[cfg(feature = "sim")]
 pub use types::SimTypeConfig;

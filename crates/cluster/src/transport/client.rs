@@ -46,12 +46,80 @@ use crate::{
     types::{Snapshot, Vote},
 };
 
+/// Why nothing reached a peer. Exhaustive on purpose: an operator's tool that explains
+/// failures must be told (by a broken build) of a new one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotSentReason {
+    /// This client is closing.
+    Closed,
+    /// An earlier dial to the peer failed and the next one is not due yet.
+    BackingOff,
+    /// No TCP connection: nothing listens at the address (the node is not running, or the
+    /// address is wrong), or it is unreachable.
+    Connect,
+    /// The TLS handshake failed: the address is not a Raft port (an HTTP or stream port
+    /// answers something else), or the peer refused this node's certificate.
+    Tls,
+    /// The TLS handshake failed because the peer's certificate names another node than the
+    /// one dialled: a wrong id for the address.
+    WrongNode,
+    /// The hello exchange failed: the peer closed the connection or answered something else
+    /// than a hello (not a Raft port, another wire version, or this node's certificate
+    /// refused after the handshake).
+    Hello,
+    /// This node could not durably record the peer's incarnation.
+    PeerRecord,
+}
+
+impl NotSentReason {
+    /// Stable lowercase code.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::BackingOff => "backing_off",
+            Self::Connect => "connect",
+            Self::Tls => "tls",
+            Self::WrongNode => "wrong_node",
+            Self::Hello => "hello",
+            Self::PeerRecord => "peer_record",
+        }
+    }
+}
+
+/// Why a [`PeerClient::admin_call`] got no answer. Exhaustive, as [`NotSentReason`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallFailure {
+    /// Nothing reached the peer: the request was not served.
+    #[error("request not sent: {}", .0.as_str())]
+    NotSent(NotSentReason),
+    /// The peer refused this node in the hello: the request was not served.
+    #[error("refused by the peer: {}", .0.as_str())]
+    Refused(RefusalReason),
+    /// The request was sent and the connection failed before its answer: it may have been
+    /// served.
+    #[error("answer lost")]
+    Lost,
+    /// No answer within the timeout: the request may have been served.
+    #[error("timed out")]
+    TimedOut,
+}
+
+impl From<CallFailure> for ForwardFailure {
+    fn from(failure: CallFailure) -> Self {
+        match failure {
+            CallFailure::NotSent(_) | CallFailure::Refused(_) => Self::NotSent,
+            CallFailure::Lost | CallFailure::TimedOut => Self::Lost,
+        }
+    }
+}
+
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CallError {
     /// Nothing reached the peer (no connection, refused, backing off).
-    #[error("peer unreachable: {0}")]
-    NotSent(&'static str),
+    #[error("peer unreachable: {}", .0.as_str())]
+    NotSent(NotSentReason),
     /// The request may have reached the peer; its answer was lost.
     #[error("answer lost: {0}")]
     Lost(&'static str),
@@ -166,12 +234,13 @@ impl PeerClient {
             }
             peer.slots.clone()
         };
-        let slot = slots.acquire_owned().await.map_err(|_| CallError::NotSent("closed"))?;
+        let slot =
+            slots.acquire_owned().await.map_err(|_| CallError::NotSent(NotSentReason::Closed))?;
         let now = Instant::now();
         {
             let mut peers = self.peers();
             let Some(peer) = peers.get_mut(&target) else {
-                return Err(CallError::NotSent("closed"));
+                return Err(CallError::NotSent(NotSentReason::Closed));
             };
             while let Some(mut pooled) = peer.idle.pop() {
                 // A connection the peer closed (a crashed or restarted peer) would take the
@@ -184,7 +253,7 @@ impl PeerClient {
                 }
             }
             if peer.retry_at.is_some_and(|at| now < at) {
-                return Err(CallError::NotSent("backing off"));
+                return Err(CallError::NotSent(NotSentReason::BackingOff));
             }
         }
         match self.dial(target, addr).await {
@@ -219,25 +288,29 @@ impl PeerClient {
             self.metrics.refused(RefusalReason::PlaintextNotLoopback, &addr);
             return Err(CallError::Refused(RefusalReason::PlaintextNotLoopback));
         }
-        let tcp = TcpStream::connect(addr).await.map_err(|_| CallError::NotSent("connect"))?;
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|_| CallError::NotSent(NotSentReason::Connect))?;
         let _ = tcp.set_nodelay(true);
         let mut io: BoxIo = match &self.tls {
             None => Box::new(tcp),
             Some(connector) => {
-                let name = tls::server_name(target).map_err(|_| CallError::NotSent("name"))?;
-                Box::new(connector.connect(name, tcp).await.map_err(|_| CallError::NotSent("tls"))?)
+                let name =
+                    tls::server_name(target).map_err(|_| CallError::NotSent(NotSentReason::Tls))?;
+                let tls = connector.connect(name, tcp).await;
+                Box::new(tls.map_err(|e| CallError::NotSent(tls_failure(&e)))?)
             }
         };
         let identity = self.identity.get();
         let incarnation = identity.map_or(NO_INCARNATION, |i| i.incarnation());
         let hello = Request::Hello { from: self.id, to: target, incarnation }.to_frame(0);
-        write_frame(&mut io, &hello).await.map_err(|_| CallError::NotSent("hello"))?;
-        let body = read_frame(&mut io, HELLO_FRAME_MAX).await.map_err(|e| match e {
-            // TLS 1.3 reports a refused client certificate on the first read.
-            ReadError::Closed | ReadError::Io => CallError::NotSent("hello answer"),
-            ReadError::TooLarge => CallError::NotSent("bad hello answer"),
-        })?;
-        let frame = parse_body(&body).map_err(|_| CallError::NotSent("bad hello answer"))?;
+        write_frame(&mut io, &hello).await.map_err(|_| CallError::NotSent(NotSentReason::Hello))?;
+        let body = read_frame(&mut io, HELLO_FRAME_MAX)
+            .await
+            // TLS 1.3 reports a refused client certificate on the first read; a closed
+            // connection, an IO error and an oversized answer all mean no hello came back.
+            .map_err(|_: ReadError| CallError::NotSent(NotSentReason::Hello))?;
+        let frame = parse_body(&body).map_err(|_| CallError::NotSent(NotSentReason::Hello))?;
         match Answer::from_frame(&frame) {
             Ok(Answer::HelloAck(Ok(theirs))) => match identity {
                 None => Ok(io),
@@ -251,14 +324,14 @@ impl PeerClient {
                         self.metrics.refused(reason, &format!("node-{} ({addr})", target.0));
                         Err(CallError::Refused(reason))
                     }
-                    Err(None) => Err(CallError::NotSent("peer record")),
+                    Err(None) => Err(CallError::NotSent(NotSentReason::PeerRecord)),
                 },
             },
             Ok(Answer::HelloAck(Err(reason))) => {
                 tracing::warn!(node = self.id.0, peer = target.0, %reason, "refused by peer");
                 Err(CallError::Refused(reason))
             }
-            _ => Err(CallError::NotSent("bad hello answer")),
+            _ => Err(CallError::NotSent(NotSentReason::Hello)),
         }
     }
 
@@ -376,12 +449,40 @@ impl PeerClient {
         request: AdminRequest,
         timeout: Duration,
     ) -> Result<Result<AdminReply, AdminError>, ForwardFailure> {
+        self.admin_call(target, node, request, timeout).await.map_err(ForwardFailure::from)
+    }
+
+    /// As [`PeerClient::admin`], saying why no answer came (for operators' tools).
+    ///
+    /// # Errors
+    /// [`CallFailure`]: not sent (and why), refused, lost or timed out.
+    pub async fn admin_call(
+        &self,
+        target: NodeId,
+        node: &ClusterNode,
+        request: AdminRequest,
+        timeout: Duration,
+    ) -> Result<Result<AdminReply, AdminError>, CallFailure> {
         match self.call(target, &node.raft_addr, Request::Admin(request), timeout).await {
             Ok(Answer::Admin(result)) => Ok(result),
             Ok(Answer::Failed(_)) => Ok(Err(AdminError::Client(ClientError::Stopped))),
-            Ok(_) => Err(ForwardFailure::Lost),
-            Err(e) => Err(e.into()),
+            // Another answer kind is as good as none.
+            Ok(_) | Err(CallError::Lost(_)) => Err(CallFailure::Lost),
+            Err(CallError::NotSent(reason)) => Err(CallFailure::NotSent(reason)),
+            Err(CallError::Refused(reason)) => Err(CallFailure::Refused(reason)),
+            Err(CallError::Timeout) => Err(CallFailure::TimedOut),
         }
+    }
+}
+
+/// Why a TLS handshake failed: the peer's certificate names another node, or anything else.
+fn tls_failure(e: &std::io::Error) -> NotSentReason {
+    use tokio_rustls::rustls::{CertificateError, Error};
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
+        Some(Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        )) => NotSentReason::WrongNode,
+        _ => NotSentReason::Tls,
     }
 }
 

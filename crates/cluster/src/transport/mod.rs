@@ -41,7 +41,7 @@ use tokio::{
 };
 
 pub use self::{
-    client::{PeerClient, TcpConnection, TcpFactory},
+    client::{CallFailure, NotSentReason, PeerClient, TcpConnection, TcpFactory},
     tls::{TlsIdentity, certificate_names_node, handshake_refusal},
     wire::WIRE_VERSION,
 };
