@@ -285,3 +285,23 @@ pub const FORWARD_ATTEMPTS_MAX: u32 = 256;
 /// First backoff of a forwarded request between two attempts with no leader change to wake on
 /// (doubles per wait, up to the heartbeat interval).
 pub(crate) const FORWARD_RETRY_FIRST: Duration = Duration::from_millis(2);
+
+/// How far a learner's acknowledged log may trail the leader's commit index for
+/// [`crate::AdminRequest::Promote`] to make it a voter. A caught-up learner trails by the
+/// entries in flight (a few under load, each a write batch); one that acknowledged nothing (not
+/// running, wrong address) or trails further would, as a voter, count towards the quorum
+/// without holding the log, and a one- or two-voter cluster would stop committing.
+pub const PROMOTE_LAG_ENTRIES_MAX: u64 = 100;
+
+/// Time a caller of a membership change keeps, out of its own timeout, for the leader's
+/// answer after the leader stops waiting (for a learner to catch up, a change to commit): the
+/// answer says how far the change got, while a caller that gives up first knows nothing.
+/// [`crate::RaftNode::add_learner`] and [`crate::RaftNode::promote`] let the leader wait their
+/// forward deadline less this.
+pub const MEMBERSHIP_ANSWER_MARGIN: Duration = Duration::from_millis(500);
+
+/// How long ago a learner must last have acknowledged the leader (at least; twice the election
+/// timeout when that is longer) for [`crate::AdminRequest::Promote`] to make it a voter: a
+/// learner that caught up and then stopped holds the log but cannot vote, and promoting it
+/// would stall a cluster whose quorum needs it.
+pub const PROMOTE_ACK_AGE_MAX: Duration = Duration::from_secs(1);

@@ -6,7 +6,7 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::Command,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use serde_json::Value;
@@ -271,4 +271,42 @@ fn admin_commands_move_leadership_and_change_membership() {
     cluster.node(to).admin(&["promote", "--ids", &gone.to_string()]);
     voters(&mut cluster, serde_json::json!([1, 2, 3]), serde_json::json!([]));
     assert_eq!(cluster.agreed_leader(&[1, 2, 3]).0, to);
+}
+
+#[test]
+fn a_caught_up_learner_that_stopped_is_not_promoted() {
+    let mut cluster = Cluster::start();
+    let (leader, _) = cluster.agreed_leader(&[1, 2, 3]);
+    let gone = (1..=3).find(|id| *id != leader).unwrap();
+    let rest: Vec<u64> = (1..=3).filter(|id| *id != gone).collect();
+    let gone_addr = cluster.node(gone).addr.clone();
+    cluster.node(leader).admin(&["remove", "--id", &gone.to_string()]);
+    // Re-added as a learner while it runs: it catches up, so add-learner succeeds.
+    let done = cluster.node(leader).admin(&[
+        "add-learner",
+        "--id",
+        &gone.to_string(),
+        "--addr",
+        &gone_addr,
+        "--timeout-ms",
+        "10000",
+    ]);
+    assert_eq!(done["ok"], true, "{done}");
+    cluster.node(gone).signal("-KILL");
+    assert!(!cluster.node(gone).wait_exit());
+    // The guard is defined by time: wait it out (1 s, or twice the 600 ms election timeout).
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = Command::new(BIN)
+        .args(["cluster", "promote", "--ids", &gone.to_string(), "--config"])
+        .arg(&cluster.node(leader).config)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "promoted a stopped learner: {stderr}");
+    assert!(stderr.contains("not promoted, nothing proposed"), "{stderr}");
+    assert!(stderr.contains("ms ago"), "{stderr}");
+    let status = cluster.node(leader).status().unwrap();
+    assert_eq!(status["voters"], serde_json::json!(rest), "{status}");
+    assert_eq!(status["learners"], serde_json::json!([gone]), "{status}");
 }

@@ -10,6 +10,7 @@
 mod blocks;
 mod catalog;
 mod cluster;
+mod cluster_admin;
 mod devnet;
 mod divergence;
 mod failover_load;
