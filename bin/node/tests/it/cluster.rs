@@ -310,3 +310,31 @@ fn a_caught_up_learner_that_stopped_is_not_promoted() {
     assert_eq!(status["voters"], serde_json::json!(rest), "{status}");
     assert_eq!(status["learners"], serde_json::json!([gone]), "{status}");
 }
+
+#[test]
+fn a_promote_that_cannot_commit_says_it_was_proposed_and_not_committed() {
+    let mut cluster = Cluster::start();
+    let (leader, _) = cluster.agreed_leader(&[1, 2, 3]);
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let (voter, learner) = (followers[0], followers[1]);
+    let learner_addr = cluster.node(learner).addr.clone();
+    cluster.node(leader).admin(&["remove", "--id", &learner.to_string()]);
+    let add = ["add-learner", "--id", &learner.to_string(), "--addr", &learner_addr];
+    assert_eq!(cluster.node(leader).admin(&add)["ok"], true);
+    // The other voter goes: the old voters {leader, voter} can no longer commit anything, and
+    // the learner, caught up and answering, passes the promote guard.
+    cluster.node(voter).signal("-KILL");
+    assert!(!cluster.node(voter).wait_exit());
+    let out = Command::new(BIN)
+        .args(["cluster", "promote", "--ids", &learner.to_string(), "--timeout-ms", "3000"])
+        .arg("--config")
+        .arg(&cluster.node(leader).config)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("membership change not finished within"), "{stderr}");
+    assert!(stderr.contains("but not committed"), "{stderr}");
+    assert!(!stderr.contains("Lost"), "{stderr}");
+}
