@@ -134,6 +134,7 @@
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 mod admin;
+mod admin_error;
 pub mod certs;
 mod codec;
 mod command;
