@@ -278,6 +278,18 @@ mod tests {
     }
 
     #[test]
+    fn api_connection_keys_reach_the_server_options() {
+        let c: NodeConfig =
+            toml::from_str("[api]\nconnections-max = 8\nheader-read-timeout-ms = 250\n").unwrap();
+        c.api.check().unwrap();
+        let options = c.api.config(1).serve_options();
+        assert_eq!(options.connections_max, 8);
+        assert_eq!(options.header_read_timeout, Duration::from_millis(250));
+        let defaults = NodeConfig::default().api.config(1).serve_options();
+        assert_eq!(defaults, mempulse_api::ServeOptions::default());
+    }
+
+    #[test]
     fn cluster_and_tls_sections_parse() {
         let text = "data-dir = \"/d\"\n[cluster]\nnode-id = 2\nraft-addr = \"127.0.0.1:7001\"\n\
                     peers = [\"1@127.0.0.1:7000\", \"3@127.0.0.1:7002\"]\nbootstrap = false\n\

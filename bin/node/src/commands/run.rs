@@ -218,7 +218,7 @@ async fn start_front(
         metrics,
     };
     let api_config = config.api.config(config.chain_id);
-    let grace = api_config.shutdown_grace;
+    let serve_options = api_config.serve_options();
     let addr = config.api.listen_addr()?;
     let listener =
         TcpListener::bind(addr).await.with_context(|| format!("binding the HTTP API on {addr}"))?;
@@ -227,13 +227,13 @@ async fn start_front(
     let producer = start_producer(config, node, &peers)?;
     streams.attach_peers(peers);
     let (stop_api, stopped) = oneshot::channel::<()>();
-    let api = tokio::spawn(mempulse_api::serve(
+    let api = tokio::spawn(mempulse_api::serve_with(
         listener,
         router(api_config, services),
         async move {
             let _ = stopped.await;
         },
-        grace,
+        serve_options,
     ));
     let sink = start_sink(config, sequencer)?;
     Ok(Front { http_addr, api, stop_api, ingest, streams, follower, sink, producer, _fence: fence })

@@ -23,6 +23,9 @@ pub(crate) const BODY_BYTES_MAX_LIMIT: usize = 256 << 20;
 /// Largest `[api] rpc-batch-max` accepted (a batch is answered in one response).
 pub(crate) const RPC_BATCH_MAX_LIMIT: usize = 100_000;
 
+/// Largest `[api] connections-max` accepted (each connection holds a file descriptor).
+pub(crate) const CONNECTIONS_MAX_LIMIT: usize = 16_384;
+
 /// `[api]` section.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -35,6 +38,11 @@ pub(crate) struct ApiSection {
     pub(crate) request_timeout_ms: u64,
     /// Most calls in one JSON-RPC batch.
     pub(crate) rpc_batch_max: usize,
+    /// Time a connection has to deliver a whole request head (also how long an idle
+    /// keep-alive connection stays open); 0 turns the timeout off.
+    pub(crate) header_read_timeout_ms: u64,
+    /// HTTP connections served at once; further clients wait in the listen backlog.
+    pub(crate) connections_max: usize,
 }
 
 impl Default for ApiSection {
@@ -45,6 +53,9 @@ impl Default for ApiSection {
             body_bytes_max: api.body_bytes_max,
             request_timeout_ms: u64::try_from(api.request_timeout.as_millis()).unwrap_or(u64::MAX),
             rpc_batch_max: api.rpc_batch_max,
+            header_read_timeout_ms: u64::try_from(api.header_read_timeout.as_millis())
+                .unwrap_or(u64::MAX),
+            connections_max: api.connections_max,
         }
     }
 }
@@ -58,8 +69,9 @@ impl ApiSection {
     }
 
     /// Checks the section: the address is `ip:port`, a body holds at least one largest
-    /// transaction as hex in a JSON-RPC call and at most [`BODY_BYTES_MAX_LIMIT`], and the
-    /// timeout and batch bound are positive.
+    /// transaction as hex in a JSON-RPC call and at most [`BODY_BYTES_MAX_LIMIT`], the
+    /// timeout and batch bound are positive, and the connection bound is in
+    /// 1..=[`CONNECTIONS_MAX_LIMIT`].
     pub(crate) fn check(&self) -> anyhow::Result<()> {
         self.listen_addr()?;
         let hex_tx = usize::try_from(mempulse_net::TX_BYTES_MAX).unwrap_or(usize::MAX);
@@ -76,6 +88,11 @@ impl ApiSection {
             "[api] rpc-batch-max must be in 1..={RPC_BATCH_MAX_LIMIT}, got {}",
             self.rpc_batch_max
         );
+        ensure!(
+            (1..=CONNECTIONS_MAX_LIMIT).contains(&self.connections_max),
+            "[api] connections-max must be in 1..={CONNECTIONS_MAX_LIMIT}, got {}",
+            self.connections_max
+        );
         Ok(())
     }
 
@@ -86,6 +103,8 @@ impl ApiSection {
             body_bytes_max: self.body_bytes_max,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             rpc_batch_max: self.rpc_batch_max,
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            connections_max: self.connections_max,
             ..ApiConfig::default()
         }
     }

@@ -149,6 +149,7 @@ fn a_refused_configuration_creates_no_data_directory() {
             "/nonexistent/ca.pem",
         ),
         (&[], Some("[api]\nbody-bytes-max = 0\n"), "body-bytes-max"),
+        (&[], Some("[api]\nconnections-max = 0\n"), "connections-max"),
     ];
     let (_, stderr, _) = run_refused(&["--http-addr", "nope"], None);
     assert_eq!(stderr.matches("http-addr `nope`").count(), 1, "printed more than once: {stderr}");
