@@ -84,15 +84,6 @@ pub(crate) fn frame_crc(seq: Seq, payload: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(&prefix), payload)
 }
 
-/// [`frame_crc`] from the checksum of the payload alone: trying one payload against many seqs
-/// costs one pass over it.
-pub(crate) fn frame_crc_from(seq: Seq, payload_len: u32, payload_crc: u32) -> u32 {
-    let mut prefix = [0u8; 12];
-    prefix[..8].copy_from_slice(&seq.0.to_le_bytes());
-    prefix[8..].copy_from_slice(&payload_len.to_le_bytes());
-    crc32c::crc32c_combine(crc32c::crc32c(&prefix), payload_crc, payload_len as usize)
-}
-
 /// Bytes a frame of this payload takes.
 #[inline]
 pub(crate) const fn frame_len(payload_len: usize) -> usize {
@@ -220,15 +211,6 @@ pub(crate) const fn max_payload(segment_size: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn frame_crc_from_the_payload_crc_is_the_frame_crc() {
-        for (seq, payload) in [(1u64, &b"x"[..]), (u64::MAX, &[0xa5; 300][..]), (77, &[0; 9][..])] {
-            let len = u32::try_from(payload.len()).unwrap();
-            let from = frame_crc_from(Seq(seq), len, crc32c::crc32c(payload));
-            assert_eq!(from, frame_crc(Seq(seq), payload));
-        }
-    }
 
     #[test]
     fn header_round_trip_and_damage() {

@@ -127,22 +127,33 @@ pub(crate) fn scan_tail(
     Ok(Tail { next_seq: walk.next_seq, end: walk.offset, torn })
 }
 
-/// Bytes after the end of the readable frames searched for records of the log.
+/// Bytes after the end of the readable frames read to look for records of the log.
 const SEARCH_BYTES: usize = 1 << 20;
 
-/// Seqs tried per candidate frame: a hole hides at most this many records.
+/// Frames followed by their length fields from the end (the first one is the unreadable one).
+const CHAIN_FRAMES: u64 = 64;
+
+/// Seqs tried per candidate frame after a run of zeros: a hole hides at most this many records.
 const SEARCH_SEQS: u64 = 512;
 
-/// The offset and seq of a valid frame of the log within [`SEARCH_BYTES`] after `end`, where
-/// the active segment's readable frames stop (seq `next` would come next).
+/// Payload bytes checksummed at most while trying candidates after a run of zeros (~30 ms).
+const SEARCH_CRC_BYTES: usize = 256 << 20;
+
+/// The offset and seq of a valid frame of the log after `end`, where the active segment's
+/// readable frames stop (seq `next` would come next), within [`SEARCH_BYTES`].
 ///
-/// The walk cannot tell a hole (zeroed or damaged bytes with records after them) from the end
-/// of what was written, since a frame's position is only known from the one before. So the
-/// bytes after the end are searched: every offset whose length field is plausible is tried as
-/// a frame of each seq from `next` on (as many as the gap could hide, at most [`SEARCH_SEQS`]).
-/// A frame's checksum covers its seq, so stale frames of a recycled or truncated segment (lower
+/// The walk cannot tell a hole (several damaged frames in a row, or zeroed bytes with records
+/// after them) from the end of what was written, since a frame's position is only known from
+/// the one before. Two looks, each cheap when there is nothing to find:
+/// - the chain: frames after `end` by their length fields, each checked as the seq its position
+///   gives (damaged frames whose lengths survived);
+/// - past a run of zeros where the chain stops: every offset from the first non-zero byte on
+///   whose length field is plausible, as a frame of each seq the gap could hide.
+///
+/// A frame's checksum covers its seq, so stale frames of a recycled or truncated segment (older
 /// seqs) and preallocated zeros never match; a match means records the log wrote lie past
-/// damage, which recovery must not cut off.
+/// damage, which recovery must not cut off. Garbage that destroyed length fields is not searched
+/// (in a recycled segment stale bytes follow the end on every open).
 fn live_record_after(
     seg: &Segment,
     end: u64,
@@ -153,36 +164,47 @@ fn live_record_after(
     let mut bytes = vec![0u8; room.min(SEARCH_BYTES)];
     let n = read_full_at(seg.file.as_ref(), &mut bytes, end)?;
     bytes.truncate(n);
-    // The frame at `end` (seq `next`) is what the walk could not read; it takes at least a
-    // header and one byte, so the next frame starts after that.
-    let mut at = codec::FRAME_HEADER_LEN + 1;
-    while at + codec::FRAME_HEADER_LEN <= bytes.len() {
-        // A length field of zero cannot start a frame: skip runs of zeros a word at a time.
-        if bytes.get(at..at + 8).is_some_and(|w| w.iter().all(|b| *b == 0)) {
-            at += 5; // any frame start overlapping these 8 zero bytes has a zero length field
-            continue;
+    let peek = |at: usize| codec::peek_frame(bytes.get(at..).unwrap_or_default(), max_payload);
+    // The chain.
+    let mut at = 0;
+    for k in 0..CHAIN_FRAMES {
+        match peek(at) {
+            Peeked::Frame { size, crc } => {
+                let seq = Seq(next.0.saturating_add(k));
+                let payload = bytes.get(at + codec::FRAME_HEADER_LEN..at + size);
+                if k > 0 && payload.is_some_and(|p| codec::frame_crc(seq, p) == crc) {
+                    return Ok(Some((end + at as u64, seq)));
+                }
+                at += size;
+            }
+            Peeked::End => break,
+            Peeked::BadLength | Peeked::Incomplete { .. } => return Ok(None),
         }
-        if let Some(found) = frame_at(&bytes, at, end, next, max_payload) {
-            return Ok(Some(found));
+    }
+    if peek(at) != Peeked::End {
+        return Ok(None);
+    }
+    // Past the zeros: a frame's length field holds a non-zero byte, so the first frame after
+    // the run starts at most three bytes before its first non-zero byte.
+    let Some(nonzero) = bytes.get(at..).and_then(|b| b.iter().position(|x| *x != 0)) else {
+        return Ok(None);
+    };
+    let mut budget = SEARCH_CRC_BYTES;
+    for q in (at + nonzero).saturating_sub(3)..bytes.len() {
+        let Peeked::Frame { size, crc } = peek(q) else { continue };
+        let Some(payload) = bytes.get(q + codec::FRAME_HEADER_LEN..q + size) else { continue };
+        // The frames from `end` to here (seq `next` on) take at least a header and a byte each.
+        let hidden = (q / (codec::FRAME_HEADER_LEN + 1)) as u64;
+        for k in 1..=hidden.min(SEARCH_SEQS) {
+            let Some(left) = budget.checked_sub(payload.len()) else { return Ok(None) };
+            budget = left;
+            let seq = Seq(next.0.saturating_add(k));
+            if codec::frame_crc(seq, payload) == crc {
+                return Ok(Some((end + q as u64, seq)));
+            }
         }
-        at += 1;
     }
     Ok(None)
-}
-
-/// The seq of a valid frame at `bytes[at..]` (`bytes` starts at segment offset `end`).
-fn frame_at(bytes: &[u8], at: usize, end: u64, next: Seq, max_payload: u64) -> Option<(u64, Seq)> {
-    let Peeked::Frame { size, crc } = codec::peek_frame(bytes.get(at..)?, max_payload) else {
-        return None;
-    };
-    let payload = bytes.get(at + codec::FRAME_HEADER_LEN..at + size)?;
-    let len = u32::try_from(payload.len()).ok()?;
-    let payload_crc = crc32c::crc32c(payload);
-    // The frames between `end` and here (seq `next` on) take at least a header and a byte each.
-    let hidden = (at / (codec::FRAME_HEADER_LEN + 1)) as u64;
-    (1..=hidden.min(SEARCH_SEQS)).map(|k| Seq(next.0.saturating_add(k))).find_map(|seq| {
-        (codec::frame_crc_from(seq, len, payload_crc) == crc).then_some((end + at as u64, seq))
-    })
 }
 
 /// Whether a valid frame for the seq after a bad frame follows it: then the bad frame is damage
