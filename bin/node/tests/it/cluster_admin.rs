@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::{
     failover_load::{send_raw, transaction},
-    support::{BIN, LOG_SEGMENT_BYTES, Process, SEGMENT_BYTES, free_ports, get_json, wait_until},
+    support::{BIN, Single, free_ports, get_json, wait_until},
 };
 
 /// `mempulse cluster <args> --config <config>`.
@@ -43,9 +43,9 @@ fn status(config: &Path) -> Option<Value> {
     out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
 }
 
+/// A one-node cluster on free ports, leading, with a loopback port nothing listens on.
 struct OneNode {
-    _dir: tempfile::TempDir,
-    _process: Process,
+    _node: Single,
     config: PathBuf,
     raft: String,
     http: std::net::SocketAddr,
@@ -54,28 +54,15 @@ struct OneNode {
 }
 
 fn start() -> OneNode {
-    let dir = tempfile::tempdir().unwrap();
-    let ports = free_ports(3);
-    let data = dir.path().join("data");
-    let config = dir.path().join("node.toml");
-    let toml = format!(
-        "data-dir = {data:?}\n[wal]\nsegment-size-bytes = {SEGMENT_BYTES}\n\
-         [cluster]\nraft-addr = \"127.0.0.1:{}\"\nlog-segment-size-bytes = {LOG_SEGMENT_BYTES}\n\
-         [api]\nhttp-addr = \"127.0.0.1:{}\"\n",
-        ports[0], ports[1]
-    );
-    std::fs::write(&config, toml).unwrap();
-    let args = ["run".as_ref(), "--config".as_ref(), config.as_os_str()];
-    let process = Process::spawn("node", &args);
-    process.wait_logged("commands::run: node started");
+    let node = Single::start();
+    let config = node.config.clone();
     wait_until("the node to lead", || (status(&config)?["role"] == "leader").then_some(()));
     OneNode {
-        _dir: dir,
-        _process: process,
+        raft: node.raft.to_string(),
+        http: node.http,
+        dead: format!("127.0.0.1:{}", free_ports(1)[0]),
         config,
-        raft: format!("127.0.0.1:{}", ports[0]),
-        http: std::net::SocketAddr::from(([127, 0, 0, 1], ports[1])),
-        dead: format!("127.0.0.1:{}", ports[2]),
+        _node: node,
     }
 }
 

@@ -173,6 +173,10 @@ pub(crate) struct Single {
     _dir: tempfile::TempDir,
     pub(crate) process: Process,
     pub(crate) http: SocketAddr,
+    /// Its configuration file (for `mempulse cluster --config`).
+    pub(crate) config: std::path::PathBuf,
+    /// Its Raft address.
+    pub(crate) raft: SocketAddr,
 }
 
 impl Single {
@@ -197,7 +201,8 @@ impl Single {
         let process = Process::spawn("node", &args);
         process.wait_logged("commands::run: node started");
         let http = SocketAddr::from(([127, 0, 0, 1], ports[1]));
-        Self { _dir: dir, process, http }
+        let raft = SocketAddr::from(([127, 0, 0, 1], ports[0]));
+        Self { _dir: dir, process, http, config, raft }
     }
 
     /// One HTTP/1.1 exchange with `Connection: close`: (status, body).
