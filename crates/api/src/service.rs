@@ -12,7 +12,7 @@ use std::{
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use mempulse_cluster::{ClusterNode, ClusterStatus};
+use mempulse_cluster::{ClusterNode, ClusterStatus, LearnerLag};
 use mempulse_mempool::{BlockLimits, BuiltBlock, CommitBlock};
 use mempulse_primitives::{
     Address, Digest, DropReason, EventKind, FenceReason, Height, Lane, NodeId, Nonce, RaftIndex,
@@ -311,6 +311,8 @@ pub struct ClusterView {
     pub voters: BTreeSet<NodeId>,
     /// Every member with its addresses.
     pub members: BTreeMap<NodeId, ClusterNode>,
+    /// On the leader, every other member's replication progress; empty elsewhere.
+    pub replication: BTreeMap<NodeId, LearnerLag>,
     /// The proposer schedule at the current height, when the node has a validators file.
     pub schedule: Option<ScheduleView>,
 }
@@ -342,6 +344,7 @@ impl From<&ClusterStatus> for ClusterView {
             applied: s.applied,
             voters: s.voters.clone(),
             members: s.members.clone(),
+            replication: s.replication.iter().map(|lag| (lag.id, *lag)).collect(),
             schedule: None,
         }
     }

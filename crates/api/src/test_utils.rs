@@ -350,6 +350,7 @@ impl FakeCluster {
                 NodeId(1),
                 ClusterNode::new("127.0.0.1:7001", "127.0.0.1:8081"),
             )]),
+            replication: BTreeMap::new(),
             schedule: None,
         }))
     }

@@ -21,6 +21,7 @@
 //! ClusterStatus u64 node | u8 role | opt<u64 leader> | u64 term | opt<u64 last log index>
 //!               | opt<u64 committed> | opt<u64 applied> | u32 n, n × u64 voter (ascending)
 //!               | u32 n, n × (u64 id, ClusterNode) (ascending ids)
+//!               | u32 n, n × LearnerLag (ascending ids; the leader's view, n = 0 elsewhere)
 //! AdminError    see `admin_error.rs`
 //! ```
 //!
@@ -449,6 +450,10 @@ pub struct ClusterStatus {
     pub voters: BTreeSet<NodeId>,
     /// Every member (voters and learners) with its addresses.
     pub members: BTreeMap<NodeId, ClusterNode>,
+    /// On the leader, how far every other member is behind its last log index and when it
+    /// last heard from each, in ascending id order; empty on any other node, which does not
+    /// know.
+    pub replication: Vec<LearnerLag>,
 }
 
 impl ClusterStatus {
@@ -750,6 +755,10 @@ impl Encode for ClusterStatus {
             id.encode(out);
             node.encode(out);
         }
+        put_len(out, self.replication.len());
+        for lag in &self.replication {
+            lag.encode(out);
+        }
     }
 }
 
@@ -781,7 +790,29 @@ impl Decode for ClusterStatus {
             }
             members.insert(id, ClusterNode::decode(r)?);
         }
-        Ok(Self { node, role, leader, term, last_log_index, committed, applied, voters, members })
+        let offset = r.position();
+        // An id and three absent options at the least.
+        let count = r.count(8 + 3)?;
+        let mut replication: Vec<LearnerLag> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let lag = LearnerLag::decode(r)?;
+            if replication.last().is_some_and(|last| last.id >= lag.id) {
+                return Err(DecodeError::InvalidValue { offset, what: "replication ids" });
+            }
+            replication.push(lag);
+        }
+        Ok(Self {
+            node,
+            role,
+            leader,
+            term,
+            last_log_index,
+            committed,
+            applied,
+            voters,
+            members,
+            replication,
+        })
     }
 }
 
@@ -806,6 +837,15 @@ mod tests {
                 (NodeId(2), ClusterNode::new("b:1", "b:2")),
                 (NodeId(5), ClusterNode::new("c:1", "")),
             ]),
+            replication: vec![
+                LearnerLag {
+                    id: NodeId(1),
+                    matched: Some(40),
+                    target: Some(40),
+                    ack_age_ms: Some(3),
+                },
+                LearnerLag { id: NodeId(5), matched: None, target: Some(40), ack_age_ms: None },
+            ],
         }
     }
 

@@ -88,7 +88,8 @@ pub enum AdminError {
     },
 }
 
-/// How far a learner's log is behind the leader's.
+/// How far a member's log is behind the leader's: a learner's before a promote, and every
+/// member's in the leader's [`ClusterStatus`](crate::ClusterStatus).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LearnerLag {
     /// The learner.
@@ -214,7 +215,7 @@ const ERR_LEARNERS_BEHIND: u8 = 9;
 const ERR_NOT_CAUGHT_UP: u8 = 10;
 const ERR_CHANGE_TIMED_OUT: u8 = 11;
 
-/// `u64 id | opt<u64 matched> | opt<u64 target>`.
+/// `u64 id | opt<u64 matched> | opt<u64 target> | opt<u64 last ack age ms>`.
 impl Encode for LearnerLag {
     fn encode(&self, out: &mut Vec<u8>) {
         self.id.encode(out);

@@ -9,7 +9,8 @@ use std::{collections::BTreeSet, net::SocketAddr, process::ExitCode, time::Durat
 use anyhow::{Context, bail};
 use mempulse_cluster::{
     AdminError, AdminReply, AdminRequest, CallFailure, ChangeState, ClientError, ClusterNode,
-    ClusterStatus, MEMBERSHIP_ANSWER_MARGIN, NotSentReason, RefusalReason, TcpConfig, TcpTransport,
+    ClusterStatus, MEMBERSHIP_ANSWER_MARGIN, NodeRole, NotSentReason, RefusalReason, TcpConfig,
+    TcpTransport,
 };
 use mempulse_primitives::NodeId;
 use serde_json::json;
@@ -316,6 +317,21 @@ fn status_json(s: &ClusterStatus) -> serde_json::Value {
         "voters": s.voters.iter().map(|id| id.0).collect::<Vec<_>>(),
         "learners": learners,
         "members": members,
+        // Only the leader knows; elsewhere `null`, not an empty list that would read as
+        // "no other member".
+        "replication": (s.role == NodeRole::Leader).then(|| {
+            s.replication
+                .iter()
+                .map(|lag| {
+                    json!({
+                        "id": lag.id.0,
+                        "matched": lag.matched,
+                        "behind": lag.entries(),
+                        "last_heard_ms": lag.ack_age_ms,
+                    })
+                })
+                .collect::<Vec<_>>()
+        }),
     })
 }
 

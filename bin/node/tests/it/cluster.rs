@@ -309,6 +309,22 @@ fn a_caught_up_learner_that_stopped_is_not_promoted() {
     let status = cluster.node(leader).status().unwrap();
     assert_eq!(status["voters"], serde_json::json!(rest), "{status}");
     assert_eq!(status["learners"], serde_json::json!([gone]), "{status}");
+    // The leader's status shows every other member's progress; the stopped learner was last
+    // heard from before the wait above.
+    let others: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let replication = status["replication"].as_array().expect("the leader reports replication");
+    let ids: Vec<u64> = replication.iter().filter_map(|r| r["id"].as_u64()).collect();
+    assert_eq!(ids, others, "{status}");
+    let of = |id: u64| replication.iter().find(|r| r["id"] == id).unwrap();
+    assert!(of(gone)["matched"].as_u64().is_some(), "{status}");
+    assert!(of(gone)["last_heard_ms"].as_u64().is_some_and(|ms| ms >= 1000), "{status}");
+    let follower = others.iter().copied().find(|id| *id != gone).unwrap();
+    assert!(of(follower)["last_heard_ms"].as_u64().is_some_and(|ms| ms < 1000), "{status}");
+    for id in [gone, follower] {
+        assert!(of(id)["behind"].as_u64().is_some(), "{status}");
+    }
+    let status = cluster.node(follower).status().unwrap();
+    assert_eq!(status["replication"], Value::Null, "a follower does not know: {status}");
 }
 
 #[test]

@@ -33,6 +33,21 @@ pub(crate) struct MemberBody {
     api_addr: String,
     /// Whether it votes.
     voter: bool,
+    /// How far it is behind the leader: reported by the leader for every other member,
+    /// absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replication: Option<ReplicationBody>,
+}
+
+/// A member's replication progress, as the leader sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ReplicationBody {
+    /// The last log index the leader knows it holds (`null`: none acknowledged yet).
+    matched_index: Option<u64>,
+    /// Entries between `matched_index` and the leader's last log index.
+    behind: u64,
+    /// Milliseconds since the leader last heard from it (`null`: never).
+    last_heard_ms: Option<u64>,
 }
 
 /// This node's view of its cluster.
@@ -93,6 +108,11 @@ pub(crate) async fn cluster(
             raft_addr: node.raft_addr.clone(),
             api_addr: node.api_addr.clone(),
             voter: view.voters.contains(id),
+            replication: view.replication.get(id).map(|lag| ReplicationBody {
+                matched_index: lag.matched,
+                behind: lag.entries(),
+                last_heard_ms: lag.ack_age_ms,
+            }),
         })
         .collect();
     Ok(Json(ClusterBody {

@@ -3,6 +3,7 @@
 
 use axum::http::StatusCode;
 use mempulse_api::{FenceState, ROUTES, Refusal, test_utils::TestNode};
+use mempulse_cluster::{ClusterNode, LearnerLag};
 use mempulse_primitives::{
     EventKind, FenceReason, Height, Lane, NodeId, RaftIndex, RejectReason, Subpool, TxHash,
 };
@@ -158,6 +159,20 @@ async fn cluster_and_probes() {
         cluster["members"][0],
         json!({"id": 1, "raft_addr": "127.0.0.1:7001",
         "api_addr": "127.0.0.1:8081", "voter": true})
+    );
+    // A leader reports how far every other member is behind.
+    node.cluster.update(|v| {
+        v.members.insert(NodeId(2), ClusterNode::new("127.0.0.1:7002", "127.0.0.1:8082"));
+        v.replication.insert(
+            NodeId(2),
+            LearnerLag { id: NodeId(2), matched: Some(3), target: Some(5), ack_age_ms: Some(40) },
+        );
+    });
+    let cluster = get(&app, "/v1/cluster").await.json();
+    assert_eq!(
+        cluster["members"][1],
+        json!({"id": 2, "raft_addr": "127.0.0.1:7002", "api_addr": "127.0.0.1:8082",
+        "voter": false, "replication": {"matched_index": 3, "behind": 2, "last_heard_ms": 40}})
     );
     assert_eq!(get(&app, "/healthz").await.json(), json!({"status": "ok"}));
     assert_eq!(get(&app, "/readyz").await.json(), json!({"status": "ready"}));

@@ -50,6 +50,18 @@ impl NodeService {
                 .nodes()
                 .map(|(id, node)| (*id, node.clone()))
                 .collect::<BTreeMap<_, _>>(),
+            replication: if m.state == ServerState::Leader {
+                membership
+                    .nodes()
+                    .map(|(id, _)| *id)
+                    .filter(|id| *id != self.id)
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .map(|id| learner_lag(&m, id, m.last_log_index))
+                    .collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 
