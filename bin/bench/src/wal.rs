@@ -60,6 +60,11 @@ pub(crate) struct Args {
     /// them back (unsynced runs only; 0 turns it off; mempulse only; its default when omitted).
     #[arg(long)]
     writeback_bytes: Option<u64>,
+    /// Block to which mempulse pads small unsynced writes with zeros, so the page cache holds
+    /// its segments in folios of that size (unsynced runs only; 0 turns it off; mempulse
+    /// only; its default, 256 KiB, when omitted).
+    #[arg(long)]
+    write_padding_bytes: Option<u64>,
     /// Size of mempulse's segment files (mempulse only; its default, 64 MiB, when omitted).
     #[arg(long, value_parser = clap::value_parser!(u64).range(MIN_SEGMENT_SIZE_BYTES..=MAX_SEGMENT_SIZE_BYTES))]
     segment_bytes: Option<u64>,
@@ -142,6 +147,8 @@ pub(crate) struct LogOptions<'a> {
     pub(crate) preallocate: Option<PreallocateMode>,
     /// Background writeback threshold, when the run asks for one.
     pub(crate) writeback_bytes: Option<u64>,
+    /// Write padding block, when the run asks for one.
+    pub(crate) write_padding_bytes: Option<u64>,
     /// Segment size, when the run asks for one.
     pub(crate) segment_bytes: Option<u64>,
 }
@@ -154,6 +161,8 @@ impl LogOptions<'_> {
             "--preallocate"
         } else if self.writeback_bytes.is_some() {
             "--writeback-bytes"
+        } else if self.write_padding_bytes.is_some() {
+            "--write-padding-bytes"
         } else if self.segment_bytes.is_some() {
             "--segment-bytes"
         } else {
@@ -231,6 +240,7 @@ fn parameters(args: &Args) -> Map<String, Value> {
         "sync": args.sync.as_str(),
         "preallocate": args.preallocate.map(PreallocateMode::as_str),
         "writeback_bytes": args.writeback_bytes,
+        "write_padding_bytes": args.write_padding_bytes,
         "segment_bytes": args.segment_bytes,
         "seed": args.seed,
     });
@@ -269,6 +279,7 @@ fn measure<L: LogUnderTest>(args: &Args) -> anyhow::Result<Report> {
         sync: args.sync,
         preallocate: args.preallocate,
         writeback_bytes: args.writeback_bytes,
+        write_padding_bytes: args.write_padding_bytes,
         segment_bytes: args.segment_bytes,
     };
     if let Some(reason) = L::unsupported(&options) {

@@ -24,6 +24,8 @@ pub const READ_CHUNK_BYTES: usize = 1 << 20;
 pub const INDEX_INTERVAL_RECORDS: u64 = 256;
 /// Default [`WalConfig::writeback_bytes`]: 8 MiB, an eighth of a default segment.
 pub const DEFAULT_WRITEBACK_BYTES: u64 = 8 << 20;
+/// Default [`WalConfig::write_padding_bytes`]: 256 KiB.
+pub const DEFAULT_WRITE_PADDING_BYTES: u64 = 256 << 10;
 
 /// How many purged segments are kept for reuse under [`Preallocate::Recycle`].
 pub const RECYCLE_POOL_MAX: usize = 4;
@@ -97,6 +99,13 @@ pub struct WalConfig {
     /// segment while the writer waits. 0 turns it off; unused under `Always` and on a
     /// simulated storage ([`Wal::open_with_storage`](crate::Wal::open_with_storage)).
     pub writeback_bytes: u64,
+    /// Under `Never`, a write smaller than this that reaches into a new block of this many
+    /// bytes (counted from the segment's start) carries zeros to the block's end, which the
+    /// next records overwrite. The page cache then holds the segment in folios of the block's
+    /// size instead of folios sized by each small write, and both later small writes and
+    /// reads run faster (`docs/design/wal.md`, "The page cache of a new segment"). Not under
+    /// `Always` or `Interval`, whose syncs would write the zeros to the disk. 0 turns it off.
+    pub write_padding_bytes: u64,
 }
 
 impl Default for WalConfig {
@@ -110,6 +119,7 @@ impl Default for WalConfig {
             prepare_ahead: true,
             metrics_label: "events",
             writeback_bytes: DEFAULT_WRITEBACK_BYTES,
+            write_padding_bytes: DEFAULT_WRITE_PADDING_BYTES,
         }
     }
 }
@@ -147,6 +157,23 @@ impl WalConfig {
     pub const fn with_first_seq(mut self, first_seq: Seq) -> Self {
         self.first_seq = first_seq;
         self
+    }
+
+    /// Sets the write padding block (0: off).
+    #[must_use]
+    pub const fn with_write_padding_bytes(mut self, bytes: u64) -> Self {
+        self.write_padding_bytes = bytes;
+        self
+    }
+
+    /// The write padding block in effect: [`WalConfig::write_padding_bytes`] under
+    /// [`SyncPolicy::Never`], 0 (off) under any other policy.
+    #[must_use]
+    pub const fn effective_write_padding(&self) -> u64 {
+        match self.sync {
+            SyncPolicy::Never => self.write_padding_bytes,
+            SyncPolicy::Always | SyncPolicy::Interval(_) => 0,
+        }
     }
 
     /// Sets the background writeback threshold (0: off).

@@ -64,13 +64,15 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     /// # Errors
     /// The OS error.
     fn sync_data(&self) -> io::Result<()>;
-    /// Starts writing dirty pages back without waiting for them or for the metadata
-    /// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`): no durability, only less left for the next
-    /// [`sync_data`](Self::sync_data). Storage without such a call does nothing.
+    /// Starts writing the dirty pages of the first `end` bytes back without waiting for them
+    /// or for the metadata (`sync_file_range(SYNC_FILE_RANGE_WRITE)`): no durability, only less
+    /// left for the next [`sync_data`](Self::sync_data). Storage without such a call does
+    /// nothing.
     ///
     /// # Errors
     /// The OS error.
-    fn start_writeback(&self) -> io::Result<()> {
+    fn start_writeback(&self, end: u64) -> io::Result<()> {
+        let _ = end;
         Ok(())
     }
     /// Current length in bytes.
@@ -206,12 +208,16 @@ impl StorageFile for FsFile {
 
     #[cfg(target_os = "linux")]
     #[allow(unsafe_code, reason = "sync_file_range has no safe binding in std or rustix")]
-    fn start_writeback(&self) -> io::Result<()> {
+    fn start_writeback(&self, end: u64) -> io::Result<()> {
         use std::os::fd::AsRawFd;
-        // SAFETY: the descriptor is owned by `self.file` and open for the whole call; offset 0
-        // with length 0 means "to the end of the file"; the call reads no memory of ours.
+        // Length 0 would mean "to the end of the file": nothing to start.
+        let Ok(len @ 1..) = i64::try_from(end) else {
+            return Ok(());
+        };
+        // SAFETY: the descriptor is owned by `self.file` and open for the whole call; the
+        // range is plain integers; the call reads no memory of ours.
         let rc = unsafe {
-            libc::sync_file_range(self.file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE)
+            libc::sync_file_range(self.file.as_raw_fd(), 0, len, libc::SYNC_FILE_RANGE_WRITE)
         };
         if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
     }
@@ -242,9 +248,10 @@ mod tests {
         file.allocate(1 << 20).unwrap();
         let bytes: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
         file.write_all_at(&bytes, 4096).unwrap();
-        file.start_writeback().unwrap();
+        file.start_writeback(4096 + bytes.len() as u64).unwrap();
         file.write_all_at(b"after", 4096 + bytes.len() as u64).unwrap();
-        file.start_writeback().unwrap();
+        file.start_writeback(1 << 20).unwrap();
+        file.start_writeback(0).unwrap();
         file.sync_data().unwrap();
         let mut back = vec![0u8; bytes.len() + 5];
         assert_eq!(read_full_at(file.as_ref(), &mut back, 4096).unwrap(), back.len());

@@ -335,7 +335,7 @@ impl Wal {
             let frame = codec::frame_len(record.len()) as u64;
             if self.write_offset + buf.len() as u64 + frame > size {
                 fill_crcs(&mut buf, buf_first, &frames, &mut crcs);
-                result = self.flush(&buf).and_then(|()| self.roll());
+                result = self.flush(&mut buf).and_then(|()| self.roll());
                 buf.clear();
                 frames.clear();
                 buf_first = self.next_seq;
@@ -356,7 +356,7 @@ impl Wal {
         }
         let result = result.and_then(|()| {
             fill_crcs(&mut buf, buf_first, &frames, &mut crcs);
-            self.flush(&buf)
+            self.flush(&mut buf)
         });
         self.buf = buf;
         self.crcs = crcs;
@@ -364,22 +364,32 @@ impl Wal {
         result
     }
 
-    fn flush(&mut self, buf: &[u8]) -> Result<()> {
+    /// Writes the framed group `buf` at the end of the active segment, with its padding
+    /// (zeros) when [`padding`] asks for some; `buf` is left as it came.
+    fn flush(&mut self, buf: &mut Vec<u8>) -> Result<()> {
         if buf.is_empty() {
             return Ok(());
         }
+        let len = buf.len();
+        let pad = padding(
+            self.write_offset,
+            len as u64,
+            self.config.effective_write_padding(),
+            self.config.segment_size_bytes,
+        );
+        // Cannot truncate: the padding ends within the segment, whose size is a `usize`.
+        buf.resize(len + usize::try_from(pad).unwrap_or(0), 0);
         let name = self.active.name.clone();
-        self.active
-            .file
-            .write_all_at(buf, self.write_offset)
-            .map_err(self.io_err(IoOp::Write, &name))?;
-        self.write_offset += buf.len() as u64;
+        let written = self.active.file.write_all_at(buf, self.write_offset);
+        buf.truncate(len);
+        written.map_err(self.io_err(IoOp::Write, &name))?;
+        self.write_offset += len as u64;
         self.active.set_end(self.write_offset);
         self.shared.set_written(self.last_seq());
-        self.metrics.bytes_written.increment(buf.len() as u64);
+        self.metrics.bytes_written.increment(len as u64);
         self.dirty = true;
         if let Some(writeback) = &mut self.writeback {
-            writeback.written(buf.len() as u64, &self.active.file);
+            writeback.written(len as u64, self.write_offset, &self.active.file);
         }
         Ok(())
     }
@@ -432,6 +442,25 @@ impl Wal {
     }
 }
 
+/// Zeros to write after a group of `len` bytes written at `offset`, under padding blocks of
+/// `block` bytes (0: none): when a small write (under a block) ends in a block it did not start
+/// in, or starts one, the zeros fill that block to its end (at most to the segment's `size`),
+/// so the page cache allocates the whole block at once, in large folios, rather than a small
+/// folio per write. The zeros lie past the log's end, where recovery already reads zeros or
+/// stale frames as the end, and the next records overwrite them.
+pub(crate) fn padding(offset: u64, len: u64, block: u64, size: u64) -> u64 {
+    if block == 0 || len >= block {
+        return 0;
+    }
+    let end = offset + len;
+    let starts_block = offset.is_multiple_of(block);
+    if !starts_block && offset / block == end / block {
+        return 0;
+    }
+    let block_end = end.div_ceil(block).saturating_mul(block).min(size);
+    block_end.saturating_sub(end)
+}
+
 /// Computes the checksums of the frames framed into `buf` (payload offset and length each, the
 /// first at seq `first`) from their payloads there, while they are still in cache, and writes
 /// each into its frame header (`len | crc | payload`).
@@ -467,5 +496,31 @@ impl Drop for Wal {
         {
             warn!(%error, "wal sync on close failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::padding;
+
+    #[test]
+    fn padding_fills_the_block_a_small_write_reaches_into_and_nothing_else() {
+        const B: u64 = 4096;
+        const SIZE: u64 = 10_000;
+        // Off, or a write as large as a block: never.
+        assert_eq!(padding(32, 100, 0, SIZE), 0);
+        assert_eq!(padding(32, B, B, SIZE), 0);
+        // Starting a block (the first write after a header-only segment starts mid-block).
+        assert_eq!(padding(0, 100, B, SIZE), B - 100);
+        assert_eq!(padding(B, 100, B, SIZE), B - 100);
+        // Within a block another write already reached into: nothing.
+        assert_eq!(padding(132, 100, B, SIZE), 0);
+        // Crossing into the next block: to that block's end.
+        assert_eq!(padding(4000, 200, B, SIZE), 2 * B - 4200);
+        // Ending exactly on a boundary: the next write starts the next block.
+        assert_eq!(padding(4000, 96, B, SIZE), 0);
+        // Never past the segment.
+        assert_eq!(padding(8000, 300, B, SIZE), SIZE - 8300);
+        assert_eq!(padding(9900, 100, B, SIZE), 0);
     }
 }

@@ -32,7 +32,7 @@ use crate::{error::Result, state::Shared, storage::StorageFile};
 /// The helper thread and the running count of bytes written since the last request.
 #[derive(Debug)]
 pub(crate) struct Writeback {
-    requests: Option<SyncSender<Arc<dyn StorageFile>>>,
+    requests: Option<SyncSender<(Arc<dyn StorageFile>, u64)>>,
     thread: Option<JoinHandle<()>>,
     every: u64,
     pending_bytes: u64,
@@ -42,13 +42,13 @@ impl Writeback {
     /// Starts the thread; it starts writeback of each file it is handed and poisons `shared`
     /// on failure.
     pub(crate) fn start(shared: Arc<Shared>, every: u64) -> Result<Self> {
-        let (requests, rx) = std::sync::mpsc::sync_channel::<Arc<dyn StorageFile>>(1);
+        let (requests, rx) = std::sync::mpsc::sync_channel::<(Arc<dyn StorageFile>, u64)>(1);
         let thread = crate::sequencer::spawn("mempulse-wal-writeback", move || {
-            while let Ok(file) = rx.recv() {
+            while let Ok((file, end)) = rx.recv() {
                 if shared.is_poisoned() {
                     continue;
                 }
-                if let Err(error) = file.start_writeback() {
+                if let Err(error) = file.start_writeback(end) {
                     shared.poison();
                     warn!(%error, "wal background writeback failed; the log refuses writes");
                 }
@@ -57,15 +57,17 @@ impl Writeback {
         Ok(Self { requests: Some(requests), thread: Some(thread), every, pending_bytes: 0 })
     }
 
-    /// Counts `bytes` written to `active`; past the threshold, hands `active` to the thread
-    /// unless it is still busy with the previous one (the bytes then count towards the next).
-    pub(crate) fn written(&mut self, bytes: u64, active: &Arc<dyn StorageFile>) {
+    /// Counts `bytes` written to `active`, whose records now end at `end`; past the threshold,
+    /// hands `active` to the thread to write back up to `end` (not the zeros of a write's
+    /// padding past it, which the next records overwrite), unless the thread is still busy
+    /// with the previous request (the bytes then count towards the next).
+    pub(crate) fn written(&mut self, bytes: u64, end: u64, active: &Arc<dyn StorageFile>) {
         self.pending_bytes = self.pending_bytes.saturating_add(bytes);
         if self.pending_bytes < self.every {
             return;
         }
         if let Some(requests) = &self.requests
-            && requests.try_send(Arc::clone(active)).is_ok()
+            && requests.try_send((Arc::clone(active), end)).is_ok()
         {
             self.pending_bytes = 0;
         }
@@ -92,7 +94,7 @@ impl Drop for Writeback {
 mod tests {
     use std::{
         io,
-        sync::atomic::{AtomicU32, Ordering},
+        sync::atomic::{AtomicU32, AtomicU64, Ordering},
     };
 
     use mempulse_primitives::Seq;
@@ -105,6 +107,7 @@ mod tests {
     struct CountingFile {
         syncs: AtomicU32,
         writebacks: AtomicU32,
+        last_end: AtomicU64,
         fail: bool,
     }
 
@@ -119,8 +122,9 @@ mod tests {
             self.syncs.fetch_add(1, Ordering::SeqCst);
             Ok(())
         }
-        fn start_writeback(&self) -> io::Result<()> {
+        fn start_writeback(&self, end: u64) -> io::Result<()> {
             self.writebacks.fetch_add(1, Ordering::SeqCst);
+            self.last_end.store(end, Ordering::SeqCst);
             if self.fail { Err(io::Error::other("injected")) } else { Ok(()) }
         }
         fn size(&self) -> io::Result<u64> {
@@ -144,15 +148,17 @@ mod tests {
         let file = Arc::new(CountingFile::default());
         let active: Arc<dyn StorageFile> = file.clone();
         let mut writeback = Writeback::start(Arc::clone(&shared), 100).unwrap();
-        writeback.written(60, &active);
-        writeback.written(39, &active);
+        writeback.written(60, 92, &active);
+        writeback.written(39, 131, &active);
         writeback.synced();
         // 99 bytes, then a sync by the writer: nothing owed.
-        writeback.written(60, &active);
-        writeback.written(60, &active);
+        writeback.written(60, 191, &active);
+        writeback.written(60, 251, &active);
         // Dropping joins the thread after the request it took.
         drop(writeback);
         assert_eq!(file.writebacks.load(Ordering::SeqCst), 1);
+        // Up to where the records end, not past them.
+        assert_eq!(file.last_end.load(Ordering::SeqCst), 251);
         // It only starts writeback: it never syncs (that stays the writer's and sealing's).
         assert_eq!(file.syncs.load(Ordering::SeqCst), 0);
         assert!(!shared.is_poisoned());
@@ -164,7 +170,7 @@ mod tests {
         let file = Arc::new(CountingFile { fail: true, ..CountingFile::default() });
         let active: Arc<dyn StorageFile> = file.clone();
         let mut writeback = Writeback::start(Arc::clone(&shared), 1).unwrap();
-        writeback.written(1, &active);
+        writeback.written(1, 33, &active);
         drop(writeback);
         assert_eq!(file.writebacks.load(Ordering::SeqCst), 1);
         assert!(shared.is_poisoned());

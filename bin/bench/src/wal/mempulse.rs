@@ -34,6 +34,9 @@ fn config(options: &LogOptions<'_>) -> WalConfig {
     if let Some(bytes) = options.writeback_bytes {
         config = config.with_writeback_bytes(bytes);
     }
+    if let Some(bytes) = options.write_padding_bytes {
+        config = config.with_write_padding_bytes(bytes);
+    }
     if let Some(bytes) = options.segment_bytes {
         config = config.with_segment_size_bytes(bytes);
     }

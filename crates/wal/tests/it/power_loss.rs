@@ -158,3 +158,60 @@ fn open_syncs_the_recovered_tail_unless_the_policy_is_never() {
         }
     }
 }
+
+/// Padding small unsynced writes with zeros (so the page cache holds whole blocks) must change
+/// nothing a reader, a reopen or a power loss sees: the zeros lie past the log's end, every
+/// segment's bytes up to its end are the same as without padding, and past it there are only
+/// zeros.
+#[test]
+fn write_padding_changes_nothing_but_zeros_past_the_end() {
+    let groups: Vec<u64> = (0..120).map(|i| 1 + (i * 37) % 9).collect();
+    let run = |padding: u64| {
+        let sim = SimStorage::new();
+        let config = small_config(mempulse_wal::Preallocate::Fallocate)
+            .with_segment_size_bytes(16 << 10)
+            .with_write_padding_bytes(padding);
+        let mut wal = open_sim(&sim, config.clone()).unwrap();
+        let (mut next, mut padded_writes) = (1, 0);
+        for &n in &groups {
+            wal.append(&payloads(next, n)).unwrap();
+            let framed: usize = frames_len(next, n).iter().sum();
+            padded_writes += usize::from(sim.last_write_len().unwrap() > framed);
+            next += n;
+        }
+        // Small writes crossing into a block carry zeros, and only then.
+        assert_eq!(padded_writes > 0, padding > 0, "{padded_writes} padded writes");
+        let last = next - 1;
+        assert_log(&wal.reader(), 1, last);
+        drop(wal);
+        // The last write carries the padding: tear it anywhere, in the records or the zeros.
+        let torn = sim.last_write_len().unwrap();
+        let tears = [0, 1, torn / 2, torn.saturating_sub(1)];
+        let modes = [CrashMode::KeepUnsynced, CrashMode::DropUnsynced]
+            .into_iter()
+            .chain(tears.map(|keep| CrashMode::TearLastWrite { keep }));
+        for mode in modes {
+            let image = sim.crash_image(mode);
+            let wal = open_sim(&image, config.clone()).unwrap();
+            let recovered = wal.reader().last_seq().0;
+            assert_log(&wal.reader(), 1, recovered);
+            if mode == CrashMode::KeepUnsynced {
+                assert_eq!(recovered, last, "padding {padding}");
+            }
+        }
+        (sim, last)
+    };
+    let (plain, last) = run(0);
+    for padding in [512, 4096] {
+        let (padded, padded_last) = run(padding);
+        assert_eq!(padded_last, last);
+        assert_eq!(padded.file_names(), plain.file_names());
+        for name in plain.file_names() {
+            let (a, b) = (plain.file_bytes(&name).unwrap(), padded.file_bytes(&name).unwrap());
+            // Where the plain file's written bytes end (it has only zeros after them).
+            let end = a.iter().rposition(|&x| x != 0).map_or(0, |i| i + 1);
+            assert_eq!(b.get(..end), a.get(..end), "{name} with padding {padding}");
+            assert!(b.iter().skip(end).all(|&x| x == 0), "{name}: non-zero bytes past the end");
+        }
+    }
+}
