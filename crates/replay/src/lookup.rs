@@ -116,6 +116,17 @@ impl<V> TxIndex<V> {
         self.map.remove(&Key(*hash))
     }
 
+    /// Removes the value of `hash` when `pred` holds for it (one lookup).
+    pub(crate) fn remove_if(&mut self, hash: &TxHash, pred: impl FnOnce(&V) -> bool) -> bool {
+        match self.map.entry(Key(*hash)) {
+            std::collections::hash_map::Entry::Occupied(entry) if pred(entry.get()) => {
+                entry.remove();
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }

@@ -206,7 +206,7 @@ impl ReplicatedState {
                 None => self.anomalies += 1,
             },
             EventKind::TxIncluded { hash, height } => match self.remove_slot_of(&hash) {
-                Some(tx) => self.included.keep(height, tx),
+                Some(tx) => self.included.keep(height, *tx),
                 None => self.anomalies += 1,
             },
             EventKind::TxReopened { hash, .. } => self.reopen(&hash),
@@ -355,7 +355,7 @@ impl ReplicatedState {
             }
             Some(_) => Subpool::Queued,
         };
-        let pooled = Pooled::new(tx, subpool);
+        let pooled = Pooled::new(Box::new(tx), subpool);
         self.add_entry(&key, &pooled);
         self.by_hash.insert(*hash, key);
         self.slots.entry(key).or_default().current = Some(pooled);

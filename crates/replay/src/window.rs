@@ -2,14 +2,21 @@
 //! (which names only a hash) can put the transaction back into the view after a reorg.
 //!
 //! Bounded by [`REOPEN_WINDOW_HEIGHTS`] heights and [`REOPEN_BODIES_MAX`] bodies, oldest heights
-//! first. Bodies are found by hash in a lookup-only [`TxIndex`]; the heights are an ordered map
-//! of hash lists with lazy deletion: a body reopened (or included again at another height)
-//! leaves its hash in the old list, and dropping a height removes only the bodies still
-//! included at that height. The encoding lists the bodies by hash, collected from the lists and
-//! sorted, so it is the one a `BTreeMap` by hash gave (the previous layout, whose inserts and
-//! removes compared 32-byte keys down a tree on every inclusion).
+//! first. Each height keeps its bodies by value, in inclusion order, in one list; a lookup-only
+//! [`TxIndex`] says where the body of a hash is (its height and place in that list). A body
+//! reopened (or included again) leaves a stale copy in its old list, which the index no longer
+//! names: dropping a height removes from the index only the bodies it still names, then clears
+//! the list, whose memory the next height reuses. The encoding lists the bodies the index names,
+//! sorted by hash, so it is the one a `BTreeMap` by hash gave (the first layout).
+//!
+//! Why by value: the pool view boxes each admitted transaction. The previous layout moved that
+//! box into the window and freed it 64 heights later, a block's worth at a time, by when its
+//! lines had left the cache; the allocator then handed those cold boxes to the next admissions,
+//! whose writes and reads waited on them. Copying the body into the height's list instead frees
+//! the box at once, while it is in the cache, for the next admission to reuse (see
+//! `docs/design/replay.md`, "seventh look").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map::Entry};
 
 use mempulse_primitives::{
     Decode, DecodeError, Encode, Height, Reader, Tx, TxHash,
@@ -22,26 +29,45 @@ use crate::{
     state::put_count,
 };
 
-/// Included bodies by hash, and their hashes by height.
+/// Included bodies by height, and where each hash's body is.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ReopenWindow {
-    bodies: TxIndex<(Height, Box<Tx>)>,
-    /// Hashes included at each height; some may have left (reopened, or included again at
-    /// another height) and are skipped.
-    by_height: BTreeMap<Height, Vec<TxHash>>,
+    /// The height and list position of every body held (one per hash).
+    at: TxIndex<(Height, u32)>,
+    /// Bodies included at each height, in inclusion order; some are stale (the index names
+    /// another place for their hash, or none).
+    by_height: BTreeMap<Height, Vec<Tx>>,
+    /// The list of the last height dropped, emptied, for the next height to fill.
+    spare: Vec<Tx>,
 }
 
 impl ReopenWindow {
     /// Keeps `tx`'s body, included at `height`, then drops the oldest heights beyond
     /// [`REOPEN_BODIES_MAX`] bodies.
-    pub(crate) fn keep(&mut self, height: Height, tx: Box<Tx>) {
-        let hash = tx.hash;
-        let old = self.bodies.insert(hash, (height, tx));
-        // Included again at the same height: its hash is in that list already.
-        if old.is_none_or(|(old_height, _)| old_height != height) {
-            self.by_height.entry(height).or_default().push(hash);
+    pub(crate) fn keep(&mut self, height: Height, mut tx: Tx) {
+        if !tx.raw.is_empty() {
+            tx.raw = Default::default();
         }
-        while self.bodies.len() > REOPEN_BODIES_MAX {
+        let hash = tx.hash;
+        // Included again at the same height: the new body takes the old one's place.
+        if let Some(&(h, place)) = self.at.get(&hash)
+            && h == height
+            && let Some(old) =
+                self.by_height.get_mut(&height).and_then(|l| l.get_mut(place as usize))
+        {
+            *old = tx;
+            return;
+        }
+        let list = match self.by_height.entry(height) {
+            Entry::Occupied(list) => list.into_mut(),
+            Entry::Vacant(slot) => slot.insert(core::mem::take(&mut self.spare)),
+        };
+        // A list never holds 2^32 bodies (they would not fit in memory).
+        let place = u32::try_from(list.len()).unwrap_or(u32::MAX);
+        list.push(tx);
+        // Included again: the new place wins, the old copy goes stale.
+        self.at.insert(hash, (height, place));
+        while self.at.len() > REOPEN_BODIES_MAX {
             if !self.drop_lowest_height() {
                 break;
             }
@@ -49,19 +75,26 @@ impl ReopenWindow {
     }
 
     /// Takes the body of `hash` out of the window, with the height it was included at.
-    pub(crate) fn take(&mut self, hash: &TxHash) -> Option<(Height, Box<Tx>)> {
-        self.bodies.remove(hash)
+    pub(crate) fn take(&mut self, hash: &TxHash) -> Option<(Height, Tx)> {
+        let (height, place) = self.at.remove(hash)?;
+        let body = self.by_height.get(&height)?.get(place as usize)?;
+        Some((height, body.clone()))
+    }
+
+    /// Whether the index names `place` of `height` for `hash`.
+    fn names(&self, hash: &TxHash, height: Height, place: usize) -> bool {
+        self.at.get(hash).is_some_and(|&(h, p)| h == height && p as usize == place)
     }
 
     fn drop_lowest_height(&mut self) -> bool {
-        let Some((height, hashes)) = self.by_height.pop_first() else { return false };
-        for hash in hashes {
-            // One lookup: a body included again at another height since goes back.
-            if let Some((at, body)) = self.bodies.remove(&hash)
-                && at != height
-            {
-                self.bodies.insert(hash, (at, body));
-            }
+        let Some((height, mut list)) = self.by_height.pop_first() else { return false };
+        for (place, body) in list.iter().enumerate() {
+            // Only the copy the index names: a stale one's hash may be held elsewhere.
+            self.at.remove_if(&body.hash, |&(h, p)| h == height && p as usize == place);
+        }
+        list.clear();
+        if list.capacity() > self.spare.capacity() {
+            self.spare = list;
         }
         true
     }
@@ -76,22 +109,19 @@ impl ReopenWindow {
 
     /// Appends `u32 n | n × (height u64, Tx without its raw bytes)`, ascending by hash.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        let mut held: Vec<&TxHash> = self
+        let mut held: Vec<(&TxHash, Height, &Tx)> = self
             .by_height
             .iter()
-            .flat_map(|(height, hashes)| hashes.iter().map(move |hash| (height, hash)))
-            .filter(|(height, hash)| self.bodies.get(hash).is_some_and(|(h, _)| h == *height))
-            .map(|(_, hash)| hash)
+            .flat_map(|(height, list)| list.iter().enumerate().map(move |(p, tx)| (*height, p, tx)))
+            .filter(|(height, place, tx)| self.names(&tx.hash, *height, *place))
+            .map(|(height, _, tx)| (&tx.hash, height, tx))
             .collect();
-        held.sort_unstable();
-        held.dedup();
-        debug_assert_eq!(held.len(), self.bodies.len(), "every body is listed at its height");
+        held.sort_unstable_by_key(|(hash, _, _)| *hash);
+        debug_assert_eq!(held.len(), self.at.len(), "every body is listed at its place");
         put_count(out, held.len());
-        for hash in held {
-            if let Some((height, tx)) = self.bodies.get(hash) {
-                height.encode(out);
-                encode_tx_without_raw(tx, out);
-            }
+        for (_, height, tx) in held {
+            height.encode(out);
+            encode_tx_without_raw(tx, out);
         }
     }
 
@@ -109,8 +139,10 @@ impl ReopenWindow {
                 return Err(DecodeError::InvalidValue { offset, what: "replay included body" });
             }
             last = Some(tx.hash);
-            window.by_height.entry(height).or_default().push(tx.hash);
-            window.bodies.insert(tx.hash, (height, Box::new(tx)));
+            let list = window.by_height.entry(height).or_default();
+            let place = u32::try_from(list.len()).unwrap_or(u32::MAX);
+            window.at.insert(tx.hash, (height, place));
+            list.push(tx);
         }
         Ok(window)
     }
@@ -187,6 +219,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn including_a_body_again_at_its_height_replaces_it_in_place() {
+        let mut window = ReopenWindow::default();
+        for _ in 0..100 {
+            window.keep(Height(5), *tx(1));
+        }
+        window.keep(Height(6), *tx(1));
+        window.keep(Height(6), *tx(2));
+        let lens: Vec<usize> = window.by_height.values().map(Vec::len).collect();
+        assert_eq!(lens, [1, 2], "one copy at 5 (now stale), two bodies at 6");
+        assert_eq!(window.at.len(), 2);
+        window.trim(Height(5 + REOPEN_WINDOW_HEIGHTS));
+        assert_eq!(window.by_height.len(), 1);
+        assert_eq!(window.at.len(), 2, "dropping height 5 keeps the body included again at 6");
+        assert_eq!(
+            window.take(&TxHash([1; 32])).map(|(h, tx)| (h, tx.hash)),
+            Some((Height(6), TxHash([1; 32])))
+        );
+        assert_eq!(window.take(&TxHash([1; 32])), None);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
 
@@ -201,7 +254,7 @@ mod tests {
                 let (hash, height) = (TxHash([n; 32]), Height(height));
                 match op {
                     0 => {
-                        window.keep(height, tx(n));
+                        window.keep(height, *tx(n));
                         model.keep(height, tx(n));
                     }
                     1 => {
@@ -213,7 +266,7 @@ mod tests {
                         model.trim(height);
                     }
                 }
-                prop_assert_eq!(window.bodies.len(), model.bodies.len());
+                prop_assert_eq!(window.at.len(), model.bodies.len());
             }
             let mut bytes = Vec::new();
             window.encode(&mut bytes);
