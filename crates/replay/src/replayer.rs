@@ -143,17 +143,23 @@ impl Replayer {
             EventKind::TxReplaced { new, .. } => Some(*new),
             _ => None,
         };
+        let mut subject_in_pool = None;
         if let Origin::Replicated { raft_index } = event.origin {
             if raft_index > self.state.last_index && self.state.last_index > RaftIndex(0) {
                 self.seal();
             }
-            self.state.apply(seq, raft_index, kind, &mut self.displaced);
+            subject_in_pool = self.state.apply(seq, raft_index, kind, &mut self.displaced);
             for hash in self.displaced.drain(..) {
                 self.lifecycle.finish(hash);
             }
         }
         let fact = FactRef { seq, kind: code };
-        for hash in subject.into_iter().chain(new) {
+        if let Some(hash) = subject {
+            let in_pool = subject_in_pool.unwrap_or_else(|| self.state.contains(&hash));
+            debug_assert_eq!(in_pool, self.state.contains(&hash), "the view's own answer");
+            self.lifecycle.record(hash, fact, in_pool);
+        }
+        if let Some(hash) = new {
             self.lifecycle.record(hash, fact, self.state.contains(&hash));
         }
         self.next_seq = seq.checked_next();

@@ -180,14 +180,16 @@ impl ReplicatedState {
     }
 
     /// Applies one replicated event. Hashes that left the view as a side effect of the event
-    /// (not as its subject) are pushed to `displaced`.
+    /// (not as its subject) are pushed to `displaced`. Returns whether the event's subject
+    /// (`EventKind::tx_hash`) is in the view afterwards when applying it told (`None`: look it
+    /// up), which spares the caller a lookup for most transaction facts.
     pub(crate) fn apply(
         &mut self,
         seq: Seq,
         index: RaftIndex,
         kind: EventKind,
         displaced: &mut Vec<TxHash>,
-    ) {
+    ) -> Option<bool> {
         self.replicated_events += 1;
         self.last_seq = seq;
         if index < self.last_index {
@@ -196,28 +198,42 @@ impl ReplicatedState {
             self.last_index = index;
         }
         match kind {
-            EventKind::TxAdmitted { tx, subpool } => self.admit(tx, subpool, displaced),
-            EventKind::TxReplaced { old, new: _, sender, nonce } => {
-                self.replace(old, sender, nonce);
+            EventKind::TxAdmitted { tx, subpool } => {
+                self.admit(tx, subpool, displaced);
+                Some(true)
             }
-            EventKind::TxPromoted { hash } => self.promote(&hash),
-            EventKind::TxEvicted { hash, .. } => match self.remove_slot_of(&hash) {
-                Some(_) => {}
-                None => self.anomalies += 1,
-            },
-            EventKind::TxIncluded { hash, height } => match self.remove_slot_of(&hash) {
-                Some(tx) => self.included.keep(height, *tx),
-                None => self.anomalies += 1,
-            },
-            EventKind::TxReopened { hash, .. } => self.reopen(&hash),
+            EventKind::TxReplaced { old, new: _, sender, nonce } => {
+                // `old` leaves the view (or was not in it).
+                self.replace(old, sender, nonce);
+                Some(false)
+            }
+            EventKind::TxPromoted { hash } => Some(self.promote(&hash)),
+            EventKind::TxEvicted { hash, .. } => {
+                if self.remove_slot_of(&hash).is_none() {
+                    self.anomalies += 1;
+                }
+                Some(false)
+            }
+            EventKind::TxIncluded { hash, height } => {
+                match self.remove_slot_of(&hash) {
+                    Some(tx) => self.included.keep(height, *tx),
+                    None => self.anomalies += 1,
+                }
+                Some(false)
+            }
+            EventKind::TxReopened { hash, .. } => Some(self.reopen(&hash)),
             EventKind::BlockCommitted { height, .. } => {
                 self.height = height;
                 self.included.trim(height);
+                None
             }
-            EventKind::ReorgDetected { fork_height, .. } => self.height = fork_height,
+            EventKind::ReorgDetected { fork_height, .. } => {
+                self.height = fork_height;
+                None
+            }
             // Facts that do not change the view (rejections, lane facts, proposals, cluster and
             // replay facts) and kinds newer than this build only count.
-            _ => {}
+            _ => None,
         }
     }
 
@@ -298,16 +314,17 @@ impl ReplicatedState {
         }
     }
 
-    fn promote(&mut self, hash: &TxHash) {
+    /// Returns whether `hash` is in the view.
+    fn promote(&mut self, hash: &TxHash) -> bool {
         let Some(key) = self.by_hash.get(hash).copied() else {
             self.anomalies += 1;
-            return;
+            return false;
         };
         let pooled = self.slots.get_mut(&key).and_then(|s| s.current.as_mut());
         let Some(pooled) = pooled.filter(|p| p.subpool != Subpool::Pending) else {
             // Not in its slot, or pending already.
             self.anomalies += 1;
-            return;
+            return true;
         };
         let new = slot_entry(&key.0, key.1, hash, Subpool::Pending);
         self.commitment.sub(&pooled.entry);
@@ -315,6 +332,7 @@ impl ReplicatedState {
         pooled.subpool = Subpool::Pending;
         pooled.entry = new;
         self.pending += 1;
+        true
     }
 
     /// Removes the slot holding `hash` (with its history) and returns the transaction.
@@ -329,19 +347,20 @@ impl ReplicatedState {
         Some(pooled.tx)
     }
 
-    fn reopen(&mut self, hash: &TxHash) {
+    /// Returns whether `hash` is in the view afterwards.
+    fn reopen(&mut self, hash: &TxHash) -> bool {
         if self.by_hash.contains(hash) {
             self.anomalies += 1;
-            return;
+            return true;
         }
         let Some((_, tx)) = self.included.take(hash) else {
             self.anomalies += 1;
-            return;
+            return false;
         };
         let key = SlotKey(tx.sender, tx.nonce);
         if self.slots.get(&key).is_some_and(|s| s.current.is_some()) {
             self.anomalies += 1;
-            return;
+            return false;
         }
         let below = self
             .slots
@@ -359,6 +378,7 @@ impl ReplicatedState {
         self.add_entry(&key, &pooled);
         self.by_hash.insert(*hash, key);
         self.slots.entry(key).or_default().current = Some(pooled);
+        true
     }
 
     /// Appends the canonical encoding (layout in `checkpoint/format.rs`).
