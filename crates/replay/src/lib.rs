@@ -86,6 +86,7 @@ mod error;
 mod lifecycle;
 mod lookup;
 mod replayer;
+mod slots;
 mod state;
 #[cfg(feature = "test-utils")]
 pub mod test_utils;

@@ -28,7 +28,7 @@ const fn fold(a: u64, b: u64) -> u64 {
 
 /// Builds [`KeyedHasher`]s sharing one random key.
 #[derive(Clone, Copy, Debug)]
-struct KeyedState {
+pub(crate) struct KeyedState {
     key: u64,
 }
 
@@ -49,7 +49,7 @@ impl BuildHasher for KeyedState {
 
 /// Mixes the words it is given; [`Key`] writes exactly one.
 #[derive(Clone, Copy, Debug)]
-struct KeyedHasher {
+pub(crate) struct KeyedHasher {
     state: u64,
 }
 

@@ -20,8 +20,6 @@
 //! - Every other kind only counts. A fact naming a transaction the view does not hold where it
 //!   must (promote, evict, include) is an anomaly and changes nothing else.
 
-use std::collections::BTreeMap;
-
 use mempulse_primitives::{
     Address, Decode, DecodeError, Digest, Encode, EventKind, Height, Nonce, RaftIndex, Reader, Seq,
     Subpool, Tx, TxHash,
@@ -32,6 +30,7 @@ use crate::{
     commitment::{Commitment, replaced_entry, slot_entry},
     config::{REPLACEMENTS_PER_SLOT_MAX, RULE_VERSION},
     lookup::TxIndex,
+    slots::SlotMap,
     window::ReopenWindow,
 };
 
@@ -40,8 +39,8 @@ use crate::{
 pub(crate) struct Pooled {
     /// Without its raw bytes (`raw` is empty, `encoded_size` gives their length): they stay in
     /// the event log, at the seq of its `tx_admitted` fact, and nothing derived reads them.
-    /// Boxed: slots and reopen-window entries move inside `BTreeMap` nodes on every insert and
-    /// remove, and a pointer moves far cheaper than the ~150-byte transaction.
+    /// Boxed: a slot lives inline in the slot map's table, which moves it when it grows, and a
+    /// pointer keeps the table's entries small.
     pub(crate) tx: Box<Tx>,
     pub(crate) subpool: Subpool,
     /// Its slot entry's hash in the commitment (`slot_entry` of its sender, nonce, hash and
@@ -80,13 +79,14 @@ impl Slot {
 
 /// A slot's (sender, nonce), ordered exactly as the tuple `(Address, Nonce)` (the sender's bytes
 /// lexicographically, then the nonce), but compared as three big-endian words of the sender
-/// instead of a 20-byte `memcmp` call: slot lookups dominate the replay's map work.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// instead of a 20-byte `memcmp` call (sorting every slot for a checkpoint compares them), and
+/// hashed as those words and the nonce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SlotKey(pub(crate) Address, pub(crate) Nonce);
 
 impl SlotKey {
     /// The sender as words whose numeric order is the bytes' lexicographic order.
-    fn words(&self) -> (u64, u64, u32) {
+    pub(crate) fn words(&self) -> (u64, u64, u32) {
         let bytes = &self.0.0;
         let (mut hi, mut mid, mut lo) = ([0u8; 8], [0u8; 8], [0u8; 4]);
         hi.copy_from_slice(&bytes[..8]);
@@ -102,6 +102,17 @@ impl Ord for SlotKey {
     }
 }
 
+/// Four words into the keyed hasher (the derived `Hash` would feed it the sender byte by byte).
+impl core::hash::Hash for SlotKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        let (hi, mid, lo) = self.words();
+        state.write_u64(hi);
+        state.write_u64(mid);
+        state.write_u64(u64::from(lo));
+        state.write_u64(self.1.0);
+    }
+}
+
 impl PartialOrd for SlotKey {
     fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
         Some(self.cmp(other))
@@ -111,7 +122,7 @@ impl PartialOrd for SlotKey {
 /// The replicated derived state.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ReplicatedState {
-    slots: BTreeMap<SlotKey, Slot>,
+    slots: SlotMap,
     /// Where each pooled transaction sits (lookup only).
     by_hash: TxIndex<SlotKey>,
     /// Bodies of recently included transactions, for `tx_reopened`.
@@ -147,14 +158,13 @@ impl ReplicatedState {
 
     /// The slots of one sender, in nonce order.
     pub(crate) fn sender_slots(&self, sender: Address) -> impl Iterator<Item = (Nonce, &Slot)> {
-        self.slots
-            .range(SlotKey(sender, Nonce(0))..=SlotKey(sender, Nonce(u64::MAX)))
-            .map(|(k, s)| (k.1, s))
+        self.slots.sender(sender)
     }
 
     /// Hashes of every pooled transaction, in (sender, nonce) order.
     pub(crate) fn pooled_hashes(&self) -> impl Iterator<Item = &TxHash> {
-        self.slots.values().filter_map(|s| s.current.as_ref().map(|p| &p.tx.hash))
+        let sorted = self.slots.sorted();
+        sorted.into_iter().filter_map(|(_, s)| s.current.as_ref().map(|p| &p.tx.hash))
     }
 
     /// The digest of the state as it is now: SHA-256 over
@@ -264,7 +274,7 @@ impl ReplicatedState {
         let pooled = Pooled::new(Box::new(tx), subpool);
         let (hash, entry, pending) = (pooled.tx.hash, pooled.entry, pooled.subpool);
         // One walk of the slot map: the slot is created or its holder swapped out in place.
-        let holder = self.slots.entry(key).or_default().current.replace(pooled);
+        let holder = self.slots.get_or_default(key).current.replace(pooled);
         if let Some(holder) = holder {
             self.anomalies += 1;
             self.commitment.sub(&holder.entry);
@@ -298,7 +308,7 @@ impl ReplicatedState {
             }
             None => self.anomalies += 1,
         }
-        let slot = self.slots.entry(key).or_default();
+        let slot = self.slots.get_or_default(key);
         let ordinal = slot.replaced_total;
         slot.replaced.push(old);
         slot.replaced_total = slot.replaced_total.saturating_add(1);
@@ -364,9 +374,10 @@ impl ReplicatedState {
         }
         let below = self
             .slots
-            .range(SlotKey(tx.sender, Nonce(0))..key)
+            .sender(tx.sender)
             .rev()
-            .find_map(|(k, s)| s.current.as_ref().map(|p| (k.1, p.subpool)));
+            .filter(|(nonce, _)| *nonce < key.1)
+            .find_map(|(nonce, s)| s.current.as_ref().map(|p| (nonce, p.subpool)));
         let subpool = match below {
             None => Subpool::Pending,
             Some((nonce, Subpool::Pending)) if nonce.0.checked_add(1) == Some(key.1.0) => {
@@ -377,7 +388,7 @@ impl ReplicatedState {
         let pooled = Pooled::new(Box::new(tx), subpool);
         self.add_entry(&key, &pooled);
         self.by_hash.insert(*hash, key);
-        self.slots.entry(key).or_default().current = Some(pooled);
+        self.slots.get_or_default(key).current = Some(pooled);
         true
     }
 
@@ -393,7 +404,7 @@ impl ReplicatedState {
             word.encode(out);
         }
         put_count(out, self.slots.len());
-        for (SlotKey(sender, nonce), slot) in &self.slots {
+        for (SlotKey(sender, nonce), slot) in self.slots.sorted() {
             sender.encode(out);
             nonce.encode(out);
             match &slot.current {
@@ -423,13 +434,15 @@ impl ReplicatedState {
         };
         // A slot encodes to at least 20 + 8 + 1 + 4 + 4 bytes.
         let slots = r.count(37)?;
+        let mut last: Option<SlotKey> = None;
         for _ in 0..slots {
             let offset = r.position();
             let key = SlotKey(Address::decode(r)?, Nonce::decode(r)?);
             let current = Option::<Pooled>::decode(r)?;
             let replaced_total = u32::decode(r)?;
             let replaced = Vec::<TxHash>::decode(r)?;
-            let out_of_order = state.slots.last_key_value().is_some_and(|(k, _)| *k >= key);
+            let out_of_order = last.is_some_and(|last| last >= key);
+            last = Some(key);
             let too_long = replaced.len() > REPLACEMENTS_PER_SLOT_MAX
                 || u64::try_from(replaced.len()).unwrap_or(u64::MAX) > u64::from(replaced_total);
             if out_of_order || too_long {
@@ -439,7 +452,7 @@ impl ReplicatedState {
             for (i, old) in slot.replaced.iter().enumerate() {
                 state.commitment.add(&replaced_entry(&key.0, key.1, old, slot.ordinal(i)));
             }
-            state.slots.insert(key, slot);
+            *state.slots.get_or_default(key) = slot;
             if let Some(pooled) = current {
                 let tx = &pooled.tx;
                 if tx.sender != key.0 || tx.nonce != key.1 || state.by_hash.contains(&tx.hash) {
