@@ -273,7 +273,7 @@ impl ReplicatedState {
         let key = SlotKey(tx.sender, tx.nonce);
         let pooled = Pooled::new(Box::new(tx), subpool);
         let (hash, entry, pending) = (pooled.tx.hash, pooled.entry, pooled.subpool);
-        // One walk of the slot map: the slot is created or its holder swapped out in place.
+        // One lookup in the slot map: the slot is created or its holder swapped out in place.
         let holder = self.slots.get_or_default(key).current.replace(pooled);
         if let Some(holder) = holder {
             self.anomalies += 1;
