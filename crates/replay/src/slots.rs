@@ -18,7 +18,7 @@ use mempulse_primitives::{Address, Nonce};
 
 use crate::{
     lookup::KeyedState,
-    state::{Slot, SlotKey},
+    state::{Slot, SlotKey, address_words},
 };
 
 /// One sender's nonces in ascending order; most senders hold one slot, kept without an
@@ -80,7 +80,7 @@ struct Sender(Address);
 
 impl Hash for Sender {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        let (hi, mid, lo) = SlotKey(self.0, Nonce(0)).words();
+        let (hi, mid, lo) = address_words(&self.0);
         state.write_u64(hi);
         state.write_u64(mid);
         state.write_u64(u64::from(lo));

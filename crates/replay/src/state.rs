@@ -86,14 +86,19 @@ pub(crate) struct SlotKey(pub(crate) Address, pub(crate) Nonce);
 
 impl SlotKey {
     /// The sender as words whose numeric order is the bytes' lexicographic order.
-    pub(crate) fn words(&self) -> (u64, u64, u32) {
-        let bytes = &self.0.0;
-        let (mut hi, mut mid, mut lo) = ([0u8; 8], [0u8; 8], [0u8; 4]);
-        hi.copy_from_slice(&bytes[..8]);
-        mid.copy_from_slice(&bytes[8..16]);
-        lo.copy_from_slice(&bytes[16..]);
-        (u64::from_be_bytes(hi), u64::from_be_bytes(mid), u32::from_be_bytes(lo))
+    fn words(&self) -> (u64, u64, u32) {
+        address_words(&self.0)
     }
+}
+
+/// An address as three big-endian words: their numeric order is the bytes' lexicographic order.
+pub(crate) fn address_words(address: &Address) -> (u64, u64, u32) {
+    let bytes = &address.0;
+    let (mut hi, mut mid, mut lo) = ([0u8; 8], [0u8; 8], [0u8; 4]);
+    hi.copy_from_slice(&bytes[..8]);
+    mid.copy_from_slice(&bytes[8..16]);
+    lo.copy_from_slice(&bytes[16..]);
+    (u64::from_be_bytes(hi), u64::from_be_bytes(mid), u32::from_be_bytes(lo))
 }
 
 impl Ord for SlotKey {

@@ -62,11 +62,8 @@ impl ReopenWindow {
             Entry::Occupied(list) => list.into_mut(),
             Entry::Vacant(slot) => slot.insert(core::mem::take(&mut self.spare)),
         };
-        // A list never holds 2^32 bodies (they would not fit in memory).
-        let place = u32::try_from(list.len()).unwrap_or(u32::MAX);
-        list.push(tx);
         // Included again: the new place wins, the old copy goes stale.
-        self.at.insert(hash, (height, place));
+        push(&mut self.at, list, height, tx);
         while self.at.len() > REOPEN_BODIES_MAX {
             if !self.drop_lowest_height() {
                 break;
@@ -83,14 +80,14 @@ impl ReopenWindow {
 
     /// Whether the index names `place` of `height` for `hash`.
     fn names(&self, hash: &TxHash, height: Height, place: usize) -> bool {
-        self.at.get(hash).is_some_and(|&(h, p)| h == height && p as usize == place)
+        self.at.get(hash).is_some_and(|at| is_at(at, height, place))
     }
 
     fn drop_lowest_height(&mut self) -> bool {
         let Some((height, mut list)) = self.by_height.pop_first() else { return false };
         for (place, body) in list.iter().enumerate() {
             // Only the copy the index names: a stale one's hash may be held elsewhere.
-            self.at.remove_if(&body.hash, |&(h, p)| h == height && p as usize == place);
+            self.at.remove_if(&body.hash, |at| is_at(at, height, place));
         }
         list.clear();
         if list.capacity() > self.spare.capacity() {
@@ -139,13 +136,23 @@ impl ReopenWindow {
                 return Err(DecodeError::InvalidValue { offset, what: "replay included body" });
             }
             last = Some(tx.hash);
-            let list = window.by_height.entry(height).or_default();
-            let place = u32::try_from(list.len()).unwrap_or(u32::MAX);
-            window.at.insert(tx.hash, (height, place));
-            list.push(tx);
+            push(&mut window.at, window.by_height.entry(height).or_default(), height, tx);
         }
         Ok(window)
     }
+}
+
+/// Appends `tx` to `list` (the bodies of `height`) and points the index at it.
+fn push(at: &mut TxIndex<(Height, u32)>, list: &mut Vec<Tx>, height: Height, tx: Tx) {
+    // A list never holds 2^32 bodies (they would not fit in memory).
+    let place = u32::try_from(list.len()).unwrap_or(u32::MAX);
+    at.insert(tx.hash, (height, place));
+    list.push(tx);
+}
+
+/// Whether an index entry names `place` of `height`.
+fn is_at(&(h, p): &(Height, u32), height: Height, place: usize) -> bool {
+    h == height && p as usize == place
 }
 
 #[cfg(test)]
