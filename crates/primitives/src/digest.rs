@@ -70,6 +70,39 @@ impl Digest {
     }
 }
 
+/// A SHA-256 chaining value: the state after compressing whole 64-byte blocks, with no padding.
+///
+/// For hashes of fixed-length inputs made of whole blocks, where SHA-256's final length block
+/// adds nothing: the replayer's commitment hashes each 64-byte entry with one compression from
+/// the chaining value after a block naming the entry's kind, half the work of `Digest::sha256`
+/// on the 62–65-byte entries it replaced (which padded to two blocks). Not SHA-256 of the same
+/// bytes: [`Sha256Chain::digest`] is the raw chaining value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sha256Chain([u32; 8]);
+
+impl Sha256Chain {
+    /// SHA-256's initial value: nothing compressed yet.
+    pub const INITIAL: Self = Self(SHA256_IV);
+
+    /// The chaining value after compressing `block`.
+    #[must_use]
+    pub fn compress(self, block: &[u8; 64]) -> Self {
+        let mut state = self.0;
+        sha2::compress256(&mut state, core::slice::from_ref(GenericArray::from_slice(block)));
+        Self(state)
+    }
+
+    /// The chaining value as 32 bytes (big-endian words, as a SHA-256 digest is written).
+    #[must_use]
+    pub fn digest(self) -> Digest {
+        let mut out = [0u8; 32];
+        for (chunk, word) in out.chunks_exact_mut(4).zip(self.0) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        Digest(out)
+    }
+}
+
 /// Incremental SHA-256: feed bytes or encodable values, then [`DigestWriter::finish`].
 ///
 /// Feeding `a` then `b` gives the same digest as feeding their concatenation: callers that hash a
@@ -120,6 +153,18 @@ mod tests {
             let expected: [u8; 32] = sha2::Sha256::digest(&input[..len]).into();
             assert_eq!(Digest::sha256(&input[..len]).0, expected, "length {len}");
         }
+    }
+
+    #[test]
+    fn a_chain_over_a_padded_block_is_sha256() {
+        // "abc" padded by hand to one block: its chaining value is SHA-256("abc").
+        let mut block = [0u8; 64];
+        block[..3].copy_from_slice(b"abc");
+        block[3] = 0x80;
+        block[63] = 24;
+        assert_eq!(Sha256Chain::INITIAL.compress(&block).digest(), Digest::sha256(b"abc"));
+        let other = Sha256Chain::INITIAL.compress(&[7; 64]);
+        assert_ne!(other.compress(&block), Sha256Chain::INITIAL.compress(&block));
     }
 
     #[test]

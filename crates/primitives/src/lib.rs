@@ -68,7 +68,7 @@ pub mod test_utils;
 mod tx;
 
 pub use codec::{Decode, Encode, Reader, SCHEMA_VERSION, decode_exact, encode_to_vec};
-pub use digest::DigestWriter;
+pub use digest::{DigestWriter, Sha256Chain};
 pub use error::{DecodeError, ParseHexError};
 pub use event::{Event, EventKind, KindCode, Origin, SequencedEvent, Source};
 pub use ids::{

@@ -7,7 +7,9 @@ use std::time::Duration;
 /// computed. Recorded in every checkpoint; a checkpoint written under another version is never
 /// resumed from (replay falls back to genesis). Bump it with any change to `state.rs`,
 /// `commitment.rs`, `digest.rs` or the constants marked *rule* below.
-pub const RULE_VERSION: u16 = 1;
+/// Version 2: commitment entries are one compressed block each (`commitment.rs`), and the
+/// reopen window's bound counts inclusion records (`window.rs`).
+pub const RULE_VERSION: u16 = 2;
 
 /// *Rule.* Replaced hashes kept per (sender, nonce) slot, newest last; older ones are counted
 /// only. Part of the replicated state, so the same on every replica.
@@ -17,7 +19,8 @@ pub const REPLACEMENTS_PER_SLOT_MAX: usize = 8;
 /// `tx_reopened` (which names only the hash) can put the transaction back in the pool view.
 pub const REOPEN_WINDOW_HEIGHTS: u64 = 64;
 
-/// *Rule.* At most this many included bodies are kept (oldest heights go first).
+/// *Rule.* At most this many inclusion records are kept (oldest heights go first); every
+/// `tx_included` of a height still held counts, reopened or included again since or not.
 pub const REOPEN_BODIES_MAX: usize = 65_536;
 
 /// Default distance between digest points, in seqs (a point at every multiple).

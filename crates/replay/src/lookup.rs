@@ -116,17 +116,6 @@ impl<V> TxIndex<V> {
         self.map.remove(&Key(*hash))
     }
 
-    /// Removes the value of `hash` when `pred` holds for it (one lookup).
-    pub(crate) fn remove_if(&mut self, hash: &TxHash, pred: impl FnOnce(&V) -> bool) -> bool {
-        match self.map.entry(Key(*hash)) {
-            std::collections::hash_map::Entry::Occupied(entry) if pred(entry.get()) => {
-                entry.remove();
-                true
-            }
-            _ => false,
-        }
-    }
-
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
@@ -137,7 +126,7 @@ impl<V> TxIndex<V> {
 const SLOTS_MAX: usize = u32::MAX as usize - 1;
 
 /// The first word of a hash, little-endian.
-fn prefix(hash: &TxHash) -> u64 {
+pub(crate) fn prefix(hash: &TxHash) -> u64 {
     let [a, b, c, d, e, f, g, h, ..] = hash.0;
     u64::from_le_bytes([a, b, c, d, e, f, g, h])
 }

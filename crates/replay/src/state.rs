@@ -10,8 +10,9 @@
 //!   [`REPLACEMENTS_PER_SLOT_MAX`] are kept, all are counted); the `tx_admitted` of `new`
 //!   follows.
 //! - `tx_promoted` moves a queued transaction to pending.
-//! - `tx_evicted` and `tx_included` remove the slot (history included). An included body is kept
-//!   for [`crate::REOPEN_WINDOW_HEIGHTS`] heights (at most [`crate::REOPEN_BODIES_MAX`] bodies).
+//! - `tx_evicted` and `tx_included` remove the slot (history included). An inclusion is recorded
+//!   with its body for [`crate::REOPEN_WINDOW_HEIGHTS`] heights (at most
+//!   [`crate::REOPEN_BODIES_MAX`] records; the rules are in `window.rs`).
 //! - `tx_reopened` names only a hash: the body comes from the reopen window, and since the fact
 //!   carries no subpool the view infers it: pending when the sender has no pooled transaction
 //!   below it, or when the one right below (nonce − 1) is pending; queued otherwise. A body

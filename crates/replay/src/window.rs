@@ -1,22 +1,26 @@
 //! The reopen window: bodies of recently included transactions, kept so a `tx_reopened` fact
 //! (which names only a hash) can put the transaction back into the view after a reorg.
 //!
-//! Bounded by [`REOPEN_WINDOW_HEIGHTS`] heights and [`REOPEN_BODIES_MAX`] bodies, oldest heights
-//! first. Each height keeps its bodies by value, in inclusion order, in one list; a lookup-only
-//! [`TxIndex`] says where the body of a hash is (its height and place in that list). A body
-//! reopened (or included again) leaves a stale copy in its old list, which the index no longer
-//! names: dropping a height removes from the index only the bodies it still names, then clears
-//! the list, whose memory the next height reuses. The encoding lists the bodies the index names,
-//! sorted by hash, so it is the one a `BTreeMap` by hash gave (the first layout).
+//! Rules (part of [`crate::RULE_VERSION`]):
+//! - every `tx_included` of a transaction in the view is an *inclusion record* of its height;
+//! - a hash's body is held while its newest record was neither reopened since nor forgotten;
+//! - the window forgets its oldest heights (all their records) at a committed height beyond
+//!   [`REOPEN_WINDOW_HEIGHTS`], and while it holds more than [`REOPEN_BODIES_MAX`] records
+//!   (reopened or superseded ones count until their height is forgotten).
 //!
-//! Why by value: the pool view boxes each admitted transaction. The previous layout moved that
-//! box into the window and freed it 64 heights later, a block's worth at a time, by when its
-//! lines had left the cache; the allocator then handed those cold boxes to the next admissions,
-//! whose writes and reads waited on them. Copying the body into the height's list instead frees
-//! the box at once, while it is in the cache, for the next admission to reuse (see
-//! `docs/design/replay.md`, "seventh look").
+//! Layout: the records in the order they were made, in one queue, with the first word of each
+//! hash in a parallel queue. A reopen scans that word queue from its newest end: the first
+//! record of the hash is its newest, and a reorg reopens what the last blocks included, so the
+//! scan stops within a few blocks' worth of words. An inclusion only appends, and a forgotten
+//! height only drops its entry in the height map: its records leave the front of the queue when
+//! they reach it (a record is never removed before an older one, so a hash's newest record is
+//! always still there while any older one is). No hash table is touched per inclusion: the
+//! index this replaced cost two cache-missing probes per included transaction (in when
+//! included, out when its height was forgotten) for the ~1 % of them ever reopened
+//! (`docs/design/replay.md`, "eighth look"). A reopen of a hash the window never held scans
+//! every record, at most twice the bound (the queue is compacted past that).
 
-use std::collections::{BTreeMap, btree_map::Entry};
+use std::collections::{BTreeMap, VecDeque, btree_map::Entry};
 
 use mempulse_primitives::{
     Decode, DecodeError, Encode, Height, Reader, Tx, TxHash,
@@ -25,106 +29,224 @@ use mempulse_primitives::{
 
 use crate::{
     config::{REOPEN_BODIES_MAX, REOPEN_WINDOW_HEIGHTS},
-    lookup::TxIndex,
+    lookup::{TxIndex, prefix},
     state::put_count,
 };
 
-/// Included bodies by height, and where each hash's body is.
-#[derive(Clone, Debug, Default)]
+/// One inclusion record.
+#[derive(Clone, Debug)]
+struct Record {
+    height: Height,
+    /// The generation of `height` it was made in: a height forgotten and included at again
+    /// opens a new generation, whose records are not the forgotten ones.
+    generation: u64,
+    reopened: bool,
+    tx: Tx,
+}
+
+/// A height the window holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HeightRecords {
+    generation: u64,
+    /// Inclusion records made at this height since it entered the window.
+    records: u64,
+}
+
+/// Inclusion records by height, in the order they were made.
+#[derive(Clone, Debug)]
 pub(crate) struct ReopenWindow {
-    /// The height and list position of every body held (one per hash).
-    at: TxIndex<(Height, u32)>,
-    /// Bodies included at each height, in inclusion order; some are stale (the index names
-    /// another place for their hash, or none).
-    by_height: BTreeMap<Height, Vec<Tx>>,
-    /// The list of the last height dropped, emptied, for the next height to fill.
-    spare: Vec<Tx>,
+    /// Records, oldest first; some are dead (reopened, superseded, or of a forgotten height).
+    records: VecDeque<Record>,
+    /// The first word of each record's hash, parallel to `records`.
+    words: VecDeque<u64>,
+    heights: BTreeMap<Height, HeightRecords>,
+    /// Records of the heights held (the sum of their `records`).
+    held_records: u64,
+    /// The generation the next new height opens.
+    next_generation: u64,
+    /// The bound on `held_records` ([`REOPEN_BODIES_MAX`]; smaller in tests).
+    max: u64,
+}
+
+impl Default for ReopenWindow {
+    fn default() -> Self {
+        Self::with_max(REOPEN_BODIES_MAX)
+    }
 }
 
 impl ReopenWindow {
-    /// Keeps `tx`'s body, included at `height`, then drops the oldest heights beyond
-    /// [`REOPEN_BODIES_MAX`] bodies.
+    fn with_max(max: usize) -> Self {
+        Self {
+            records: VecDeque::new(),
+            words: VecDeque::new(),
+            heights: BTreeMap::new(),
+            held_records: 0,
+            next_generation: 0,
+            max: max as u64,
+        }
+    }
+
+    /// Records `tx`'s inclusion at `height`, then forgets the oldest heights beyond
+    /// [`REOPEN_BODIES_MAX`] records.
     pub(crate) fn keep(&mut self, height: Height, mut tx: Tx) {
         if !tx.raw.is_empty() {
             tx.raw = Default::default();
         }
-        let hash = tx.hash;
-        // Included again at the same height: the new body takes the old one's place.
-        if let Some(&(h, place)) = self.at.get(&hash)
-            && h == height
-            && let Some(old) =
-                self.by_height.get_mut(&height).and_then(|l| l.get_mut(place as usize))
-        {
-            *old = tx;
-            return;
-        }
-        let list = match self.by_height.entry(height) {
-            Entry::Occupied(list) => list.into_mut(),
-            Entry::Vacant(slot) => slot.insert(core::mem::take(&mut self.spare)),
-        };
-        // Included again: the new place wins, the old copy goes stale.
-        push(&mut self.at, list, height, tx);
-        while self.at.len() > REOPEN_BODIES_MAX {
+        let generation = self.open(height, 1);
+        self.words.push_back(prefix(&tx.hash));
+        self.records.push_back(Record { height, generation, reopened: false, tx });
+        self.held_records += 1;
+        while self.held_records > self.max {
             if !self.drop_lowest_height() {
                 break;
             }
+        }
+        // Dead records stuck behind a live one (heights forgotten out of inclusion order) are
+        // bounded: past twice the bound the queue keeps only the held bodies.
+        if self.records.len() as u64 > 2 * self.max.max(1) {
+            self.compact();
+        }
+    }
+
+    /// Adds `records` to `height`, opening it if the window does not hold it; returns its
+    /// generation.
+    fn open(&mut self, height: Height, records: u64) -> u64 {
+        match self.heights.entry(height) {
+            Entry::Occupied(held) => {
+                let held = held.into_mut();
+                held.records += records;
+                held.generation
+            }
+            Entry::Vacant(slot) => {
+                let generation = self.next_generation;
+                self.next_generation += 1;
+                slot.insert(HeightRecords { generation, records });
+                generation
+            }
+        }
+    }
+
+    /// Whether `record`'s height generation is held.
+    fn in_held_height(&self, record: &Record) -> bool {
+        self.heights.get(&record.height).is_some_and(|h| h.generation == record.generation)
+    }
+
+    /// Whether `record` holds its body: not reopened and of a held height (the caller knows it
+    /// is its hash's newest record).
+    fn holds(&self, record: &Record) -> bool {
+        !record.reopened && self.in_held_height(record)
+    }
+
+    /// The position of `hash`'s newest record.
+    fn newest(&self, hash: &TxHash) -> Option<usize> {
+        let word = prefix(hash);
+        let mut end = self.words.len();
+        loop {
+            let at = self.words.range(..end).rposition(|w| *w == word)?;
+            if self.records.get(at).is_some_and(|r| r.tx.hash == *hash) {
+                return Some(at);
+            }
+            end = at;
         }
     }
 
     /// Takes the body of `hash` out of the window, with the height it was included at.
     pub(crate) fn take(&mut self, hash: &TxHash) -> Option<(Height, Tx)> {
-        let (height, place) = self.at.remove(hash)?;
-        let body = self.by_height.get(&height)?.get(place as usize)?;
-        Some((height, body.clone()))
-    }
-
-    /// Whether the index names `place` of `height` for `hash`.
-    fn names(&self, hash: &TxHash, height: Height, place: usize) -> bool {
-        self.at.get(hash).is_some_and(|at| is_at(at, height, place))
+        let at = self.newest(hash)?;
+        let record = self.records.get(at)?;
+        if !self.holds(record) {
+            return None;
+        }
+        let record = self.records.get_mut(at)?;
+        record.reopened = true;
+        Some((record.height, record.tx.clone()))
     }
 
     fn drop_lowest_height(&mut self) -> bool {
-        let Some((height, mut list)) = self.by_height.pop_first() else { return false };
-        for (place, body) in list.iter().enumerate() {
-            // Only the copy the index names: a stale one's hash may be held elsewhere.
-            self.at.remove_if(&body.hash, |at| is_at(at, height, place));
-        }
-        list.clear();
-        if list.capacity() > self.spare.capacity() {
-            self.spare = list;
+        let Some((_, dropped)) = self.heights.pop_first() else { return false };
+        self.held_records -= dropped.records;
+        // Dead records at the front go: none is a newer record of a hash than one behind it.
+        while self.records.front().is_some_and(|r| !self.holds(r)) {
+            self.records.pop_front();
+            self.words.pop_front();
         }
         true
+    }
+
+    /// Keeps only the records that hold their body (each hash's newest, when held).
+    fn compact(&mut self) {
+        let mut seen: TxIndex<()> = TxIndex::default();
+        let mut keep = vec![false; self.records.len()];
+        for (at, record) in self.records.iter().enumerate().rev() {
+            let newest = seen.insert(record.tx.hash, ()).is_none();
+            if let Some(k) = keep.get_mut(at) {
+                *k = newest && self.holds(record);
+            }
+        }
+        let mut keep = keep.into_iter();
+        self.records.retain(|_| keep.next().unwrap_or(false));
+        self.words = self.records.iter().map(|r| prefix(&r.tx.hash)).collect();
     }
 
     /// Forgets bodies included at or below `height - REOPEN_WINDOW_HEIGHTS`.
     pub(crate) fn trim(&mut self, height: Height) {
         let keep_above = Height(height.0.saturating_sub(REOPEN_WINDOW_HEIGHTS));
-        while self.by_height.first_key_value().is_some_and(|(h, _)| *h <= keep_above) {
+        while self.heights.first_key_value().is_some_and(|(h, _)| *h <= keep_above) {
             self.drop_lowest_height();
         }
     }
 
-    /// Appends `u32 n | n × (height u64, Tx without its raw bytes)`, ascending by hash.
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        let mut held: Vec<(&TxHash, Height, &Tx)> = self
-            .by_height
+    /// The bodies held, ascending by hash, with their heights.
+    fn held(&self) -> Vec<(Height, &Tx)> {
+        let mut seen: TxIndex<()> = TxIndex::default();
+        let mut held: Vec<(Height, &Tx)> = self
+            .records
             .iter()
-            .flat_map(|(height, list)| list.iter().enumerate().map(move |(p, tx)| (*height, p, tx)))
-            .filter(|(height, place, tx)| self.names(&tx.hash, *height, *place))
-            .map(|(height, _, tx)| (&tx.hash, height, tx))
+            .rev()
+            .filter(|r| seen.insert(r.tx.hash, ()).is_none() && self.holds(r))
+            .map(|r| (r.height, &r.tx))
             .collect();
-        held.sort_unstable_by_key(|(hash, _, _)| *hash);
-        debug_assert_eq!(held.len(), self.at.len(), "every body is listed at its place");
+        held.sort_unstable_by_key(|(_, tx)| tx.hash);
+        held
+    }
+
+    /// Appends `u32 h | h × (height u64, records u64)` ascending by height, then
+    /// `u32 n | n × (height u64, Tx without its raw bytes)` ascending by hash.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        put_count(out, self.heights.len());
+        for (height, held) in &self.heights {
+            height.encode(out);
+            held.records.encode(out);
+        }
+        let held = self.held();
         put_count(out, held.len());
-        for (_, height, tx) in held {
+        for (height, tx) in held {
             height.encode(out);
             encode_tx_without_raw(tx, out);
         }
     }
 
-    /// Reads what [`ReopenWindow::encode`] wrote: bodies strictly ascending by hash.
+    /// Reads what [`ReopenWindow::encode`] wrote: heights strictly ascending, each body at a
+    /// listed height, bodies strictly ascending by hash.
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let mut window = Self::default();
+        // Bodies each listed height may still hold: at most its records.
+        let mut room: BTreeMap<Height, u64> = BTreeMap::new();
+        // A height encodes to 16 bytes.
+        let heights = r.count(16)?;
+        let mut last: Option<Height> = None;
+        for _ in 0..heights {
+            let offset = r.position();
+            let height = Height::decode(r)?;
+            let records = u64::decode(r)?;
+            if last.is_some_and(|last| last >= height) || records == 0 {
+                return Err(DecodeError::InvalidValue { offset, what: "reopen window height" });
+            }
+            last = Some(height);
+            window.open(height, records);
+            window.held_records = window.held_records.saturating_add(records);
+            room.insert(height, records);
+        }
         // A body encodes to at least 9 bytes.
         let count = r.count(9)?;
         let mut last: Option<TxHash> = None;
@@ -132,27 +254,18 @@ impl ReopenWindow {
             let offset = r.position();
             let height = Height::decode(r)?;
             let tx = decode_tx_without_raw(r)?;
-            if last.is_some_and(|last| last >= tx.hash) {
+            let generation = window.heights.get(&height).map(|h| h.generation);
+            let room = room.get_mut(&height).and_then(|n| n.checked_sub(1).map(|left| *n = left));
+            let in_order = last.is_none_or(|l| l < tx.hash);
+            let (Some(generation), Some(()), true) = (generation, room, in_order) else {
                 return Err(DecodeError::InvalidValue { offset, what: "replay included body" });
-            }
+            };
             last = Some(tx.hash);
-            push(&mut window.at, window.by_height.entry(height).or_default(), height, tx);
+            window.words.push_back(prefix(&tx.hash));
+            window.records.push_back(Record { height, generation, reopened: false, tx });
         }
         Ok(window)
     }
-}
-
-/// Appends `tx` to `list` (the bodies of `height`) and points the index at it.
-fn push(at: &mut TxIndex<(Height, u32)>, list: &mut Vec<Tx>, height: Height, tx: Tx) {
-    // A list never holds 2^32 bodies (they would not fit in memory).
-    let place = u32::try_from(list.len()).unwrap_or(u32::MAX);
-    at.insert(tx.hash, (height, place));
-    list.push(tx);
-}
-
-/// Whether an index entry names `place` of `height`.
-fn is_at(&(h, p): &(Height, u32), height: Height, place: usize) -> bool {
-    h == height && p as usize == place
 }
 
 #[cfg(test)]
@@ -164,8 +277,8 @@ mod tests {
 
     use super::*;
 
-    fn tx(n: u8) -> Box<Tx> {
-        Box::new(Tx {
+    fn tx(n: u8) -> Tx {
+        Tx {
             hash: TxHash([n; 32]),
             sender: Address([n; 20]),
             nonce: Nonce(u64::from(n)),
@@ -175,30 +288,47 @@ mod tests {
             chain_id: None,
             encoded_size: 0,
             raw: Default::default(),
-        })
+        }
     }
 
-    /// The previous layout: bodies by hash, hash sets by height.
-    #[derive(Default)]
+    /// The rules written out plainly: bodies by hash, and per height its hashes and records.
     struct Model {
-        bodies: BTreeMap<TxHash, (Height, Box<Tx>)>,
-        by_height: BTreeMap<Height, BTreeSet<TxHash>>,
+        bodies: BTreeMap<TxHash, (Height, Tx)>,
+        by_height: BTreeMap<Height, (BTreeSet<TxHash>, u64)>,
+        max: u64,
     }
 
     impl Model {
-        fn keep(&mut self, height: Height, tx: Box<Tx>) {
+        fn new(max: u64) -> Self {
+            Self { bodies: BTreeMap::new(), by_height: BTreeMap::new(), max }
+        }
+
+        fn keep(&mut self, height: Height, tx: Tx) {
             let hash = tx.hash;
             if let Some((old, _)) = self.bodies.insert(hash, (height, tx))
-                && let Some(set) = self.by_height.get_mut(&old)
+                && let Some((set, _)) = self.by_height.get_mut(&old)
             {
                 set.remove(&hash);
             }
-            self.by_height.entry(height).or_default().insert(hash);
+            let (set, records) = self.by_height.entry(height).or_default();
+            set.insert(hash);
+            *records += 1;
+            while self.by_height.values().map(|(_, n)| n).sum::<u64>() > self.max {
+                self.drop_lowest();
+            }
         }
 
-        fn take(&mut self, hash: &TxHash) -> Option<(Height, Box<Tx>)> {
+        fn drop_lowest(&mut self) {
+            if let Some((_, (set, _))) = self.by_height.pop_first() {
+                for hash in set {
+                    self.bodies.remove(&hash);
+                }
+            }
+        }
+
+        fn take(&mut self, hash: &TxHash) -> Option<(Height, Tx)> {
             let (height, tx) = self.bodies.remove(hash)?;
-            if let Some(set) = self.by_height.get_mut(&height) {
+            if let Some((set, _)) = self.by_height.get_mut(&height) {
                 set.remove(hash);
             }
             Some((height, tx))
@@ -207,16 +337,17 @@ mod tests {
         fn trim(&mut self, height: Height) {
             let keep_above = Height(height.0.saturating_sub(REOPEN_WINDOW_HEIGHTS));
             while self.by_height.first_key_value().is_some_and(|(h, _)| *h <= keep_above) {
-                if let Some((_, set)) = self.by_height.pop_first() {
-                    for hash in set {
-                        self.bodies.remove(&hash);
-                    }
-                }
+                self.drop_lowest();
             }
         }
 
         fn encode(&self) -> Vec<u8> {
             let mut out = Vec::new();
+            put_count(&mut out, self.by_height.len());
+            for (height, (_, records)) in &self.by_height {
+                height.encode(&mut out);
+                records.encode(&mut out);
+            }
             put_count(&mut out, self.bodies.len());
             for (height, tx) in self.bodies.values() {
                 height.encode(&mut out);
@@ -227,41 +358,55 @@ mod tests {
     }
 
     #[test]
-    fn including_a_body_again_at_its_height_replaces_it_in_place() {
+    fn a_reopen_finds_the_newest_record_and_only_once() {
         let mut window = ReopenWindow::default();
         for _ in 0..100 {
-            window.keep(Height(5), *tx(1));
+            window.keep(Height(5), tx(1));
         }
-        window.keep(Height(6), *tx(1));
-        window.keep(Height(6), *tx(2));
-        let lens: Vec<usize> = window.by_height.values().map(Vec::len).collect();
-        assert_eq!(lens, [1, 2], "one copy at 5 (now stale), two bodies at 6");
-        assert_eq!(window.at.len(), 2);
+        window.keep(Height(6), tx(1));
+        window.keep(Height(6), tx(2));
+        assert_eq!(window.held_records, 102, "every inclusion is a record");
         window.trim(Height(5 + REOPEN_WINDOW_HEIGHTS));
-        assert_eq!(window.by_height.len(), 1);
-        assert_eq!(window.at.len(), 2, "dropping height 5 keeps the body included again at 6");
+        assert_eq!(window.heights.len(), 1);
+        assert_eq!(window.records.len(), 2, "height 5's records left the front of the queue");
         assert_eq!(
             window.take(&TxHash([1; 32])).map(|(h, tx)| (h, tx.hash)),
             Some((Height(6), TxHash([1; 32])))
         );
         assert_eq!(window.take(&TxHash([1; 32])), None);
+        assert_eq!(window.take(&TxHash([3; 32])), None, "never included");
+    }
+
+    #[test]
+    fn a_forgotten_newest_record_is_not_replaced_by_an_older_one() {
+        let mut window = ReopenWindow::default();
+        window.keep(Height(100), tx(1));
+        // Included again lower (a re-admitted transaction): the newest record is at 10.
+        window.keep(Height(10), tx(1));
+        window.trim(Height(10 + REOPEN_WINDOW_HEIGHTS));
+        assert_eq!(window.take(&TxHash([1; 32])), None, "the record at 100 is superseded");
+        // Height 10 included at again: a new generation, not the forgotten one.
+        window.keep(Height(10), tx(2));
+        assert_eq!(window.take(&TxHash([2; 32])).map(|(h, _)| h), Some(Height(10)));
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(128))]
+        #![proptest_config(ProptestConfig::with_cases(256))]
 
-        /// Inclusions (again at the same or another height), reopens and trims give the
-        /// previous layout's bodies and encoding.
+        /// Inclusions (again at the same or another height), reopens, trims and the records
+        /// bound give the model's bodies and encoding, and the encoding reads back.
         #[test]
         fn the_window_behaves_as_the_model(
-            ops in prop::collection::vec((0..3u8, 0..12u8, 0..200u64), 0..200),
+            max in 1..40usize,
+            ops in prop::collection::vec((0..3u8, 0..12u8, 0..200u64), 0..300),
         ) {
-            let (mut window, mut model) = (ReopenWindow::default(), Model::default());
+            let mut window = ReopenWindow::with_max(max);
+            let mut model = Model::new(max as u64);
             for (op, n, height) in ops {
                 let (hash, height) = (TxHash([n; 32]), Height(height));
                 match op {
                     0 => {
-                        window.keep(height, *tx(n));
+                        window.keep(height, tx(n));
                         model.keep(height, tx(n));
                     }
                     1 => {
@@ -273,7 +418,7 @@ mod tests {
                         model.trim(height);
                     }
                 }
-                prop_assert_eq!(window.at.len(), model.bodies.len());
+                prop_assert!(window.records.len() <= 2 * max + 1);
             }
             let mut bytes = Vec::new();
             window.encode(&mut bytes);

@@ -3,7 +3,7 @@
 //! ```text
 //! offset  field          type      meaning
 //! 0       magic          [8]       b"MPREPLAY"
-//! 8       format         u16 LE    CHECKPOINT_FORMAT_VERSION (2)
+//! 8       format         u16 LE    CHECKPOINT_FORMAT_VERSION (3)
 //! 10      rule           u16 LE    RULE_VERSION of the writer
 //! 12      schema         u8        mempulse_primitives::SCHEMA_VERSION of the writer
 //! 13      reserved       [3]       zero
@@ -25,7 +25,10 @@
 //!                  u32 n | n × slot, ascending by (sender, nonce):
 //!                      [20] sender, u64 nonce, Option<(TxFields, u8 subpool)> current,
 //!                      u32 replaced_total, u32 k | k × [32] replaced (oldest first)
-//!                  u32 n | n × (u64 height, TxFields), ascending by hash  reopen window
+//!                  reopen window:
+//!                  u32 h | h × (u64 height, u64 records), ascending by height
+//!                  u32 n | n × (u64 height, TxFields), ascending by hash (each at a listed
+//!                  height, at most its records there)
 //!   lifecycle      u64 pruned_through,
 //!                  u32 n | n × entry      live, in the slot order above
 //!                  u32 n | n × entry      finished, ascending by (last_seq, hash)
@@ -48,7 +51,8 @@ use crate::{
 
 /// Version of the checkpoint file layout.
 /// Version 2: transactions without their raw bytes (version 1 carried them).
-pub const CHECKPOINT_FORMAT_VERSION: u16 = 2;
+/// Version 3: the reopen window lists its heights' inclusion records before its bodies.
+pub const CHECKPOINT_FORMAT_VERSION: u16 = 3;
 
 /// First bytes of every checkpoint file.
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"MPREPLAY";
