@@ -119,7 +119,7 @@ impl Replayer {
                     if raft_index > self.state.last_index && self.state.last_index > RaftIndex(0) {
                         self.seal();
                     }
-                    let _ = self.state.apply(seq, raft_index, event.kind, &mut self.displaced);
+                    let _ = self.state.apply(seq, raft_index, &event.kind, &mut self.displaced);
                     self.displaced.clear();
                     reapplied += 1;
                 }

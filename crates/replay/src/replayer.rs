@@ -121,7 +121,7 @@ impl Replayer {
     /// [`Error::OutOfOrder`] when `event.seq` is not the seq after the last one applied; the
     /// state is unchanged.
     pub fn apply(&mut self, event: &SequencedEvent) -> Result<Option<DigestPoint>> {
-        self.apply_owned(event.seq, event.event.clone())
+        self.apply_event(event.seq, &event.event)
     }
 
     /// Applies one event, taking it by value.
@@ -129,6 +129,12 @@ impl Replayer {
     /// # Errors
     /// As [`Replayer::apply`].
     pub fn apply_owned(&mut self, seq: Seq, event: Event) -> Result<Option<DigestPoint>> {
+        self.apply_event(seq, &event)
+    }
+
+    /// Applies one event by reference: the view copies what it keeps (an admitted transaction's
+    /// fields into its box) and nothing else is copied.
+    fn apply_event(&mut self, seq: Seq, event: &Event) -> Result<Option<DigestPoint>> {
         match self.next_seq {
             Some(expected) if expected != seq => {
                 return Err(Error::OutOfOrder { expected, found: seq });
@@ -136,10 +142,10 @@ impl Replayer {
             Some(_) => {}
             None => self.lifecycle.start_at(seq),
         }
-        let kind = event.kind;
+        let kind = &event.kind;
         let subject = kind.tx_hash();
         let code = kind.code();
-        let new = match &kind {
+        let new = match kind {
             EventKind::TxReplaced { new, .. } => Some(*new),
             _ => None,
         };
@@ -184,7 +190,7 @@ impl Replayer {
     pub fn apply_payload(&mut self, seq: Seq, payload: &[u8]) -> Result<Option<DigestPoint>> {
         let event = Event::from_bytes_without_tx_bodies(payload)
             .map_err(|source| Error::Decode { seq, source })?;
-        self.apply_owned(seq, event)
+        self.apply_event(seq, &event)
     }
 
     /// Applies records read from the log (a cursor batch), in order, and returns the digest

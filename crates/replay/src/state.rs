@@ -203,7 +203,7 @@ impl ReplicatedState {
         &mut self,
         seq: Seq,
         index: RaftIndex,
-        kind: EventKind,
+        kind: &EventKind,
         displaced: &mut Vec<TxHash>,
     ) -> Option<bool> {
         self.replicated_events += 1;
@@ -215,36 +215,36 @@ impl ReplicatedState {
         }
         match kind {
             EventKind::TxAdmitted { tx, subpool } => {
-                self.admit(tx, subpool, displaced);
+                self.admit(tx, *subpool, displaced);
                 Some(true)
             }
             EventKind::TxReplaced { old, new: _, sender, nonce } => {
                 // `old` leaves the view (or was not in it).
-                self.replace(old, sender, nonce);
+                self.replace(*old, *sender, *nonce);
                 Some(false)
             }
-            EventKind::TxPromoted { hash } => Some(self.promote(&hash)),
+            EventKind::TxPromoted { hash } => Some(self.promote(hash)),
             EventKind::TxEvicted { hash, .. } => {
-                if self.remove_slot_of(&hash).is_none() {
+                if self.remove_slot_of(hash).is_none() {
                     self.anomalies += 1;
                 }
                 Some(false)
             }
             EventKind::TxIncluded { hash, height } => {
-                match self.remove_slot_of(&hash) {
-                    Some(tx) => self.included.keep(height, *tx),
+                match self.remove_slot_of(hash) {
+                    Some(tx) => self.included.keep(*height, *tx),
                     None => self.anomalies += 1,
                 }
                 Some(false)
             }
-            EventKind::TxReopened { hash, .. } => Some(self.reopen(&hash)),
+            EventKind::TxReopened { hash, .. } => Some(self.reopen(hash)),
             EventKind::BlockCommitted { height, .. } => {
-                self.height = height;
-                self.included.trim(height);
+                self.height = *height;
+                self.included.trim(*height);
                 None
             }
             EventKind::ReorgDetected { fork_height, .. } => {
-                self.height = fork_height;
+                self.height = *fork_height;
                 None
             }
             // Facts that do not change the view (rejections, lane facts, proposals, cluster and
@@ -270,14 +270,14 @@ impl ReplicatedState {
         }
     }
 
-    fn admit(&mut self, tx: Tx, subpool: Subpool, displaced: &mut Vec<TxHash>) {
+    fn admit(&mut self, tx: &Tx, subpool: Subpool, displaced: &mut Vec<TxHash>) {
         if self.by_hash.contains(&tx.hash) {
             // Admitted twice: the later fact wins.
             self.anomalies += 1;
             self.remove_slot_of(&tx.hash);
         }
         let key = SlotKey(tx.sender, tx.nonce);
-        let pooled = Pooled::new(Box::new(tx), subpool);
+        let pooled = Pooled::new(Box::new(tx.clone()), subpool);
         let (hash, entry, pending) = (pooled.tx.hash, pooled.entry, pooled.subpool);
         // One lookup in the slot map: the slot is created or its holder swapped out in place.
         let holder = self.slots.get_or_default(key).current.replace(pooled);

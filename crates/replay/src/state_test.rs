@@ -37,7 +37,7 @@ impl Run {
     fn apply(&mut self, kind: EventKind) {
         self.index += 1;
         let (seq, index) = (Seq(self.index), RaftIndex(self.index));
-        self.state.apply(seq, index, kind, &mut self.displaced);
+        self.state.apply(seq, index, &kind, &mut self.displaced);
     }
 
     /// The state rebuilt from its encoding: same digest means the running commitment equals
