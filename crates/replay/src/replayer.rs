@@ -124,17 +124,12 @@ impl Replayer {
         self.apply_event(event.seq, &event.event)
     }
 
-    /// Applies one event, taking it by value.
+    /// Applies one event at `seq`. The view copies what it keeps (an admitted transaction's
+    /// fields, into its box) and nothing else of the event.
     ///
     /// # Errors
     /// As [`Replayer::apply`].
-    pub fn apply_owned(&mut self, seq: Seq, event: Event) -> Result<Option<DigestPoint>> {
-        self.apply_event(seq, &event)
-    }
-
-    /// Applies one event by reference: the view copies what it keeps (an admitted transaction's
-    /// fields into its box) and nothing else is copied.
-    fn apply_event(&mut self, seq: Seq, event: &Event) -> Result<Option<DigestPoint>> {
+    pub fn apply_event(&mut self, seq: Seq, event: &Event) -> Result<Option<DigestPoint>> {
         match self.next_seq {
             Some(expected) if expected != seq => {
                 return Err(Error::OutOfOrder { expected, found: seq });

@@ -34,6 +34,7 @@ impl Run {
         Self { state: ReplicatedState::default(), index: 0, displaced: Vec::new() }
     }
 
+    #[allow(clippy::needless_pass_by_value, reason = "the tests build each kind inline")]
     fn apply(&mut self, kind: EventKind) {
         self.index += 1;
         let (seq, index) = (Seq(self.index), RaftIndex(self.index));

@@ -14,8 +14,8 @@ fn replayed_view_equals_the_mempool_that_wrote_the_log() {
             MixConfig { seed, reorg_every_blocks: 3, pool_txs_max: 1_024, ..MixConfig::default() };
         let (events, pool) = generate_with_pool(&mix, 30_000).unwrap();
         let mut replayer = Replayer::new(crate::config(0));
-        for (i, event) in events.into_iter().enumerate() {
-            replayer.apply_owned(Seq(i as u64 + 1), event).unwrap();
+        for (i, event) in events.iter().enumerate() {
+            replayer.apply_event(Seq(i as u64 + 1), event).unwrap();
         }
         assert_eq!(replayer.anomalies(), 0, "seed {seed}");
         assert_eq!(replayer.pool_len(), pool.len(), "seed {seed}");
