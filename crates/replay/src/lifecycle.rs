@@ -74,17 +74,22 @@ pub enum LifecycleLookup {
     Unknown,
 }
 
-/// References kept inline in an entry; more go to `spill`. Most transactions have three facts
-/// (received, admitted, included or evicted), so most entries never allocate.
+/// References kept inline in an entry; more go to a spill list. Most transactions have three
+/// facts (received, admitted, included or evicted), so most entries never spill.
 const INLINE_REFS: usize = 4;
 
 /// A transaction's kept references (`seq << 8 | kind code`), in seq order.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// `Copy`, with the references past [`INLINE_REFS`] in a [`Spills`] list named by handle: an
+/// entry owns no allocation, so overwriting a forgotten entry's slot with a new one is plain
+/// stores. The slot of the entry forgotten last is the next one taken, and it is cold by then;
+/// a value with a destructor would first be read to drop it.
+#[derive(Clone, Copy, Debug, Default)]
 struct Refs {
     len: u32,
+    /// `0`: no spill list; else its handle in [`Spills`] plus one.
+    spill: u32,
     inline: [u64; INLINE_REFS],
-    /// The references after the first [`INLINE_REFS`].
-    spill: Vec<u64>,
 }
 
 impl Refs {
@@ -92,18 +97,61 @@ impl Refs {
         self.len as usize
     }
 
-    fn push(&mut self, word: u64) {
+    fn push(&mut self, word: u64, spills: &mut Spills) {
         let len = self.len();
         match self.inline.get_mut(len) {
             Some(slot) => *slot = word,
-            None => self.spill.push(word),
+            None => {
+                if self.spill == 0 {
+                    self.spill = spills.open();
+                }
+                spills.push(self.spill, word);
+            }
         }
         self.len = self.len.saturating_add(1);
     }
 
-    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+    fn iter<'a>(&'a self, spills: &'a Spills) -> impl Iterator<Item = u64> + 'a {
         let inline = self.inline.get(..self.len().min(INLINE_REFS)).unwrap_or_default();
-        inline.iter().chain(&self.spill).copied()
+        inline.iter().chain(spills.list(self.spill)).copied()
+    }
+}
+
+/// The references of entries past their first [`INLINE_REFS`], one list per entry that has
+/// more, reused once its entry is forgotten.
+#[derive(Clone, Debug, Default)]
+struct Spills {
+    lists: Vec<Vec<u64>>,
+    free: Vec<u32>,
+}
+
+impl Spills {
+    /// A new empty list's handle plus one.
+    fn open(&mut self) -> u32 {
+        if let Some(handle) = self.free.pop() {
+            return handle;
+        }
+        self.lists.push(Vec::new());
+        // More lists than entries a slab can hold cannot be made.
+        u32::try_from(self.lists.len()).unwrap_or(u32::MAX)
+    }
+
+    fn push(&mut self, handle: u32, word: u64) {
+        if let Some(list) = self.lists.get_mut(handle as usize - 1) {
+            list.push(word);
+        }
+    }
+
+    fn list(&self, handle: u32) -> &[u64] {
+        handle.checked_sub(1).and_then(|i| self.lists.get(i as usize)).map_or(&[], Vec::as_slice)
+    }
+
+    /// Empties a list for reuse.
+    fn close(&mut self, handle: u32) {
+        if let Some(list) = handle.checked_sub(1).and_then(|i| self.lists.get_mut(i as usize)) {
+            list.clear();
+            self.free.push(handle);
+        }
     }
 }
 
@@ -126,7 +174,7 @@ const PRESIZE_MAX: usize = 1 << 20;
 /// `Queued::at` of a tombstone.
 const GONE: usize = usize::MAX;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 struct Life {
     last_seq: Seq,
     /// While finished: the absolute position of its item in the finished queue, or [`LATE`].
@@ -138,11 +186,14 @@ struct Life {
 
 /// An item of the finished queue: the slab handle of a finished transaction whose last fact is
 /// at `seq`, or a tombstone (`at == GONE`) once it was touched again, came back into the view
-/// or was forgotten.
+/// or was forgotten. `tag` is its hash's slab tag and `spilled` whether it has a spill list,
+/// so forgetting it reads nothing of its (by then cold) entry.
 #[derive(Clone, Copy, Debug)]
 struct Queued {
     seq: Seq,
     at: usize,
+    tag: u32,
+    spilled: bool,
 }
 
 /// The index. Its order-bearing parts are the finished transactions (by last seq, then hash)
@@ -161,6 +212,7 @@ struct Queued {
 #[derive(Clone, Debug)]
 pub(crate) struct LifecycleIndex {
     entries: TxSlab<Life>,
+    spills: Spills,
     finished: VecDeque<Queued>,
     /// Absolute position of `finished[0]`.
     base: u64,
@@ -184,6 +236,7 @@ impl LifecycleIndex {
             .min(PRESIZE_MAX);
         Self {
             entries: TxSlab::with_capacity(capacity),
+            spills: Spills::default(),
             finished: VecDeque::with_capacity(finished_max.min(PRESIZE_MAX)),
             base: 0,
             back: None,
@@ -214,7 +267,7 @@ impl LifecycleIndex {
         let Some(life) = self.entries.get_mut(at) else { return };
         let (was_finished, pos, old_seq) = (life.finished, life.pos, life.last_seq);
         if life.refs.len() < refs_max {
-            life.refs.push(fact.pack());
+            life.refs.push(fact.pack(), &mut self.spills);
         } else {
             life.omitted = life.omitted.saturating_add(1);
         }
@@ -260,7 +313,9 @@ impl LifecycleIndex {
     fn enqueue(&mut self, at: usize, hash: TxHash, seq: Seq) {
         let key = (seq, hash);
         let pos = if self.back.is_none_or(|back| back <= key) {
-            self.finished.push_back(Queued { seq, at });
+            let spilled = self.entries.get(at).is_some_and(|life| life.refs.spill != 0);
+            let tag = self.entries.tag(&hash);
+            self.finished.push_back(Queued { seq, at, tag, spilled });
             self.back = Some(key);
             self.base + self.finished.len() as u64 - 1
         } else {
@@ -306,39 +361,51 @@ impl LifecycleIndex {
         }
     }
 
-    /// The key and handle of the queue's first valid item (tombstones before it are popped).
-    fn queue_front(&mut self) -> Option<(Seq, TxHash, usize)> {
+    /// The queue's first valid item (tombstones before it are popped).
+    fn queue_front(&mut self) -> Option<Queued> {
         while self.finished.front().is_some_and(|q| q.at == GONE) {
             self.finished.pop_front();
             self.base += 1;
         }
-        let front = self.finished.front()?;
-        let hash = self.entries.entry(front.at).map(|(h, _)| *h)?;
-        Some((front.seq, hash, front.at))
+        self.finished.front().copied()
     }
 
     /// Forgets the oldest finished transactions beyond `finished_max`.
     fn trim(&mut self) {
         while self.finished_len > self.finished_max {
             let queued = self.queue_front();
-            let late = self.late.first_key_value().map(|(&(seq, hash), &at)| (seq, hash, at));
-            let (seq, at) = match (queued, late) {
-                (Some(q), Some(l)) if l < q => {
+            let late = self.late.first_key_value().map(|(&key, &at)| (key, at));
+            // The queue's front loses to `late`'s only when its key is higher: its hash is read
+            // (from its entry) only when `late` has anything.
+            let late_first = match (queued, late) {
+                (Some(q), Some(((seq, hash), _))) => {
+                    let front = self.entries.entry(q.at).map(|(h, _)| (q.seq, *h));
+                    front.is_some_and(|front| (seq, hash) < front)
+                }
+                (None, Some(_)) => true,
+                (_, None) => false,
+            };
+            let seq = match (queued, late) {
+                (_, Some(((seq, hash), at))) if late_first => {
                     self.late.pop_first();
-                    (l.0, l.2)
+                    let spilled = self.entries.get(at).map_or(0, |life| life.refs.spill);
+                    self.spills.close(spilled);
+                    let tag = self.entries.tag(&hash);
+                    self.entries.forget(at, tag);
+                    seq
                 }
                 (Some(q), _) => {
                     self.finished.pop_front();
                     self.base += 1;
-                    (q.0, q.2)
+                    if q.spilled {
+                        let spilled = self.entries.get(q.at).map_or(0, |life| life.refs.spill);
+                        self.spills.close(spilled);
+                    }
+                    self.entries.forget(q.at, q.tag);
+                    q.seq
                 }
-                (None, Some(l)) => {
-                    self.late.pop_first();
-                    (l.0, l.2)
-                }
-                (None, None) => break,
+                _ => break,
             };
-            self.entries.remove(at);
             self.finished_len -= 1;
             self.pruned_through = self.pruned_through.max(seq);
         }
@@ -348,7 +415,7 @@ impl LifecycleIndex {
         match self.entries.lookup(hash) {
             Some(life) => LifecycleLookup::Found(TxLifecycle {
                 hash: *hash,
-                facts: life.refs.iter().filter_map(FactRef::unpack).collect(),
+                facts: life.refs.iter(&self.spills).filter_map(FactRef::unpack).collect(),
                 omitted: life.omitted,
                 last_seq: life.last_seq,
                 in_pool: !life.finished,
@@ -394,12 +461,12 @@ impl LifecycleIndex {
             .collect();
         put_count(out, live.len());
         for (hash, life) in live {
-            encode_life(hash, life, out);
+            encode_life(hash, life, &self.spills, out);
         }
         let finished = self.finished_in_order();
         put_count(out, finished.len());
         for (hash, life) in finished {
-            encode_life(hash, life, out);
+            encode_life(hash, life, &self.spills, out);
         }
     }
 
@@ -416,7 +483,7 @@ impl LifecycleIndex {
             let count = r.count(48)?;
             for _ in 0..count {
                 let offset = r.position();
-                let (hash, mut life) = decode_life(r)?;
+                let (hash, mut life) = decode_life(r, &mut index.spills)?;
                 life.finished = finished;
                 let seq = life.last_seq;
                 let made = index.entries.find_or_insert_with(hash, || life);
@@ -439,17 +506,17 @@ impl LifecycleIndex {
 }
 
 /// `hash [32] | omitted u32 | last_seq u64 | u32 n | n × u64 (seq << 8 | kind code)`.
-fn encode_life(hash: &TxHash, life: &Life, out: &mut Vec<u8>) {
+fn encode_life(hash: &TxHash, life: &Life, spills: &Spills, out: &mut Vec<u8>) {
     hash.encode(out);
     life.omitted.encode(out);
     life.last_seq.encode(out);
     put_count(out, life.refs.len());
-    for word in life.refs.iter() {
+    for word in life.refs.iter(spills) {
         word.encode(out);
     }
 }
 
-fn decode_life(r: &mut Reader<'_>) -> Result<(TxHash, Life), DecodeError> {
+fn decode_life(r: &mut Reader<'_>, spills: &mut Spills) -> Result<(TxHash, Life), DecodeError> {
     use mempulse_primitives::Decode;
     let hash = TxHash::decode(r)?;
     let omitted = u32::decode(r)?;
@@ -461,7 +528,7 @@ fn decode_life(r: &mut Reader<'_>) -> Result<(TxHash, Life), DecodeError> {
     }
     let mut refs = Refs::default();
     for word in words {
-        refs.push(word);
+        refs.push(word, spills);
     }
     Ok((hash, Life { last_seq, pos: 0, omitted, finished: false, refs }))
 }

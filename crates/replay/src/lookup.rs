@@ -305,19 +305,27 @@ impl<V> TxSlab<V> {
         }
     }
 
-    /// Removes the value behind a handle; the handle is free for reuse.
-    pub(crate) fn remove(&mut self, at: usize) -> Option<V> {
-        let slot = self.slots.get_mut(at)?;
-        let value = slot.value.take()?;
-        let hash = slot.hash;
+    /// The tag [`TxSlab::forget`] takes for `hash`.
+    pub(crate) fn tag(&self, hash: &TxHash) -> u32 {
+        self.hash32(hash)
+    }
+
+    /// Forgets the value behind a handle, given its hash's [`TxSlab::tag`], without reading
+    /// its slot: the slot is free for the next insert, which overwrites it. The handle must not
+    /// be used again (it names a stale value, or the next one).
+    pub(crate) fn forget(&mut self, at: usize, tag: u32) {
         let mask = self.mask();
         // Find the bucket naming `at` along the probe run of its hash.
-        let mut i = self.hash32(&hash) as usize & mask;
+        let mut i = tag as usize & mask;
         while let Some(&bucket) = self.buckets.get(i) {
             if bucket == 0 || (bucket & 0xffff_ffff) as usize == at + 1 {
                 break;
             }
             i = (i + 1) & mask;
+        }
+        if self.buckets.get(i).is_none_or(|b| *b == 0) {
+            // Not held: nothing to free.
+            return;
         }
         // Backward shift: pull later buckets of the run into the hole unless their home bucket
         // lies cyclically after the hole.
@@ -340,7 +348,6 @@ impl<V> TxSlab<V> {
         }
         self.free.push(at);
         self.len -= 1;
-        Some(value)
     }
 
     /// Values held.
@@ -384,17 +391,19 @@ mod tests {
         let (hd, _) = slab.find_or_insert_with(d, || 40).unwrap();
         assert_eq!(slab.find_or_insert_with(b, || 99), Some((hb, false)));
         assert_eq!((slab.len(), slab.lookup(&b), slab.lookup(&d)), (4, Some(&20), Some(&40)));
-        // Remove from the middle of the probe run, then its start, then its end.
-        assert_eq!(slab.remove(hb), Some(20));
-        assert_eq!(slab.remove(hb), None);
+        // Forget from the middle of the probe run (twice: the second finds nothing), then its
+        // start, then its end.
+        slab.forget(hb, slab.tag(&b));
+        slab.forget(hb, slab.tag(&b));
         assert_eq!((slab.find(&a), slab.find(&b), slab.find(&c)), (Some(ha), None, Some(hc)));
-        assert_eq!(slab.remove(ha), Some(10));
+        assert_eq!(slab.len(), 3);
+        slab.forget(ha, slab.tag(&a));
         assert_eq!((slab.find(&a), slab.find(&c)), (None, Some(hc)));
         // A freed slot is reused and its old handle names the new value.
         let (he, _) = slab.find_or_insert_with(hash(1, 9), || 50).unwrap();
         assert!(he == hb || he == ha);
         assert_eq!(slab.entry(he), Some((&hash(1, 9), &50)));
-        assert_eq!(slab.remove(hc), Some(30));
+        slab.forget(hc, slab.tag(&c));
         assert_eq!(slab.find(&c), None);
         if let Some(v) = slab.get_mut(hd) {
             *v = 41;
@@ -405,7 +414,7 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 
-        /// Inserts and removes against a `BTreeMap`, across growth and backward shifts, with
+        /// Inserts and forgets against a `BTreeMap`, across growth and backward shifts, with
         /// hashes drawn from a small set of first words (long probe runs, equal tags).
         #[test]
         fn slab_behaves_as_a_map(ops in proptest::collection::vec((0..3u8, 0..6u8, 0..40u8), 0..400)) {
@@ -417,8 +426,8 @@ mod tests {
                 h.0[31] = last;
                 let value = u32::try_from(step).unwrap();
                 if op == 0 {
-                    if let Some((at, v)) = model.remove(&h) {
-                        proptest::prop_assert_eq!(slab.remove(at), Some(v));
+                    if let Some((at, _)) = model.remove(&h) {
+                        slab.forget(at, slab.tag(&h));
                     }
                 } else {
                     let (at, new) = slab.find_or_insert_with(h, || value).unwrap();
