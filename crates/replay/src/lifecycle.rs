@@ -97,6 +97,11 @@ impl Refs {
         self.len as usize
     }
 
+    /// Whether it has a spill list (told by `len`, which shares a line with the inline words).
+    const fn spilled(&self) -> bool {
+        self.len() > INLINE_REFS
+    }
+
     fn push(&mut self, word: u64, spills: &mut Spills) {
         let len = self.len();
         match self.inline.get_mut(len) {
@@ -273,11 +278,12 @@ impl LifecycleIndex {
         }
         life.last_seq = fact.seq;
         life.finished = !in_pool;
+        let spilled = life.refs.spilled();
         if was_finished {
             self.dequeue(pos, old_seq, &hash);
         }
         if !in_pool {
-            self.enqueue(at, hash, fact.seq);
+            self.enqueue(at, hash, fact.seq, spilled);
             self.trim();
         }
     }
@@ -289,8 +295,8 @@ impl LifecycleIndex {
         let Some(life) = self.entries.get_mut(at) else { return };
         if !life.finished {
             life.finished = true;
-            let seq = life.last_seq;
-            self.enqueue(at, hash, seq);
+            let (seq, spilled) = (life.last_seq, life.refs.spilled());
+            self.enqueue(at, hash, seq, spilled);
             self.trim();
         }
     }
@@ -310,10 +316,9 @@ impl LifecycleIndex {
 
     /// Adds the finished entry `at` (`hash`, last fact at `seq`): at the back of the queue when
     /// that keeps it in (seq, hash) order, else to `late`.
-    fn enqueue(&mut self, at: usize, hash: TxHash, seq: Seq) {
+    fn enqueue(&mut self, at: usize, hash: TxHash, seq: Seq, spilled: bool) {
         let key = (seq, hash);
         let pos = if self.back.is_none_or(|back| back <= key) {
-            let spilled = self.entries.get(at).is_some_and(|life| life.refs.spill != 0);
             let tag = self.entries.tag(&hash);
             self.finished.push_back(Queued { seq, at, tag, spilled });
             self.back = Some(key);
@@ -495,7 +500,7 @@ impl LifecycleIndex {
                     if index.back.is_some_and(|back| back >= (seq, hash)) {
                         return Err(DecodeError::InvalidValue { offset, what: "lifecycle order" });
                     }
-                    index.enqueue(at, hash, seq);
+                    index.enqueue(at, hash, seq, life.refs.spilled());
                 }
             }
         }
