@@ -173,17 +173,23 @@ impl ReopenWindow {
         true
     }
 
-    /// Keeps only the records that hold their body (each hash's newest, when held).
-    fn compact(&mut self) {
+    /// For each record, oldest first, whether it holds its body: its hash's newest record, not
+    /// reopened, of a held height.
+    fn holding(&self) -> Vec<bool> {
         let mut seen: TxIndex<()> = TxIndex::default();
-        let mut keep = vec![false; self.records.len()];
+        let mut holding = vec![false; self.records.len()];
         for (at, record) in self.records.iter().enumerate().rev() {
             let newest = seen.insert(record.tx.hash, ()).is_none();
-            if let Some(k) = keep.get_mut(at) {
-                *k = newest && self.holds(record);
+            if let Some(h) = holding.get_mut(at) {
+                *h = newest && self.holds(record);
             }
         }
-        let mut keep = keep.into_iter();
+        holding
+    }
+
+    /// Keeps only the records that hold their body.
+    fn compact(&mut self) {
+        let mut keep = self.holding().into_iter();
         self.records.retain(|_| keep.next().unwrap_or(false));
         self.words = self.records.iter().map(|r| prefix(&r.tx.hash)).collect();
     }
@@ -198,13 +204,13 @@ impl ReopenWindow {
 
     /// The bodies held, ascending by hash, with their heights.
     fn held(&self) -> Vec<(Height, &Tx)> {
-        let mut seen: TxIndex<()> = TxIndex::default();
+        let holding = self.holding();
         let mut held: Vec<(Height, &Tx)> = self
             .records
             .iter()
-            .rev()
-            .filter(|r| seen.insert(r.tx.hash, ()).is_none() && self.holds(r))
-            .map(|r| (r.height, &r.tx))
+            .zip(holding)
+            .filter(|(_, holds)| *holds)
+            .map(|(r, _)| (r.height, &r.tx))
             .collect();
         held.sort_unstable_by_key(|(_, tx)| tx.hash);
         held
