@@ -1,13 +1,16 @@
-//! [`SlotMap`]: the pool view's (sender, nonce) slots behind hash lookups, with each sender's
-//! nonces kept in order beside them.
+//! [`SlotMap`]: the pool view's (sender, nonce) slots behind one hash lookup by sender, each
+//! sender's slots kept in nonce order in its entry.
 //!
 //! The view needs a slot by its exact key on almost every fact (admit, replace, promote, evict,
 //! include) and the slots in order only rarely: a sender's chain (an API query, a reopened
 //! transaction's pending-or-queued choice) and the whole map (a checkpoint). A `BTreeMap` walked
 //! three levels of ~1.2 KiB nodes per lookup, several cache lines each, on every fact; a hash
-//! lookup reads one or two. Order comes from each sender's sorted nonces and, for the whole
-//! map, from sorting the keys: neither the hash order nor anything derived from it is ever
-//! returned, hashed or encoded.
+//! lookup reads one or two. A sender holds few slots (most hold one, inline), so finding the
+//! nonce among them is a short search; the map by (sender, nonce) with a second map of each
+//! sender's nonces that this replaced made two hash lookups per slot created or removed
+//! (`docs/design/replay.md`, "eighth look"). Order comes from each sender's sorted slots and,
+//! for the whole map, from sorting the keys: neither the hash order nor anything derived from
+//! it is ever returned, hashed or encoded.
 
 use core::hash::{Hash, Hasher};
 #[allow(clippy::disallowed_types, reason = "a private lookup map whose API cannot iterate it")]
@@ -21,55 +24,75 @@ use crate::{
     state::{Slot, SlotKey, address_words},
 };
 
-/// One sender's nonces in ascending order; most senders hold one slot, kept without an
+/// One sender's slots in ascending nonce order; most senders hold one, kept without an
 /// allocation.
 #[derive(Clone, Debug)]
-enum Nonces {
-    One(Nonce),
-    Many(Vec<Nonce>),
+enum Chain {
+    One((Nonce, Slot)),
+    Many(Vec<(Nonce, Slot)>),
 }
 
-impl Nonces {
-    fn as_slice(&self) -> &[Nonce] {
+impl Chain {
+    fn as_slice(&self) -> &[(Nonce, Slot)] {
         match self {
-            Self::One(nonce) => core::slice::from_ref(nonce),
-            Self::Many(nonces) => nonces,
+            Self::One(only) => core::slice::from_ref(only),
+            Self::Many(slots) => slots,
         }
     }
 
-    fn insert(&mut self, nonce: Nonce) {
+    fn get(&self, nonce: Nonce) -> Option<&Slot> {
+        let slots = self.as_slice();
+        let at = slots.binary_search_by_key(&nonce, |(n, _)| *n).ok()?;
+        slots.get(at).map(|(_, slot)| slot)
+    }
+
+    fn get_mut(&mut self, nonce: Nonce) -> Option<&mut Slot> {
         match self {
-            Self::One(only) if *only == nonce => {}
-            Self::One(only) => {
-                let pair = if *only < nonce { vec![*only, nonce] } else { vec![nonce, *only] };
-                *self = Self::Many(pair);
-            }
-            Self::Many(nonces) => {
-                if let Err(at) = nonces.binary_search(&nonce) {
-                    nonces.insert(at, nonce);
-                }
+            Self::One((n, slot)) => (*n == nonce).then_some(slot),
+            Self::Many(slots) => {
+                let at = slots.binary_search_by_key(&nonce, |(n, _)| *n).ok()?;
+                slots.get_mut(at).map(|(_, slot)| slot)
             }
         }
     }
 
-    /// Removes `nonce`; `true` when none is left.
-    fn remove(&mut self, nonce: Nonce) -> bool {
-        match self {
-            Self::One(only) => *only == nonce,
-            Self::Many(nonces) => {
-                if let Ok(at) = nonces.binary_search(&nonce) {
-                    nonces.remove(at);
-                }
-                match nonces.as_slice() {
-                    [] => true,
-                    [last] => {
-                        *self = Self::One(*last);
-                        false
-                    }
-                    _ => false,
-                }
+    /// The slot of `nonce`, created empty when missing; `true` when created.
+    fn get_or_default(&mut self, nonce: Nonce) -> (&mut Slot, bool) {
+        if let Self::One((only, _)) = self
+            && *only != nonce
+        {
+            let Self::One(first) = core::mem::replace(self, Self::Many(Vec::with_capacity(2)))
+            else {
+                unreachable!("matched One above")
+            };
+            if let Self::Many(slots) = self {
+                slots.push(first);
             }
         }
+        match self {
+            Self::One((_, slot)) => (slot, false),
+            Self::Many(slots) => match slots.binary_search_by_key(&nonce, |(n, _)| *n) {
+                Ok(at) => (&mut slots[at].1, false),
+                Err(at) => {
+                    slots.insert(at, (nonce, Slot::default()));
+                    (&mut slots[at].1, true)
+                }
+            },
+        }
+    }
+
+    /// Removes the slot of `nonce` from a chain of two or more (a chain of one leaves the map
+    /// whole); it goes back to one slot inline when one is left.
+    fn remove_from_many(&mut self, nonce: Nonce) -> Option<Slot> {
+        let Self::Many(slots) = self else { return None };
+        let at = slots.binary_search_by_key(&nonce, |(n, _)| *n).ok()?;
+        let (_, slot) = slots.remove(at);
+        if slots.len() == 1
+            && let Some(last) = slots.pop()
+        {
+            *self = Self::One(last);
+        }
+        Some(slot)
     }
 }
 
@@ -87,51 +110,58 @@ impl Hash for Sender {
     }
 }
 
-/// Slots by (sender, nonce), lookups only, plus each sender's nonces in order.
+/// Slots by (sender, nonce): one lookup by sender, then the sender's few slots in nonce order.
+/// Lookups only, but for the sorted listing.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SlotMap {
     #[allow(clippy::disallowed_types, reason = "never iterated but to sort its keys")]
-    slots: HashMap<SlotKey, Slot, KeyedState>,
-    #[allow(clippy::disallowed_types, reason = "never iterated: the API has no iterator")]
-    senders: HashMap<Sender, Nonces, KeyedState>,
+    senders: HashMap<Sender, Chain, KeyedState>,
+    len: usize,
 }
 
 impl SlotMap {
-    pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+    pub(crate) const fn len(&self) -> usize {
+        self.len
     }
 
     pub(crate) fn get(&self, key: &SlotKey) -> Option<&Slot> {
-        self.slots.get(key)
+        self.senders.get(&Sender(key.0))?.get(key.1)
     }
 
     pub(crate) fn get_mut(&mut self, key: &SlotKey) -> Option<&mut Slot> {
-        self.slots.get_mut(key)
+        self.senders.get_mut(&Sender(key.0))?.get_mut(key.1)
     }
 
     /// The slot of `key`, created empty when missing.
     pub(crate) fn get_or_default(&mut self, key: SlotKey) -> &mut Slot {
-        match self.slots.entry(key) {
-            Entry::Occupied(slot) => slot.into_mut(),
-            Entry::Vacant(slot) => {
-                match self.senders.entry(Sender(key.0)) {
-                    Entry::Occupied(mut nonces) => nonces.get_mut().insert(key.1),
-                    Entry::Vacant(nonces) => {
-                        nonces.insert(Nonces::One(key.1));
-                    }
-                }
-                slot.insert(Slot::default())
+        match self.senders.entry(Sender(key.0)) {
+            Entry::Occupied(chain) => {
+                let (slot, created) = chain.into_mut().get_or_default(key.1);
+                self.len += usize::from(created);
+                slot
+            }
+            Entry::Vacant(chain) => {
+                self.len += 1;
+                let Chain::One((_, slot)) = chain.insert(Chain::One((key.1, Slot::default())))
+                else {
+                    unreachable!("inserted One")
+                };
+                slot
             }
         }
     }
 
     pub(crate) fn remove(&mut self, key: &SlotKey) -> Option<Slot> {
-        let slot = self.slots.remove(key)?;
-        if let Entry::Occupied(mut nonces) = self.senders.entry(Sender(key.0))
-            && nonces.get_mut().remove(key.1)
-        {
-            nonces.remove();
-        }
+        let Entry::Occupied(mut chain) = self.senders.entry(Sender(key.0)) else { return None };
+        let slot = match chain.get_mut() {
+            Chain::One((only, _)) if *only == key.1 => match chain.remove() {
+                Chain::One((_, slot)) => slot,
+                Chain::Many(_) => return None,
+            },
+            Chain::One(_) => return None,
+            many @ Chain::Many(_) => many.remove_from_many(key.1)?,
+        };
+        self.len -= 1;
         Some(slot)
     }
 
@@ -140,15 +170,21 @@ impl SlotMap {
         &self,
         sender: Address,
     ) -> impl DoubleEndedIterator<Item = (Nonce, &Slot)> {
-        let nonces = self.senders.get(&Sender(sender)).map(Nonces::as_slice).unwrap_or_default();
-        nonces.iter().filter_map(move |n| Some((*n, self.slots.get(&SlotKey(sender, *n))?)))
+        let slots = self.senders.get(&Sender(sender)).map(Chain::as_slice).unwrap_or_default();
+        slots.iter().map(|(nonce, slot)| (*nonce, slot))
     }
 
     /// Every slot, in (sender, nonce) order (sorts the keys: for checkpoints and listings).
-    pub(crate) fn sorted(&self) -> Vec<(&SlotKey, &Slot)> {
+    pub(crate) fn sorted(&self) -> Vec<(SlotKey, &Slot)> {
         #[allow(clippy::iter_over_hash_type, reason = "sorted right after")]
-        let mut all: Vec<(&SlotKey, &Slot)> = self.slots.iter().collect();
-        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut all: Vec<(SlotKey, &Slot)> = self
+            .senders
+            .iter()
+            .flat_map(|(sender, chain)| {
+                chain.as_slice().iter().map(move |(nonce, slot)| (SlotKey(sender.0, *nonce), slot))
+            })
+            .collect();
+        all.sort_unstable_by_key(|(key, _)| *key);
         all
     }
 }
@@ -179,7 +215,7 @@ mod tests {
                 prop_assert_eq!(map.len(), model.len());
                 prop_assert_eq!(map.get(&key), model.get(&key));
             }
-            let sorted: Vec<_> = map.sorted().into_iter().map(|(k, s)| (*k, s.clone())).collect();
+            let sorted: Vec<_> = map.sorted().into_iter().map(|(k, s)| (k, s.clone())).collect();
             let want: Vec<_> = model.iter().map(|(k, s)| (*k, s.clone())).collect();
             prop_assert_eq!(sorted, want);
             for sender in 0..4u8 {
