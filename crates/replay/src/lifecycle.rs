@@ -141,8 +141,13 @@ impl Spills {
         u32::try_from(self.lists.len()).unwrap_or(u32::MAX)
     }
 
+    /// The list a handle names (`None` for `0`, no list).
+    fn get_mut(&mut self, handle: u32) -> Option<&mut Vec<u64>> {
+        self.lists.get_mut(handle.checked_sub(1)? as usize)
+    }
+
     fn push(&mut self, handle: u32, word: u64) {
-        if let Some(list) = self.lists.get_mut(handle as usize - 1) {
+        if let Some(list) = self.get_mut(handle) {
             list.push(word);
         }
     }
@@ -153,7 +158,7 @@ impl Spills {
 
     /// Empties a list for reuse.
     fn close(&mut self, handle: u32) {
-        if let Some(list) = handle.checked_sub(1).and_then(|i| self.lists.get_mut(i as usize)) {
+        if let Some(list) = self.get_mut(handle) {
             list.clear();
             self.free.push(handle);
         }
@@ -393,20 +398,14 @@ impl LifecycleIndex {
             let seq = match (queued, late) {
                 (_, Some(((seq, hash), at))) if late_first => {
                     self.late.pop_first();
-                    let spilled = self.entries.get(at).map_or(0, |life| life.refs.spill);
-                    self.spills.close(spilled);
-                    let tag = self.entries.tag(&hash);
-                    self.entries.forget(at, tag);
+                    let spilled = self.entries.get(at).is_some_and(|life| life.refs.spilled());
+                    self.forget_entry(at, self.entries.tag(&hash), spilled);
                     seq
                 }
                 (Some(q), _) => {
                     self.finished.pop_front();
                     self.base += 1;
-                    if q.spilled {
-                        let spilled = self.entries.get(q.at).map_or(0, |life| life.refs.spill);
-                        self.spills.close(spilled);
-                    }
-                    self.entries.forget(q.at, q.tag);
+                    self.forget_entry(q.at, q.tag, q.spilled);
                     q.seq
                 }
                 _ => break,
@@ -414,6 +413,16 @@ impl LifecycleIndex {
             self.finished_len -= 1;
             self.pruned_through = self.pruned_through.max(seq);
         }
+    }
+
+    /// Frees the entry `at`: its bucket (by its hash's slab `tag`), and its spill list when it
+    /// has one (the only read of the entry).
+    fn forget_entry(&mut self, at: usize, tag: u32, spilled: bool) {
+        if spilled {
+            let handle = self.entries.get(at).map_or(0, |life| life.refs.spill);
+            self.spills.close(handle);
+        }
+        self.entries.forget(at, tag);
     }
 
     pub(crate) fn lookup(&self, hash: &TxHash) -> LifecycleLookup {
